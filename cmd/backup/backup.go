@@ -1,0 +1,201 @@
+// Package backup is `ib backup`: create, list, show, restore, delete.
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ib/internal/apiclient"
+	"ib/internal/cli"
+	"ib/internal/manifest"
+	"ib/internal/progress"
+)
+
+// common are the flags every backup command has.
+type common struct {
+	env    *cli.Env
+	server string
+	token  string
+	tags   []string
+	quiet  bool
+}
+
+// New returns the backup command group.
+func New(env *cli.Env) *cobra.Command {
+	o := &common{env: env}
+	c := &cobra.Command{
+		Use:   "backup",
+		Short: "Create, list, show, restore and delete backups",
+	}
+	c.PersistentFlags().StringVar(&o.server, "server", "", "server URL (default: IB_SERVER, then the client config)")
+	c.PersistentFlags().StringVar(&o.token, "token", "", "write token (default: IB_TOKEN, then the client config)")
+	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o))
+	return c
+}
+
+// tagFlags adds --tag to a command that takes --KEY=VALUE tags.
+func (o *common) tagFlags(c *cobra.Command) {
+	c.Annotations = map[string]string{cli.TagsAnnotation: "true"}
+	c.Flags().StringArrayVar(&o.tags, "tag", nil, "a KEY=VALUE tag (for keys that collide with a flag); any other --KEY=VALUE is a tag too")
+}
+
+func (o *common) log() *slog.Logger {
+	return cli.Logger(o.env.Stderr, slog.LevelWarn)
+}
+
+// client resolves the server settings; write=true demands a token.
+func (o *common) client(write bool) (*apiclient.Client, cli.Client, error) {
+	s, err := o.env.ResolveClient(o.server, o.token)
+	if err != nil {
+		return nil, s, err
+	}
+	if write && s.Token == "" {
+		return nil, s, cli.Usagef("no write token for %s: run `ib login %s --token TOKEN` (the server prints it with `ib server token show`)", s.Server, s.Server)
+	}
+	api, err := s.APIClient(o.log())
+	return api, s, err
+}
+
+// progress renders counters on stderr until the returned stop is called.
+func (o *common) progress(ctx context.Context, c *progress.Counters, verb string) (stop func()) {
+	if o.quiet {
+		return func() {}
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		progress.Render(pctx, o.env.Stderr, c, verb, cli.IsTerminal(o.env.Stderr), 5*time.Second)
+		close(done)
+	}()
+	return func() { cancel(); <-done }
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func parseID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, cli.Usagef("invalid backup ID %q: want a number as `ib backup list` shows", s)
+	}
+	return id, nil
+}
+
+// notFound turns a 404 into a clear message.
+func notFound(err error, what string) error {
+	if apiclient.IsNotFound(err) {
+		return fmt.Errorf("%s: no such backup on the server", what)
+	}
+	return err
+}
+
+func newList(o *common) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "list [--KEY=VALUE ...]",
+		Short: "List backups, newest first; all given tags must match",
+		Args:  cli.Args(0, 0),
+		RunE: func(c *cobra.Command, _ []string) error {
+			filter, err := cli.ParseTags(o.tags)
+			if err != nil {
+				return err
+			}
+			api, _, err := o.client(false)
+			if err != nil {
+				return err
+			}
+			list, err := api.List(c.Context(), filter)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				type item struct {
+					ID        int64         `json:"id"`
+					Tags      manifest.Tags `json:"tags"`
+					CreatedAt time.Time     `json:"created_at"`
+					Files     int64         `json:"files"`
+					Bytes     int64         `json:"bytes"`
+				}
+				out := make([]item, len(list))
+				for i, b := range list {
+					out[i] = item{b.ID, b.Tags, b.CreatedAt, b.Files, b.Bytes}
+				}
+				return printJSON(o.env.Stdout, out)
+			}
+			w := o.env.Stdout
+			fmt.Fprintf(w, "%-6s  %-20s  %9s  %10s  %s\n", "ID", "CREATED (UTC)", "FILES", "SIZE", "TAGS")
+			for _, b := range list {
+				fmt.Fprintf(w, "%-6d  %-20s  %9d  %10s  %s\n", b.ID, b.CreatedAt.UTC().Format("2006-01-02 15:04:05"), b.Files, progress.Size(b.Bytes), b.Tags)
+			}
+			return nil
+		},
+	}
+	o.tagFlags(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func newShow(o *common) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one backup",
+		Args:  cli.Args(1, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			api, _, err := o.client(false)
+			if err != nil {
+				return err
+			}
+			b, err := api.Backup(c.Context(), id)
+			if err != nil {
+				return notFound(err, "backup "+args[0])
+			}
+			if asJSON {
+				return printJSON(o.env.Stdout, b)
+			}
+			w := o.env.Stdout
+			fmt.Fprintf(w, "backup    %d\ncreated   %s\ntags      %s\nfiles     %d\ndirs      %d\nsymlinks  %d\nsize      %s (%d bytes)\nblocks    %d\n",
+				b.ID, b.CreatedAt.Format(time.RFC3339), b.Tags, b.Files, b.Dirs, b.Symlinks, progress.Size(b.Bytes), b.Bytes, b.Blocks)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func newDelete(o *common) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a backup (its blocks go when no other backup uses them)",
+		Args:  cli.Args(1, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			api, _, err := o.client(true)
+			if err != nil {
+				return err
+			}
+			if err := api.Delete(c.Context(), id); err != nil {
+				return notFound(err, "backup "+args[0])
+			}
+			fmt.Fprintf(o.env.Stdout, "deleted backup %d\n", id)
+			return nil
+		},
+	}
+}

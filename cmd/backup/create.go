@@ -1,0 +1,91 @@
+package backup
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ib/internal/apiclient"
+	"ib/internal/backup"
+	"ib/internal/block"
+	"ib/internal/cli"
+	"ib/internal/progress"
+	"ib/internal/units"
+)
+
+func newCreate(o *common) *cobra.Command {
+	var (
+		jobs      int
+		blockSize string
+		level     string
+		full      bool
+		asJSON    bool
+	)
+	c := &cobra.Command{
+		Use:   "create [--KEY=VALUE ...] PATH",
+		Short: "Back up a folder; unchanged files since the last backup with the same tags are not read",
+		Example: `  ib backup create --node=tezos --version=24.0 --network=mainnet ./
+  ib backup create --tag server=eu-1 --node=geth /srv/geth`,
+		Args: cli.Args(1, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			tags, err := cli.ParseTags(o.tags)
+			if err != nil {
+				return err
+			}
+			bs, err := units.ParseSize(blockSize)
+			if err != nil || bs < 1 || bs > block.MaxSize {
+				return cli.Usagef("invalid --block-size %q: want 1 byte to 128MiB", blockSize)
+			}
+			lv, err := block.ParseLevel(level)
+			if err != nil {
+				return cli.UsageError{Err: fmt.Errorf("--level: %w", err)}
+			}
+			if jobs < 0 || jobs > 256 {
+				return cli.Usagef("invalid --jobs %d: want 1 to 256", jobs)
+			}
+			if fi, err := os.Stat(args[0]); err != nil {
+				return fmt.Errorf("backup %s: %w", args[0], err)
+			} else if !fi.IsDir() {
+				return fmt.Errorf("backup %s: not a directory", args[0])
+			}
+			api, settings, err := o.client(true)
+			if err != nil {
+				return err
+			}
+			if jobs == 0 {
+				jobs = settings.Jobs
+			}
+			counters := &progress.Counters{}
+			stop := o.progress(c.Context(), counters, "backed up")
+			res, err := backup.Run(c.Context(), api, args[0], backup.Options{
+				Tags: tags, BlockSize: bs, Level: lv, Jobs: jobs, Full: full,
+				Counters: counters, Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
+			})
+			stop()
+			if err != nil {
+				return fmt.Errorf("backup %s to %s: %w", args[0], api.URL(), err)
+			}
+			if asJSON {
+				return printJSON(o.env.Stdout, res)
+			}
+			fmt.Fprintf(o.env.Stdout, "backup %d created: %d files, %d dirs, %d symlinks, %s; %d of %d blocks new, %s uploaded; %d files unchanged; %s\n",
+				res.ID, res.Files, res.Dirs, res.Symlinks, progress.Size(res.Bytes), res.NewBlocks, res.Blocks,
+				progress.Size(res.UploadedBytes), res.ReusedFiles, (time.Duration(res.DurationMS) * time.Millisecond).String())
+			if n := res.Skipped.Special; n > 0 {
+				fmt.Fprintf(o.env.Stderr, "skipped %d sockets, devices or named pipes\n", n)
+			}
+			return nil
+		},
+	}
+	o.tagFlags(c)
+	f := c.Flags()
+	f.IntVarP(&jobs, "jobs", "j", 0, "upload workers (default 16)")
+	f.StringVar(&blockSize, "block-size", "128MiB", "block size, at most 128MiB")
+	f.StringVar(&level, "level", "max", "LZ4 level: fast, 1-9 or max")
+	f.BoolVar(&full, "full", false, "read every file, ignoring the previous backup")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
+	return c
+}

@@ -1,0 +1,71 @@
+// Package login is `ib login`: it stores the server URL (and token) in the
+// client config after checking them against the server.
+package login
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ib/internal/apiclient"
+	"ib/internal/cli"
+	"ib/internal/config"
+)
+
+// New returns the login command.
+func New(env *cli.Env) *cobra.Command {
+	var token string
+	c := &cobra.Command{
+		Use:   "login URL",
+		Short: "Store the server URL (and write token) in the client config",
+		Long: `Store the server URL, and the token that allows backups, in the client config
+(<config dir>/ib/config.toml, mode 0600). Without --token only reads work:
+list, show and restore. The server's token is printed by "ib server token show".`,
+		Args: cli.Args(1, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return run(c.Context(), env, args[0], token)
+		},
+	}
+	c.Flags().StringVar(&token, "token", "", "the server's write token")
+	return c
+}
+
+func run(ctx context.Context, env *cli.Env, rawURL, token string) error {
+	u, err := apiclient.ParseServerURL(rawURL)
+	if err != nil {
+		return cli.UsageError{Err: err}
+	}
+	api, err := apiclient.New(u.String(), token)
+	if err != nil {
+		return cli.UsageError{Err: err}
+	}
+	api.Retry = apiclient.Retry{Initial: 200 * time.Millisecond, Max: time.Second, MaxElapsed: 3 * time.Second}
+	if err := api.Health(ctx); err != nil {
+		return fmt.Errorf("server %s does not answer: %w", u, err)
+	}
+	if token != "" {
+		if _, err := api.Missing(ctx, []string{}); err != nil {
+			return fmt.Errorf("server %s refuses the token: %w", u, err)
+		}
+	}
+	path, err := config.ClientPath(env.ConfigFile)
+	if err != nil {
+		return err
+	}
+	var cfg config.Client
+	if err := config.Load(path, &cfg); err != nil {
+		return err
+	}
+	cfg.Server, cfg.Token = u.String(), token
+	if err := config.Save(path, cfg); err != nil {
+		return err
+	}
+	if token == "" {
+		fmt.Fprintf(env.Stdout, "logged in to %s for reading (no token: backups need `ib login %s --token TOKEN`)\n", u, u)
+	} else {
+		fmt.Fprintf(env.Stdout, "logged in to %s\n", u)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+// Package server is `ib server`: serve, and token show.
+package server
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"ib/internal/cli"
+	"ib/internal/config"
+	"ib/internal/server"
+)
+
+// New returns the server command group.
+func New(env *cli.Env, version string) *cobra.Command {
+	c := &cobra.Command{Use: "server", Short: "Run and manage the ib server"}
+	c.AddCommand(newServe(env, version), newToken(env))
+	return c
+}
+
+type serveOptions struct {
+	listen  string
+	dataDir string
+	tlsCert string
+	tlsKey  string
+	debug   bool
+}
+
+func newServe(env *cli.Env, version string) *cobra.Command {
+	var o serveOptions
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server: HTTP API, SQLite metadata, block store",
+		Long: `Run the server on its embedded defaults: SQLite metadata and a local block
+directory in the data dir. The write token is created at the first start and
+kept in server.toml; "ib server token show" prints it.`,
+		Args: cli.Args(0, 0),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runServe(c, env, o, version)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.listen, "listen", "", "address to listen on (default 127.0.0.1:8080)")
+	f.StringVar(&o.dataDir, "data-dir", "", "data directory: ib.db and blocks/ (default: the OS's per-user data dir)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
+	f.BoolVar(&o.debug, "debug", false, "log every request")
+	return c
+}
+
+func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) error {
+	path, err := config.ServerPath(env.ConfigFile)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.EnsureServerToken(path)
+	if err != nil {
+		return err
+	}
+	listen := cmp.Or(o.listen, cfg.Listen, "127.0.0.1:8080")
+	dataDir := cmp.Or(o.dataDir, cfg.DataDir)
+	if dataDir == "" {
+		if dataDir, err = config.DefaultDataDir(); err != nil {
+			return err
+		}
+	}
+	tlsCert, tlsKey := cmp.Or(o.tlsCert, cfg.TLSCert), cmp.Or(o.tlsKey, cfg.TLSKey)
+	if (tlsCert == "") != (tlsKey == "") {
+		return cli.Usagef("--tls-cert and --tls-key go together")
+	}
+	level := slog.LevelInfo
+	if o.debug {
+		level = slog.LevelDebug
+	}
+	log := cli.Logger(env.Stderr, level)
+	srv, err := server.Open(c.Context(), server.Options{DataDir: dataDir, Token: cfg.Token, TLSCert: tlsCert, TLSKey: tlsKey, Log: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("listen %s: %w", listen, err)
+	}
+	scheme := "http"
+	if tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("ib server started", "version", version, "url", scheme+"://"+ln.Addr().String(), "data_dir", dataDir, "config", path)
+	err = srv.Serve(c.Context(), ln)
+	log.Info("ib server stopped")
+	return err
+}
+
+func newToken(env *cli.Env) *cobra.Command {
+	t := &cobra.Command{Use: "token", Short: "Manage the server's write token"}
+	t.AddCommand(&cobra.Command{
+		Use:   "show",
+		Short: "Print the write token (creating it if the server config has none)",
+		Args:  cli.Args(0, 0),
+		RunE: func(c *cobra.Command, _ []string) error {
+			path, err := config.ServerPath(env.ConfigFile)
+			if err != nil {
+				return err
+			}
+			cfg, err := config.EnsureServerToken(path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(env.Stdout, cfg.Token)
+			return nil
+		},
+	})
+	return t
+}

@@ -1,0 +1,360 @@
+// Package apiclient is the typed HTTP client of ib's API, used by the
+// commands and the tests. Transient failures (connection refused or reset,
+// timeouts, 5xx, 429) are retried with exponential backoff and jitter, long
+// enough to ride out a server restart; 4xx answers fail at once.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"ib/internal/manifest"
+)
+
+// Retry is the backoff policy.
+type Retry struct {
+	Initial    time.Duration // first wait
+	Max        time.Duration // longest single wait
+	MaxElapsed time.Duration // give up after this long
+}
+
+// DefaultRetry rides out a server restart of 30 seconds with room to spare.
+var DefaultRetry = Retry{Initial: 200 * time.Millisecond, Max: 5 * time.Second, MaxElapsed: 90 * time.Second}
+
+// Client talks to one ib server.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+	Retry Retry
+	// OnRetry, if set, hears of each retried failure (for logs).
+	OnRetry func(op string, err error, wait time.Duration)
+}
+
+// New returns a client for the server at rawURL.
+func New(rawURL, token string) (*Client, error) {
+	u, err := ParseServerURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	tr.ResponseHeaderTimeout = 10 * time.Minute // a commit of a huge manifest takes a while
+	return &Client{base: u, token: token, hc: &http.Client{Transport: tr}, Retry: DefaultRetry}, nil
+}
+
+// ParseServerURL checks a server URL: http or https, a host, no query.
+func ParseServerURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return nil, fmt.Errorf("invalid server URL %q: want http(s)://HOST[:PORT]", raw)
+	}
+	return u, nil
+}
+
+// URL is the server's base URL.
+func (c *Client) URL() string { return c.base.String() }
+
+// HasToken reports whether the client can write.
+func (c *Client) HasToken() bool { return c.token != "" }
+
+// Error is an answer of the server other than success.
+type Error struct {
+	Op     string // "PUT /api/v1/blocks/…"
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s: %d %s: %s", e.Op, e.Status, http.StatusText(e.Status), e.Msg)
+}
+
+// IsNotFound reports a 404.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+func transient(status int) bool {
+	return status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout
+}
+
+// request is one API call; body returns a fresh body for every attempt.
+type request struct {
+	method string
+	path   string
+	query  url.Values
+	body   func() (io.ReadCloser, int64, error)
+	ctype  string
+	ok     []int // statuses that are success (default 200)
+}
+
+// do sends r with retries and returns the successful response (the caller
+// closes its body).
+func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
+	u := *c.base
+	u.Path = c.base.Path + r.path
+	u.RawQuery = r.query.Encode()
+	op := r.method + " " + u.String()
+	start := time.Now()
+	wait := c.Retry.Initial
+	for attempt := 1; ; attempt++ {
+		resp, err := c.once(ctx, r, u.String())
+		var retryable bool
+		if err == nil {
+			if isOK(resp.StatusCode, r.ok) {
+				return resp, nil
+			}
+			apiErr := readError(resp, op)
+			resp.Body.Close()
+			if !transient(resp.StatusCode) {
+				return nil, apiErr
+			}
+			err, retryable = apiErr, true
+		} else {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			var pe permanentError
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("%s: %w", op, pe.err)
+			}
+			err, retryable = fmt.Errorf("%s: %w", op, err), true
+		}
+		if !retryable || time.Since(start)+wait > c.Retry.MaxElapsed {
+			return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		}
+		// full jitter in [wait/2, wait*3/2)
+		d := wait/2 + time.Duration(rand.Int64N(int64(wait)+1))
+		if c.OnRetry != nil {
+			c.OnRetry(op, err, d)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(d):
+		}
+		wait = min(wait*2, c.Retry.Max)
+	}
+}
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+
+func (c *Client) once(ctx context.Context, r request, u string) (*http.Response, error) {
+	var body io.ReadCloser
+	var length int64 = -1
+	if r.body != nil {
+		b, n, err := r.body()
+		if err != nil {
+			// the body cannot be made (a local file is gone): no retry helps
+			return nil, permanentError{err}
+		}
+		body, length = b, n
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
+	if err != nil {
+		if body != nil {
+			body.Close()
+		}
+		return nil, permanentError{err}
+	}
+	if length >= 0 {
+		req.ContentLength = length
+	}
+	if r.ctype != "" {
+		req.Header.Set("Content-Type", r.ctype)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		// A body whose reader says its error is permanent (a local file
+		// that changed or vanished) is not retried.
+		var p interface{ Permanent() bool }
+		if errors.As(err, &p) && p.Permanent() {
+			return nil, permanentError{err}
+		}
+	}
+	return resp, err
+}
+
+func isOK(status int, ok []int) bool {
+	if len(ok) == 0 {
+		return status == http.StatusOK
+	}
+	for _, s := range ok {
+		if s == status {
+			return true
+		}
+	}
+	return false
+}
+
+func readError(resp *http.Response, op string) *Error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return &Error{Op: op, Status: resp.StatusCode, Msg: msg}
+}
+
+func jsonBody(v any) func() (io.ReadCloser, int64, error) {
+	b, err := json.Marshal(v)
+	return func() (io.ReadCloser, int64, error) {
+		if err != nil {
+			return nil, 0, err
+		}
+		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+	}
+}
+
+func decode(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", resp.Request.Method, resp.Request.URL, err)
+	}
+	return nil
+}
+
+// Missing asks which of cids the server lacks.
+func (c *Client) Missing(ctx context.Context, cids []string) ([]string, error) {
+	resp, err := c.do(ctx, request{method: "POST", path: "/api/v1/blocks/missing",
+		body: jsonBody(map[string][]string{"cids": cids}), ctype: "application/json"})
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Missing []string `json:"missing"`
+	}
+	return out.Missing, decode(resp, &out)
+}
+
+// PutBlock uploads a block's wire form; body opens it afresh for each
+// attempt (size -1 when unknown).
+func (c *Client) PutBlock(ctx context.Context, cid string, body func() (io.ReadCloser, int64, error)) error {
+	resp, err := c.do(ctx, request{method: "PUT", path: "/api/v1/blocks/" + url.PathEscape(cid),
+		body: body, ctype: "application/x-lz4", ok: []int{http.StatusNoContent, http.StatusOK}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// GetBlock opens a block's wire form.
+func (c *Client) GetBlock(ctx context.Context, cid string) (io.ReadCloser, error) {
+	resp, err := c.do(ctx, request{method: "GET", path: "/api/v1/blocks/" + url.PathEscape(cid)})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Commit sends a manifest commit. It returns the backup's id, or the CIDs
+// the server lacks (and no id) on 409.
+func (c *Client) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error) {
+	resp, err := c.do(ctx, request{method: "POST", path: "/api/v1/backups", body: body,
+		ctype: "application/json", ok: []int{http.StatusCreated, http.StatusOK, http.StatusConflict}})
+	if err != nil {
+		return 0, nil, err
+	}
+	var out struct {
+		ID      int64    `json:"id"`
+		Missing []string `json:"missing"`
+	}
+	if err := decode(resp, &out); err != nil {
+		return 0, nil, err
+	}
+	if resp.StatusCode == http.StatusConflict {
+		return 0, out.Missing, nil
+	}
+	return out.ID, nil, nil
+}
+
+func tagQuery(tags manifest.Tags) url.Values {
+	q := url.Values{}
+	for k, v := range tags {
+		q.Set(k, v)
+	}
+	return q
+}
+
+// List returns the backups whose tags include filter, newest first.
+func (c *Client) List(ctx context.Context, filter manifest.Tags) ([]manifest.Summary, error) {
+	resp, err := c.do(ctx, request{method: "GET", path: "/api/v1/backups", query: tagQuery(filter)})
+	if err != nil {
+		return nil, err
+	}
+	var out []manifest.Summary
+	return out, decode(resp, &out)
+}
+
+// Latest returns the newest backup whose tags equal tags.
+func (c *Client) Latest(ctx context.Context, tags manifest.Tags) (manifest.Summary, error) {
+	resp, err := c.do(ctx, request{method: "GET", path: "/api/v1/backups/latest", query: tagQuery(tags)})
+	if err != nil {
+		return manifest.Summary{}, err
+	}
+	var out manifest.Summary
+	return out, decode(resp, &out)
+}
+
+// Backup returns one backup's summary.
+func (c *Client) Backup(ctx context.Context, id int64) (manifest.Summary, error) {
+	resp, err := c.do(ctx, request{method: "GET", path: "/api/v1/backups/" + strconv.FormatInt(id, 10)})
+	if err != nil {
+		return manifest.Summary{}, err
+	}
+	var out manifest.Summary
+	return out, decode(resp, &out)
+}
+
+// Manifest opens a backup's manifest stream.
+func (c *Client) Manifest(ctx context.Context, id int64) (io.ReadCloser, error) {
+	resp, err := c.do(ctx, request{method: "GET", path: "/api/v1/backups/" + strconv.FormatInt(id, 10) + "/manifest"})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// Delete deletes a backup.
+func (c *Client) Delete(ctx context.Context, id int64) error {
+	resp, err := c.do(ctx, request{method: "DELETE", path: "/api/v1/backups/" + strconv.FormatInt(id, 10),
+		ok: []int{http.StatusNoContent, http.StatusOK}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Health checks that the server answers /healthz.
+func (c *Client) Health(ctx context.Context) error {
+	resp, err := c.do(ctx, request{method: "GET", path: "/healthz"})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}

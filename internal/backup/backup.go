@@ -1,0 +1,519 @@
+package backup
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"ib/internal/block"
+	"ib/internal/manifest"
+	"ib/internal/progress"
+	"ib/internal/scan"
+)
+
+// API is what the pipeline needs of the server.
+type API interface {
+	Latest(ctx context.Context, tags manifest.Tags) (manifest.Summary, error)
+	Manifest(ctx context.Context, id int64) (io.ReadCloser, error)
+	Missing(ctx context.Context, cids []string) ([]string, error)
+	PutBlock(ctx context.Context, cid string, body func() (io.ReadCloser, int64, error)) error
+	Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error)
+}
+
+// Options of a backup.
+type Options struct {
+	Tags      manifest.Tags
+	BlockSize int64       // default block.MaxSize
+	Level     block.Level // default block.DefaultLevel
+	Jobs      int         // upload workers, default 16
+	HashJobs  int         // hash workers, default GOMAXPROCS
+	Full      bool        // ignore the previous backup
+	// NewIgnorer makes the walk's Ignorer (one per walk); nil keeps all.
+	NewIgnorer func() scan.Ignorer
+	Counters   *progress.Counters // may be nil
+	// Prescan counts the files and bytes first (concurrently), for an ETA.
+	Prescan bool
+	Log     *slog.Logger
+	// IsNotFound tells the API's "no such backup" from other errors.
+	IsNotFound func(error) bool
+}
+
+// Result is what a backup did. Its JSON form is `backup create --json`.
+type Result struct {
+	ID            int64         `json:"id"`
+	Tags          manifest.Tags `json:"tags"`
+	CreatedAt     time.Time     `json:"created_at"`
+	Files         int64         `json:"files"`
+	Dirs          int64         `json:"dirs"`
+	Symlinks      int64         `json:"symlinks"`
+	Bytes         int64         `json:"bytes"`
+	Blocks        int64         `json:"blocks"`
+	NewBlocks     int64         `json:"new_blocks"`
+	UploadedBytes int64         `json:"uploaded_bytes"`
+	ReusedFiles   int64         `json:"reused_files"`
+	DurationMS    int64         `json:"duration_ms"`
+
+	// Not in the JSON output:
+	ReadBytes int64      `json:"-"` // file content read (hashing and uploads)
+	Skipped   scan.Stats `json:"-"` // special files, ignored paths, unstorable names
+	ParentID  int64      `json:"-"` // the backup whose entries were reused, 0 if none
+	Changed   []string   `json:"-"` // files that changed while being read
+}
+
+// ErrFileChanged reports a file whose content changed between hashing and
+// upload.
+var ErrFileChanged = errors.New("file changed during the backup")
+
+func (o *Options) defaults() {
+	if o.BlockSize <= 0 {
+		o.BlockSize = block.MaxSize
+	}
+	if o.Level == (block.Level{}) {
+		o.Level = block.DefaultLevel
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = 16
+	}
+	if o.HashJobs <= 0 {
+		o.HashJobs = runtime.GOMAXPROCS(0)
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Tags == nil {
+		o.Tags = manifest.Tags{}
+	}
+	if o.IsNotFound == nil {
+		o.IsNotFound = func(error) bool { return false }
+	}
+}
+
+// job is one walked item on its way to the manifest.
+type job struct {
+	item   *scan.Item
+	entry  manifest.Entry
+	hash   bool // the file must be read
+	err    error
+	done   chan struct{}
+	reused bool
+}
+
+// source is where a block's bytes are on this machine.
+type source struct {
+	cid  string
+	path string // manifest path, for messages
+	abs  string
+	off  int64
+	size int64
+}
+
+type run struct {
+	opts     Options
+	api      API
+	root     string
+	readB    atomic.Int64
+	upBlocks atomic.Int64
+	upBytes  atomic.Int64
+	res      Result
+}
+
+// Run backs up the folder root.
+func Run(ctx context.Context, api API, root string, opts Options) (Result, error) {
+	opts.defaults()
+	if err := opts.Tags.Check(); err != nil {
+		return Result{}, err
+	}
+	if opts.BlockSize > block.MaxSize {
+		return Result{}, fmt.Errorf("block size %d exceeds the maximum %d", opts.BlockSize, block.MaxSize)
+	}
+	start := time.Now()
+	r := &run{opts: opts, api: api, root: root}
+	r.res.Tags = opts.Tags
+
+	prev, err := r.previous(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	if prev != nil {
+		defer prev.close()
+	}
+
+	spool, err := os.CreateTemp("", "ib-manifest-*")
+	if err != nil {
+		return Result{}, fmt.Errorf("manifest spool: %w", err)
+	}
+	defer os.Remove(spool.Name())
+	defer spool.Close()
+
+	if opts.Prescan && opts.Counters != nil {
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go r.prescan(pctx)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	order := make(chan *job, 4096)
+	work := make(chan *job, 256)
+	newBlocks := make(chan source, 4096)
+	uploads := make(chan source, 2*opts.Jobs)
+
+	g.Go(func() error { // walk and merge-join with the previous manifest
+		defer close(order)
+		defer close(work)
+		var ign scan.Ignorer
+		if opts.NewIgnorer != nil {
+			ign = opts.NewIgnorer()
+		}
+		return scan.Walk(gctx, root, ign, &r.res.Skipped, func(it *scan.Item) error {
+			j := &job{item: it, entry: it.Entry(), done: make(chan struct{})}
+			if it.Type == manifest.TypeFile && j.entry.Size > 0 {
+				if p := prev.find(it.Path); p != nil && p.Type == manifest.TypeFile &&
+					p.Size == j.entry.Size && p.MTime.Equal(j.entry.MTime) {
+					j.entry.Blocks = p.Blocks
+					j.reused = true
+				} else {
+					j.hash = true
+				}
+			}
+			if !j.hash {
+				close(j.done)
+			}
+			select {
+			case order <- j:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if j.hash {
+				select {
+				case work <- j:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	})
+
+	var hashers errgroup.Group
+	for range opts.HashJobs {
+		hashers.Go(func() error {
+			buf := make([]byte, 1<<20)
+			for j := range work {
+				j.entry.Blocks, j.entry.Size, j.err = r.hashFile(gctx, j.item.Abs, j.entry.Size, buf)
+				close(j.done)
+			}
+			return nil
+		})
+	}
+
+	bw := bufio.NewWriterSize(spool, 256<<10)
+	g.Go(func() error { // collect in walk order
+		defer close(newBlocks)
+		enc := json.NewEncoder(bw)
+		n := 0
+		for j := range order {
+			select {
+			case <-j.done:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if j.err != nil {
+				return j.err
+			}
+			if n > 0 {
+				bw.WriteByte(',')
+			}
+			if err := enc.Encode(&j.entry); err != nil {
+				return fmt.Errorf("manifest spool: %w", err)
+			}
+			n++
+			r.count(j)
+			if !j.hash {
+				continue
+			}
+			var off int64
+			for _, b := range j.entry.Blocks {
+				s := source{cid: b.CID, path: j.entry.Path, abs: j.item.Abs, off: off, size: b.Size}
+				off += b.Size
+				select {
+				case newBlocks <- s:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+		}
+		return bw.Flush()
+	})
+
+	g.Go(func() error { // ask the server in batches
+		defer close(uploads)
+		return r.batchMissing(gctx, newBlocks, uploads)
+	})
+
+	for range opts.Jobs {
+		g.Go(func() error {
+			for s := range uploads {
+				if err := r.upload(gctx, s); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+
+	err = g.Wait()
+	hashers.Wait()
+	if err != nil {
+		return Result{}, err
+	}
+	if r.res.Skipped.Special > 0 {
+		opts.Log.Warn("skipped sockets, devices and named pipes", "count", r.res.Skipped.Special)
+	}
+	for _, p := range r.res.Skipped.Unstorable {
+		opts.Log.Warn("skipped a name a manifest cannot hold (NUL or backslash)", "path", p)
+	}
+
+	id, err := r.commit(ctx, spool)
+	if err != nil {
+		return Result{}, err
+	}
+	r.res.ID = id
+	r.res.NewBlocks = r.upBlocks.Load()
+	r.res.UploadedBytes = r.upBytes.Load()
+	r.res.ReadBytes = r.readB.Load()
+	r.res.DurationMS = time.Since(start).Milliseconds()
+	if s, err := api.Latest(ctx, opts.Tags); err == nil && s.ID == id {
+		r.res.CreatedAt = s.CreatedAt
+	} else {
+		r.res.CreatedAt = time.Now().UTC()
+	}
+	return r.res, nil
+}
+
+func (r *run) count(j *job) {
+	switch j.entry.Type {
+	case manifest.TypeDir:
+		r.res.Dirs++
+	case manifest.TypeSymlink:
+		r.res.Symlinks++
+	case manifest.TypeFile:
+		r.res.Files++
+		r.res.Bytes += j.entry.Size
+		r.res.Blocks += int64(len(j.entry.Blocks))
+		if j.reused {
+			r.res.ReusedFiles++
+		}
+	}
+	r.opts.Counters.AddFile(j.entry.Size)
+}
+
+func (r *run) prescan(ctx context.Context) {
+	c := r.opts.Counters
+	var ign scan.Ignorer
+	if r.opts.NewIgnorer != nil {
+		ign = r.opts.NewIgnorer()
+	}
+	err := scan.Walk(ctx, r.root, ign, nil, func(it *scan.Item) error {
+		c.TotalFiles.Add(1)
+		if it.Type == manifest.TypeFile {
+			c.TotalBytes.Add(it.Info.Size())
+		}
+		return nil
+	})
+	if err == nil {
+		c.TotalsDone.Store(true)
+	}
+}
+
+// hashFile cuts a file into blocks and names them. It reads at most size
+// bytes (the size the walk saw); a file that shrank meanwhile is taken as
+// far as it goes.
+func (r *run) hashFile(ctx context.Context, abs string, size int64, buf []byte) ([]manifest.Block, int64, error) {
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", abs, err)
+	}
+	defer f.Close()
+	var blocks []manifest.Block
+	h := block.NewHasher()
+	var inBlock, total int64
+	for total < size {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		want := min(int64(len(buf)), size-total, r.opts.BlockSize-inBlock)
+		n, err := io.ReadFull(f, buf[:want])
+		h.Write(buf[:n])
+		inBlock += int64(n)
+		total += int64(n)
+		r.readB.Add(int64(n))
+		r.opts.Counters.AddBytes(int64(n))
+		if inBlock == r.opts.BlockSize || (err != nil && inBlock > 0) || (total == size && inBlock > 0) {
+			blocks = append(blocks, manifest.Block{CID: block.FromDigest(h.Sum(nil)).String(), Size: inBlock})
+			h.Reset()
+			inBlock = 0
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			r.opts.Log.Warn("file shrank during the backup; stored as far as it went", "path", abs, "size", total)
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("read %s: %w", abs, err)
+		}
+	}
+	// Counters count logical bytes per entry in count(); take back what
+	// hashing added so a file is not counted twice.
+	r.opts.Counters.AddBytes(-total)
+	return blocks, total, nil
+}
+
+// batchMissing asks the server about new CIDs in batches: as many as are
+// waiting (up to 1000) so that slow hashing still gets quick answers, and
+// passes the missing ones on to the uploaders, each CID once.
+func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- source) error {
+	const maxBatch = 1000
+	const maxRemembered = 200_000
+	scheduled := map[string]struct{}{}
+	for {
+		first, ok := <-in
+		if !ok {
+			return nil
+		}
+		batch := []source{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case s, ok := <-in:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, s)
+			default:
+				break drain
+			}
+		}
+		var cids []string
+		bySID := map[string]source{}
+		for _, s := range batch {
+			if _, done := scheduled[s.cid]; done {
+				continue
+			}
+			if _, dup := bySID[s.cid]; dup {
+				continue
+			}
+			bySID[s.cid] = s
+			cids = append(cids, s.cid)
+		}
+		if len(cids) == 0 {
+			continue
+		}
+		missing, err := r.api.Missing(ctx, cids)
+		if err != nil {
+			return fmt.Errorf("ask server for missing blocks: %w", err)
+		}
+		if len(scheduled) > maxRemembered {
+			clear(scheduled) // at worst a block is uploaded twice; puts are idempotent
+		}
+		for _, c := range missing {
+			s, ok := bySID[c]
+			if !ok {
+				return fmt.Errorf("server answered with a CID it was not asked about: %s", c)
+			}
+			scheduled[c] = struct{}{}
+			select {
+			case out <- s:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// upload reads a block's range again, streams it through LZ4 to the server
+// and checks that the bytes still hash to the block's CID.
+func (r *run) upload(ctx context.Context, s source) error {
+	var changed atomic.Bool
+	body := func() (io.ReadCloser, int64, error) {
+		f, err := os.Open(s.abs)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read %s: %w", s.abs, err)
+		}
+		pr, pw := io.Pipe()
+		go func() {
+			defer f.Close()
+			cw := &countWriter{w: pw, c: r.opts.Counters, total: &r.upBytes}
+			zw, err := block.NewEncoder(cw, r.opts.Level)
+			if err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			h := block.NewHasher()
+			n, err := io.Copy(zw, io.TeeReader(io.NewSectionReader(f, s.off, s.size), h))
+			r.readB.Add(n)
+			if err == nil && n != s.size {
+				err = fmt.Errorf("%s: %w (shorter than before)", s.path, ErrFileChanged)
+			}
+			if err == nil && block.FromDigest(h.Sum(nil)).String() != s.cid {
+				changed.Store(true)
+				err = fmt.Errorf("%s: %w", s.path, ErrFileChanged)
+			}
+			if err == nil {
+				err = zw.Close()
+			}
+			if err != nil {
+				pw.CloseWithError(bodyErr(err))
+				return
+			}
+			pw.Close()
+		}()
+		return pr, -1, nil
+	}
+	if err := r.api.PutBlock(ctx, s.cid, body); err != nil {
+		if changed.Load() {
+			return fmt.Errorf("%s: %w", s.path, ErrFileChanged)
+		}
+		return fmt.Errorf("upload block %s of %s: %w", s.cid, s.path, err)
+	}
+	r.upBlocks.Add(1)
+	return nil
+}
+
+// permanent marks an error of our own request body (a file that changed or
+// vanished) as one that no retry can mend.
+type permanent struct{ error }
+
+func (permanent) Permanent() bool { return true }
+func (p permanent) Unwrap() error { return p.error }
+
+func bodyErr(err error) error { return permanent{err} }
+
+type countWriter struct {
+	w     io.Writer
+	c     *progress.Counters
+	total *atomic.Int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.total.Add(int64(n))
+	c.c.AddWire(int64(n))
+	return n, err
+}
+
+func newKey() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

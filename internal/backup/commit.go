@@ -1,0 +1,93 @@
+package backup
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"ib/internal/manifest"
+)
+
+func bufReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 256<<10) }
+
+// commit sends the spooled manifest. When the server lacks blocks (for
+// example garbage-collected since the previous backup it reuses), it
+// uploads them from the files and commits again.
+func (r *run) commit(ctx context.Context, spool *os.File) (int64, error) {
+	head, err := json.Marshal(struct {
+		Tags manifest.Tags `json:"tags"`
+		Key  string        `json:"idempotency_key"`
+	}{r.opts.Tags, newKey()})
+	if err != nil {
+		return 0, err
+	}
+	head = append(head[:len(head)-1], []byte(`,"entries":[`)...)
+	tail := []byte("]}")
+	fi, err := spool.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("manifest spool: %w", err)
+	}
+	length := int64(len(head)) + fi.Size() + int64(len(tail))
+	body := func() (io.ReadCloser, int64, error) {
+		return io.NopCloser(io.MultiReader(bytes.NewReader(head),
+			io.NewSectionReader(spool, 0, fi.Size()), bytes.NewReader(tail))), length, nil
+	}
+	for round := 1; ; round++ {
+		id, missing, err := r.api.Commit(ctx, body)
+		if err != nil {
+			return 0, fmt.Errorf("commit: %w", err)
+		}
+		if len(missing) == 0 {
+			return id, nil
+		}
+		if round == 3 {
+			return 0, fmt.Errorf("commit: the server still lacks %d blocks after %d uploads (first: %s)", len(missing), round-1, missing[0])
+		}
+		r.opts.Log.Info("server lacks blocks; uploading them", "count", len(missing))
+		if err := r.uploadFromSpool(ctx, spool, fi.Size(), missing); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// uploadFromSpool finds the missing CIDs' files in the spooled manifest and
+// uploads those blocks.
+func (r *run) uploadFromSpool(ctx context.Context, spool *os.File, size int64, missing []string) error {
+	want := make(map[string]bool, len(missing))
+	for _, c := range missing {
+		want[c] = true
+	}
+	rd := io.MultiReader(bytes.NewReader([]byte(`{"entries":[`)), io.NewSectionReader(spool, 0, size), bytes.NewReader([]byte("]}")))
+	mr := manifest.NewReader(bufReader(rd), nil)
+	for {
+		e, err := mr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("manifest spool: %w", err)
+		}
+		var off int64
+		for _, b := range e.Blocks {
+			if want[b.CID] {
+				delete(want, b.CID)
+				s := source{cid: b.CID, path: e.Path, abs: filepath.Join(r.root, filepath.FromSlash(e.Path)), off: off, size: b.Size}
+				if err := r.upload(ctx, s); err != nil {
+					return err
+				}
+			}
+			off += b.Size
+		}
+	}
+	if len(want) > 0 {
+		for c := range want {
+			return fmt.Errorf("commit: the server lacks block %s, which this backup does not hold", c)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"ib/internal/manifest"
+)
+
+// prevManifest is the previous backup's manifest, spooled to a temporary
+// file and read forward in step with the walk.
+type prevManifest struct {
+	f   *os.File
+	r   *manifest.Reader
+	v   manifest.Validator
+	cur *manifest.Entry
+	eof bool
+}
+
+// previous fetches the newest manifest with the same tags, or nil.
+func (r *run) previous(ctx context.Context) (*prevManifest, error) {
+	if r.opts.Full {
+		return nil, nil
+	}
+	s, err := r.api.Latest(ctx, r.opts.Tags)
+	if r.opts.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("previous backup: %w", err)
+	}
+	body, err := r.api.Manifest(ctx, s.ID)
+	if err != nil {
+		return nil, fmt.Errorf("previous backup %d: %w", s.ID, err)
+	}
+	defer body.Close()
+	f, err := os.CreateTemp("", "ib-previous-*")
+	if err != nil {
+		return nil, fmt.Errorf("previous backup: %w", err)
+	}
+	os.Remove(f.Name()) // unlinked: gone with the process
+	if _, err := io.Copy(f, body); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("previous backup %d: download manifest: %w", s.ID, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("previous backup: %w", err)
+	}
+	r.res.ParentID = s.ID
+	return &prevManifest{f: f, r: manifest.NewReader(bufReader(f), nil)}, nil
+}
+
+// find returns the previous entry for path, if any. Paths must be asked
+// in walk order.
+func (p *prevManifest) find(path string) *manifest.Entry {
+	if p == nil {
+		return nil
+	}
+	for !p.eof {
+		if p.cur == nil {
+			e, err := p.r.Next()
+			if err != nil {
+				p.eof = true // io.EOF, or a damaged manifest: reuse nothing more
+				return nil
+			}
+			if p.v.Add(e) != nil {
+				p.eof = true // not trusted past the first invalid entry
+				return nil
+			}
+			p.cur = e
+		}
+		switch c := manifest.Compare(p.cur.Path, path); {
+		case c < 0:
+			p.cur = nil
+		case c == 0:
+			e := p.cur
+			p.cur = nil
+			return e
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func (p *prevManifest) close() { p.f.Close() }

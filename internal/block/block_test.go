@@ -1,0 +1,100 @@
+package block
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestHelloWorldCID(t *testing.T) {
+	got := Sum([]byte("hello world")).String()
+	want := "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+	if got != want {
+		t.Fatalf("CID of hello world = %s, want %s", got, want)
+	}
+	h := NewHasher()
+	h.Write([]byte("hello "))
+	h.Write([]byte("world"))
+	if s := FromDigest(h.Sum(nil)).String(); s != want {
+		t.Fatalf("streamed CID = %s, want %s", s, want)
+	}
+}
+
+func TestParseCID(t *testing.T) {
+	good := "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+	if _, err := ParseCID(good); err != nil {
+		t.Fatalf("ParseCID(good): %v", err)
+	}
+	for _, bad := range []string{
+		"",
+		"hello",
+		"QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",                   // CIDv0
+		"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",      // dag-pb codec
+		"BAFKREIFZJUT3TE2NHYEKKLSS27NH3K72YSCO7Y32KOAO5EEI66WOF36N5E",      // upper case
+		"bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5",       // truncated
+		"bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e/../x", // junk
+	} {
+		if _, err := ParseCID(bad); !errors.Is(err, ErrBadCID) {
+			t.Errorf("ParseCID(%q) = %v, want ErrBadCID", bad, err)
+		}
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for _, s := range []string{"fast", "1", "5", "9", "max"} {
+		if _, err := ParseLevel(s); err != nil {
+			t.Errorf("ParseLevel(%q): %v", s, err)
+		}
+	}
+	for _, s := range []string{"0", "10", "best", "-1"} {
+		if _, err := ParseLevel(s); err == nil {
+			t.Errorf("ParseLevel(%q) accepted", s)
+		}
+	}
+}
+
+func TestEncodeVerify(t *testing.T) {
+	data := []byte(strings.Repeat("blockchain node data ", 50000))
+	for _, lv := range []string{"fast", "1", "max"} {
+		level, _ := ParseLevel(lv)
+		wire, err := Encode(data, level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(wire) >= len(data)/2 {
+			t.Errorf("level %s: wire %d bytes for %d bytes of text", lv, len(wire), len(data))
+		}
+		var out bytes.Buffer
+		n, err := Verify(bytes.NewReader(wire), Sum(data), MaxSize, &out)
+		if err != nil || n != int64(len(data)) || !bytes.Equal(out.Bytes(), data) {
+			t.Fatalf("level %s: Verify = %d, %v", lv, n, err)
+		}
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	data := []byte("some block")
+	wire, _ := Encode(data, DefaultLevel)
+
+	if _, err := Verify(bytes.NewReader(wire), Sum([]byte("other")), MaxSize, nil); !errors.Is(err, ErrMismatch) {
+		t.Errorf("forged block: %v, want ErrMismatch", err)
+	}
+	if _, err := Verify(strings.NewReader("plain bytes, not lz4"), Sum(data), MaxSize, nil); !errors.Is(err, ErrBadWire) {
+		t.Errorf("non-LZ4 body: %v, want ErrBadWire", err)
+	}
+	if _, err := Verify(bytes.NewReader(wire[:len(wire)-3]), Sum(data), MaxSize, nil); err == nil {
+		t.Errorf("truncated frame accepted")
+	}
+	// A bomb: 64 MiB of zeros compresses to a few KiB; with a 1 MiB limit
+	// Verify must stop after 1 MiB + 1 byte.
+	zeros := make([]byte, 64<<20)
+	bomb, _ := Encode(zeros, Level{"fast", 0})
+	if len(bomb) > 1<<20 {
+		t.Fatalf("bomb is %d bytes", len(bomb))
+	}
+	n, err := Verify(bytes.NewReader(bomb), Sum(zeros), 1<<20, nil)
+	if !errors.Is(err, ErrTooLarge) || n != 1<<20+1 {
+		t.Errorf("bomb: n=%d err=%v, want ErrTooLarge after %d bytes", n, err, 1<<20+1)
+	}
+}

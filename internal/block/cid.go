@@ -1,0 +1,63 @@
+package block
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+)
+
+// MaxSize is the largest block, and the default block size.
+const MaxSize = 128 << 20
+
+// ErrBadCID reports a CID that is not a CIDv1 raw sha2-256 in base32.
+var ErrBadCID = errors.New("not a CIDv1 raw sha2-256 CID")
+
+// NewHasher returns the hash whose digest names a block.
+func NewHasher() hash.Hash { return sha256.New() }
+
+// FromDigest turns a sha2-256 digest into the block's CID.
+func FromDigest(digest []byte) cid.Cid {
+	mh, err := multihash.Encode(digest, multihash.SHA2_256)
+	if err != nil {
+		// Encode fails only for an unknown code or a wrong length, both
+		// fixed here: a programming error.
+		panic(fmt.Sprintf("block: multihash: %v", err))
+	}
+	return cid.NewCidV1(cid.Raw, mh)
+}
+
+// Sum returns the CID of data.
+func Sum(data []byte) cid.Cid {
+	d := sha256.Sum256(data)
+	return FromDigest(d[:])
+}
+
+// ParseCID accepts exactly the CIDs ib gives blocks: version 1, codec raw,
+// multihash sha2-256 of 32 bytes, rendered in base32 lower case.
+func ParseCID(s string) (cid.Cid, error) {
+	if len(s) != 59 || s[0] != 'b' {
+		return cid.Undef, fmt.Errorf("%q: %w", s, ErrBadCID)
+	}
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%q: %w", s, ErrBadCID)
+	}
+	p := c.Prefix()
+	if p.Version != 1 || p.Codec != cid.Raw || p.MhType != multihash.SHA2_256 || p.MhLength != 32 || c.String() != s {
+		return cid.Undef, fmt.Errorf("%q: %w", s, ErrBadCID)
+	}
+	return c, nil
+}
+
+// CIDFromBytes is ParseCID for the binary form (as stored by the server).
+func CIDFromBytes(b []byte) (cid.Cid, error) {
+	_, c, err := cid.CidFromBytes(b)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("cid bytes: %w", err)
+	}
+	return c, nil
+}

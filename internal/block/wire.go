@@ -1,0 +1,132 @@
+package block
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/ipfs/go-cid"
+	"github.com/pierrec/lz4/v4"
+)
+
+// Level is an LZ4 compression level for the wire form.
+type Level struct {
+	name string
+	lz4  lz4.CompressionLevel
+}
+
+func (l Level) String() string { return l.name }
+
+// DefaultLevel is the product default: LZ4 at its highest level.
+var DefaultLevel = Level{"max", lz4.Level9}
+
+var hcLevels = [...]lz4.CompressionLevel{lz4.Level1, lz4.Level2, lz4.Level3, lz4.Level4,
+	lz4.Level5, lz4.Level6, lz4.Level7, lz4.Level8, lz4.Level9}
+
+// ParseLevel accepts "fast", "1" to "9" and "max" (= 9).
+func ParseLevel(s string) (Level, error) {
+	switch s {
+	case "fast":
+		return Level{"fast", lz4.Fast}, nil
+	case "max", "":
+		return DefaultLevel, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 9 {
+		return Level{}, fmt.Errorf("invalid level %q: want fast, 1-9 or max", s)
+	}
+	return Level{strings.TrimSpace(s), hcLevels[n-1]}, nil
+}
+
+// frameBlock is the LZ4 frame's own block size. 1 MiB keeps the ratio on
+// data that alternates between random and compressible stretches and keeps
+// each encoder's buffers small.
+const frameBlock = lz4.Block1Mb
+
+// NewEncoder returns a writer that turns the bytes written to it into the
+// wire form on w. Close it to finish the frame.
+func NewEncoder(w io.Writer, level Level) (*lz4.Writer, error) {
+	zw := lz4.NewWriter(w)
+	if err := zw.Apply(
+		lz4.CompressionLevelOption(level.lz4),
+		lz4.BlockSizeOption(frameBlock),
+		lz4.ChecksumOption(false), // the CID is the checksum
+		lz4.ConcurrencyOption(1),
+	); err != nil {
+		return nil, fmt.Errorf("lz4 options: %w", err)
+	}
+	return zw, nil
+}
+
+// Encode returns the wire form of data.
+func Encode(data []byte, level Level) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := NewEncoder(&buf, level)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(data); err != nil {
+		return nil, fmt.Errorf("lz4 encode: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("lz4 encode: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// NewDecoder returns a reader of the block's bytes from its wire form.
+func NewDecoder(r io.Reader) io.Reader { return lz4.NewReader(r) }
+
+// Errors of Verify, for callers that branch on them.
+var (
+	ErrMismatch = errors.New("content does not match its CID")
+	ErrTooLarge = errors.New("block exceeds the maximum size")
+	ErrBadWire  = errors.New("not a valid LZ4 frame")
+)
+
+// Verify decodes a wire form from r, writes the block's bytes to out (may be
+// nil) and checks them against want. It never reads more than maxSize+1
+// decoded bytes, so a small frame that inflates without bound is refused
+// without being expanded. It returns the block's size.
+func Verify(r io.Reader, want cid.Cid, maxSize int64, out io.Writer) (int64, error) {
+	h := NewHasher()
+	var w io.Writer = h
+	if out != nil {
+		w = io.MultiWriter(h, outWriter{out})
+	}
+	n, err := io.Copy(w, io.LimitReader(NewDecoder(r), maxSize+1))
+	if err != nil {
+		var we *writeError
+		if errors.As(err, &we) {
+			return n, err
+		}
+		return n, fmt.Errorf("%w: %v", ErrBadWire, err)
+	}
+	if n > maxSize {
+		return n, fmt.Errorf("%w (%d bytes)", ErrTooLarge, maxSize)
+	}
+	if got := FromDigest(h.Sum(nil)); !got.Equals(want) {
+		return n, fmt.Errorf("%w: got %s, want %s", ErrMismatch, got, want)
+	}
+	return n, nil
+}
+
+// outWriter marks errors of the destination, so that they are not taken for
+// a bad frame.
+type outWriter struct{ w io.Writer }
+
+func (o outWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil {
+		return n, &writeError{err}
+	}
+	return n, nil
+}
+
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }

@@ -1,0 +1,211 @@
+package blockstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Local stores objects as files under a directory, sharded in 1024 folders.
+type Local struct {
+	dir string
+}
+
+var (
+	_ Store      = (*Local)(nil)
+	_ FilePutter = (*Local)(nil)
+)
+
+// OpenLocal opens (creating if needed) a store in dir.
+func OpenLocal(dir string) (*Local, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return nil, fmt.Errorf("local block store %s: %w", dir, err)
+	}
+	return &Local{dir: dir}, nil
+}
+
+func (l *Local) String() string { return "local " + l.dir }
+
+func (l *Local) path(key string) (string, error) {
+	if key == "" || strings.ContainsAny(key, `/\.`) {
+		return "", fmt.Errorf("local block store: invalid key %q", key)
+	}
+	return filepath.Join(l.dir, shard(key), key), nil
+}
+
+// TempDir is where PutFile's files should be made, on the same file system.
+func (l *Local) TempDir() string { return filepath.Join(l.dir, "tmp") }
+
+func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if _, err := l.path(key); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(l.TempDir(), "put-*")
+	if err != nil {
+		return fmt.Errorf("local block store: %w", err)
+	}
+	defer os.Remove(f.Name())
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err == nil && n != size {
+		err = fmt.Errorf("got %d bytes, want %d", n, size)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("local block store: put %s: %w", key, err)
+	}
+	return l.install(key, f.Name())
+}
+
+// PutFile moves a file into the store; the file is synced first.
+func (l *Local) PutFile(ctx context.Context, key, path string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := syncFile(path); err != nil {
+		return fmt.Errorf("local block store: put %s: %w", key, err)
+	}
+	return l.install(key, path)
+}
+
+func (l *Local) install(key, path string) error {
+	dst, err := l.path(key)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(dst)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("local block store: put %s: %w", key, err)
+	}
+	if err := os.Rename(path, dst); err != nil {
+		return fmt.Errorf("local block store: put %s: %w", key, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("local block store: put %s: %w", key, err)
+	}
+	return nil
+}
+
+func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	p, err := l.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("local block store: %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local block store: get %s: %w", key, err)
+	}
+	return f, nil
+}
+
+func (l *Local) Stat(ctx context.Context, key string) (Info, error) {
+	p, err := l.path(key)
+	if err != nil {
+		return Info{}, err
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Info{}, fmt.Errorf("local block store: %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("local block store: stat %s: %w", key, err)
+	}
+	return Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+func (l *Local) Delete(ctx context.Context, key string) error {
+	p, err := l.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("local block store: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+func (l *Local) List(ctx context.Context, fn func(Info) error) error {
+	shards, err := os.ReadDir(l.dir)
+	if err != nil {
+		return fmt.Errorf("local block store: list: %w", err)
+	}
+	for _, s := range shards {
+		if !s.IsDir() || s.Name() == "tmp" {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(l.dir, s.Name()))
+		if err != nil {
+			return fmt.Errorf("local block store: list: %w", err)
+		}
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue // removed meanwhile
+			}
+			if err := fn(Info{Key: e.Name(), Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (l *Local) Check(ctx context.Context) error {
+	f, err := os.CreateTemp(l.TempDir(), "check-*")
+	if err != nil {
+		return fmt.Errorf("local block store %s: not writable: %w", l.dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// Some file systems refuse fsync on a directory; the rename is done.
+	_ = d.Sync()
+	return nil
+}
+
+// ctxReader stops a copy when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,167 @@
+// Package cli holds what every ib command shares: its output streams, the
+// mapping of errors to exit codes (0 ok, 1 failure, 2 usage), tag flags,
+// and the client settings resolved from flags, environment and config file.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"ib/internal/apiclient"
+	"ib/internal/config"
+	"ib/internal/manifest"
+)
+
+// Env is the world a command runs in.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	ConfigFile     string // --config
+}
+
+// UsageError is a mistake in the command line: exit status 2.
+type UsageError struct{ Err error }
+
+func (u UsageError) Error() string { return u.Err.Error() }
+func (u UsageError) Unwrap() error { return u.Err }
+
+// Usagef returns a usage error.
+func Usagef(format string, args ...any) error {
+	return UsageError{fmt.Errorf(format, args...)}
+}
+
+// ExitCode maps an error to the exit status.
+func ExitCode(err error) int {
+	var u UsageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &u):
+		return 2
+	}
+	return 1
+}
+
+// Args checks the number of positional arguments, as a usage error.
+func Args(min, max int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || len(args) > max {
+			if min == max {
+				return Usagef("%s takes %d argument(s), got %d (see --help)", cmd.CommandPath(), min, len(args))
+			}
+			return Usagef("%s takes %d to %d arguments, got %d (see --help)", cmd.CommandPath(), min, max, len(args))
+		}
+		return nil
+	}
+}
+
+// TagsAnnotation marks commands that take arbitrary --KEY=VALUE tags.
+const TagsAnnotation = "ib-tags"
+
+// RewriteTags turns every "--KEY=VALUE" whose KEY is not a flag of the
+// command it is given to into "--tag KEY=VALUE", for the commands marked
+// with TagsAnnotation.
+func RewriteTags(root *cobra.Command, args []string) []string {
+	c, _, err := root.Find(args)
+	if err != nil || c.Annotations[TagsAnnotation] == "" {
+		return args
+	}
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if name, _, ok := strings.Cut(strings.TrimPrefix(a, "--"), "="); ok && strings.HasPrefix(a, "--") && name != "" {
+			if c.Flags().Lookup(name) == nil && c.InheritedFlags().Lookup(name) == nil {
+				out = append(out, "--tag", a[2:])
+				continue
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// ParseTags parses KEY=VALUE pairs; a key given twice is an error.
+func ParseTags(pairs []string) (manifest.Tags, error) {
+	tags := manifest.Tags{}
+	for _, p := range pairs {
+		k, v, err := manifest.ParseTag(p)
+		if err != nil {
+			return nil, UsageError{err}
+		}
+		if _, dup := tags[k]; dup {
+			return nil, Usagef("tag %q given twice", k)
+		}
+		tags[k] = v
+	}
+	return tags, nil
+}
+
+// Client settings, resolved: flags over environment over the config file.
+type Client struct {
+	Server string
+	Token  string
+	Jobs   int
+	RJobs  int
+}
+
+// ResolveClient reads the client config and applies env and flags.
+func (e *Env) ResolveClient(serverFlag, tokenFlag string) (Client, error) {
+	path, err := config.ClientPath(e.ConfigFile)
+	if err != nil {
+		return Client{}, err
+	}
+	var f config.Client
+	if err := config.Load(path, &f); err != nil {
+		return Client{}, err
+	}
+	c := Client{Server: f.Server, Token: f.Token, Jobs: f.Jobs, RJobs: f.RestoreJobs}
+	if v := e.Getenv("IB_SERVER"); v != "" {
+		c.Server = v
+	}
+	if v := e.Getenv("IB_TOKEN"); v != "" {
+		c.Token = v
+	}
+	if serverFlag != "" {
+		c.Server = serverFlag
+	}
+	if tokenFlag != "" {
+		c.Token = tokenFlag
+	}
+	if c.Server == "" {
+		return Client{}, Usagef("no server: run `ib login URL --token TOKEN`, or pass --server or set IB_SERVER")
+	}
+	return c, nil
+}
+
+// APIClient makes the HTTP client, logging retries on log.
+func (c Client) APIClient(log *slog.Logger) (*apiclient.Client, error) {
+	api, err := apiclient.New(c.Server, c.Token)
+	if err != nil {
+		return nil, UsageError{err}
+	}
+	api.OnRetry = func(op string, err error, wait time.Duration) {
+		log.Warn("retrying", "op", op, "err", err, "in", wait.Round(time.Millisecond))
+	}
+	return api, nil
+}
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// Logger logs to w as text at the given level.
+func Logger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,174 @@
+// Package config reads and writes ib's two TOML files: the client's
+// config.toml (server URL, token, job counts) and the server's server.toml
+// (token, data dir, retention, S3). Both live in <user config dir>/ib, or in
+// $IB_CONFIG_DIR, and are written with mode 0600. Precedence, highest
+// first: flags, environment (IB_SERVER, IB_TOKEN, IB_S3_*), the file.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Client is config.toml.
+type Client struct {
+	Server      string `toml:"server,omitempty"`
+	Token       string `toml:"token,omitempty"`
+	Jobs        int    `toml:"jobs,omitempty"`
+	RestoreJobs int    `toml:"restore_jobs,omitempty"`
+}
+
+// S3 is the server's S3 block store settings.
+type S3 struct {
+	Endpoint  string `toml:"endpoint,omitempty"`
+	Bucket    string `toml:"bucket,omitempty"`
+	AccessKey string `toml:"access_key,omitempty"`
+	SecretKey string `toml:"secret_key,omitempty"`
+	Region    string `toml:"region,omitempty"`
+	Prefix    string `toml:"prefix,omitempty"`
+}
+
+// Server is server.toml.
+type Server struct {
+	Token         string `toml:"token,omitempty"`
+	Listen        string `toml:"listen,omitempty"`
+	DataDir       string `toml:"data_dir,omitempty"`
+	MetricsPort   int    `toml:"metrics_port,omitempty"`
+	Retention     string `toml:"retention,omitempty"`
+	KeepLatest    int    `toml:"keep_latest,omitempty"`
+	PruneInterval string `toml:"prune_interval,omitempty"`
+	GCGrace       string `toml:"gc_grace,omitempty"`
+	DistDir       string `toml:"dist_dir,omitempty"`
+	TLSCert       string `toml:"tls_cert,omitempty"`
+	TLSKey        string `toml:"tls_key,omitempty"`
+	S3            S3     `toml:"s3,omitempty"`
+}
+
+// Dir is the folder of both files: $IB_CONFIG_DIR, else <user config dir>/ib.
+func Dir() (string, error) {
+	if d := os.Getenv("IB_CONFIG_DIR"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("config dir: %w (set IB_CONFIG_DIR)", err)
+	}
+	return filepath.Join(d, "ib"), nil
+}
+
+// ClientPath is the client file: explicit if given, else Dir()/config.toml.
+func ClientPath(explicit string) (string, error) { return path(explicit, "config.toml") }
+
+// ServerPath is the server file: explicit if given, else Dir()/server.toml.
+func ServerPath(explicit string) (string, error) { return path(explicit, "server.toml") }
+
+func path(explicit, name string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	d, err := Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, name), nil
+}
+
+// Load reads a TOML file into v; a missing file leaves v as it is.
+func Load(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := toml.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Save writes v to path atomically with mode 0600, creating its folder.
+func Save(path string, v any) error {
+	b, err := toml.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".config-*")
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
+		f.Close()
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// NewToken returns a fresh random token.
+func NewToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// EnsureServerToken loads the server file and, if it has no token, creates
+// one and saves the file. It returns the file's settings.
+func EnsureServerToken(path string) (Server, error) {
+	var s Server
+	if err := Load(path, &s); err != nil {
+		return s, err
+	}
+	if s.Token != "" {
+		return s, nil
+	}
+	s.Token = NewToken()
+	if err := Save(path, s); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// DefaultDataDir is the per-user data location of the OS.
+func DefaultDataDir() (string, error) {
+	switch runtime.GOOS {
+	case "windows":
+		if d := os.Getenv("LOCALAPPDATA"); d != "" {
+			return filepath.Join(d, "ib"), nil
+		}
+	case "darwin":
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, "Library", "Application Support", "ib"), nil
+		}
+	default:
+		if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+			return filepath.Join(d, "ib"), nil
+		}
+		if h, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(h, ".local", "share", "ib"), nil
+		}
+	}
+	return "", errors.New("no data dir: pass --data-dir")
+}

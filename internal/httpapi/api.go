@@ -1,0 +1,297 @@
+// Package httpapi is ib's HTTP API on gin: one route table, thin handlers
+// that call the store, bearer-token auth on writes, JSON errors.
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"ib/internal/manifest"
+	"ib/internal/metadb"
+	"ib/internal/store"
+)
+
+// Limits of request bodies other than blocks and manifests.
+const (
+	maxMissingBody = 16 << 20
+	maxMissingCIDs = 100_000
+)
+
+// API serves the store over HTTP.
+type API struct {
+	store *store.Store
+	token [32]byte // sha256 of the token: compared in constant time, whatever its length
+	log   *slog.Logger
+}
+
+// New returns the gin engine serving the API.
+func New(st *store.Store, token string, log *slog.Logger) *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	a := &API{store: st, token: sha256.Sum256([]byte(token)), log: log}
+	r := gin.New()
+	r.Use(a.recover, a.logRequests)
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) { a.fail(c, http.StatusNotFound, errors.New("no such route")) })
+	r.NoMethod(func(c *gin.Context) { a.fail(c, http.StatusMethodNotAllowed, errors.New("method not allowed")) })
+
+	r.GET("/healthz", a.healthz)
+	v1 := r.Group("/api/v1")
+	auth := a.requireToken
+
+	// The route table: every endpoint on one screen.
+	v1.POST("/blocks/missing", auth, a.missing)
+	v1.PUT("/blocks/:cid", auth, a.putBlock)
+	v1.GET("/blocks/:cid", a.getBlock)
+	v1.POST("/backups", auth, a.commit)
+	v1.GET("/backups", a.list)
+	v1.GET("/backups/latest", a.latest)
+	v1.GET("/backups/:id", a.show)
+	v1.GET("/backups/:id/manifest", a.manifest)
+	v1.DELETE("/backups/:id", auth, a.delete)
+	return r
+}
+
+func (a *API) requireToken(c *gin.Context) {
+	h := c.GetHeader("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	sum := sha256.Sum256([]byte(tok))
+	if !ok || subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
+		a.fail(c, http.StatusUnauthorized, errors.New("missing or wrong token"))
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+func (a *API) healthz(c *gin.Context) {
+	if err := a.store.Health(c.Request.Context()); err != nil {
+		a.fail(c, http.StatusServiceUnavailable, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (a *API) missing(c *gin.Context) {
+	var req struct {
+		CIDs []string `json:"cids"`
+	}
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxMissingBody)
+	if err := json.NewDecoder(body).Decode(&req); err != nil {
+		a.error(c, fmt.Errorf("%w: body: %w", store.ErrInvalid, err))
+		return
+	}
+	if len(req.CIDs) > maxMissingCIDs {
+		a.fail(c, http.StatusRequestEntityTooLarge, fmt.Errorf("at most %d CIDs per request", maxMissingCIDs))
+		return
+	}
+	missing, err := a.store.Missing(c.Request.Context(), req.CIDs)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"missing": missing})
+}
+
+func (a *API) putBlock(c *gin.Context) {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, store.MaxWireSize)
+	if err := a.store.PutBlock(c.Request.Context(), c.Param("cid"), body); err != nil {
+		a.error(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (a *API) getBlock(c *gin.Context) {
+	rc, size, err := a.store.OpenBlock(c.Request.Context(), c.Param("cid"))
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	defer rc.Close()
+	c.Header("Content-Length", strconv.FormatInt(size, 10))
+	c.Header("Cache-Control", "public, max-age=31536000, immutable")
+	c.Status(http.StatusOK)
+	c.Writer.Header().Set("Content-Type", "application/x-lz4")
+	if _, err := io.Copy(c.Writer, rc); err != nil {
+		a.log.Warn("send block", "cid", c.Param("cid"), "err", err)
+	}
+}
+
+func (a *API) commit(c *gin.Context) {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, store.MaxManifestBytes)
+	res, err := a.store.Commit(c.Request.Context(), body)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	if len(res.Missing) > 0 {
+		c.JSON(http.StatusConflict, gin.H{"error": fmt.Sprintf("%d blocks are not stored", len(res.Missing)), "missing": res.Missing})
+		return
+	}
+	status := http.StatusCreated
+	if res.Existed {
+		status = http.StatusOK
+	}
+	c.JSON(status, gin.H{"id": res.ID})
+}
+
+func summary(b metadb.Backup) manifest.Summary {
+	return manifest.Summary{ID: b.ID, Tags: b.Tags, CreatedAt: b.CreatedAt, Files: b.Files, Dirs: b.Dirs,
+		Symlinks: b.Symlinks, Bytes: b.Bytes, Blocks: b.Blocks, Entries: b.Entries}
+}
+
+// queryTags reads KEY=VALUE query parameters as tags.
+func queryTags(c *gin.Context) (manifest.Tags, error) {
+	tags := manifest.Tags{}
+	for k, vs := range c.Request.URL.Query() {
+		if len(vs) != 1 {
+			return nil, fmt.Errorf("%w: tag %q given %d times", store.ErrInvalid, k, len(vs))
+		}
+		if err := manifest.CheckTag(k, vs[0]); err != nil {
+			return nil, fmt.Errorf("%w: %w", store.ErrInvalid, err)
+		}
+		tags[k] = vs[0]
+	}
+	return tags, nil
+}
+
+func (a *API) list(c *gin.Context) {
+	filter, err := queryTags(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	bs, err := a.store.List(c.Request.Context(), filter)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	out := make([]manifest.Summary, len(bs))
+	for i, b := range bs {
+		out[i] = summary(b)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (a *API) latest(c *gin.Context) {
+	tags, err := queryTags(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	b, err := a.store.Latest(c.Request.Context(), tags)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, summary(b))
+}
+
+func backupID(c *gin.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: backup id %q: want a positive integer", store.ErrInvalid, c.Param("id"))
+	}
+	return id, nil
+}
+
+func (a *API) show(c *gin.Context) {
+	id, err := backupID(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	b, err := a.store.Backup(c.Request.Context(), id)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, summary(b))
+}
+
+func (a *API) manifest(c *gin.Context) {
+	id, err := backupID(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	if _, err := a.store.Backup(c.Request.Context(), id); err != nil {
+		a.error(c, err)
+		return
+	}
+	c.Header("Content-Type", "application/json")
+	c.Status(http.StatusOK)
+	if err := a.store.WriteManifest(c.Request.Context(), id, c.Writer); err != nil {
+		// The status is sent; cutting the connection tells the client.
+		a.log.Warn("send manifest", "id", id, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (a *API) delete(c *gin.Context) {
+	id, err := backupID(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	if err := a.store.Delete(c.Request.Context(), id); err != nil {
+		a.error(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// error maps an engine error to its status.
+func (a *API) error(c *gin.Context, err error) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		a.fail(c, http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", mbe.Limit))
+	case errors.Is(err, store.ErrInvalid):
+		a.fail(c, http.StatusBadRequest, err)
+	case errors.Is(err, store.ErrNotFound):
+		a.fail(c, http.StatusNotFound, err)
+	case errors.Is(err, store.ErrTooLarge):
+		a.fail(c, http.StatusRequestEntityTooLarge, err)
+	case c.Request.Context().Err() != nil:
+		a.fail(c, 499, errors.New("client went away"))
+	default:
+		a.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+		a.fail(c, http.StatusInternalServerError, err)
+	}
+}
+
+func (a *API) fail(c *gin.Context, status int, err error) {
+	c.JSON(status, gin.H{"error": err.Error()})
+}
+
+func (a *API) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", v)
+			a.fail(c, http.StatusInternalServerError, errors.New("internal error"))
+		}
+	}()
+	c.Next()
+}
+
+func (a *API) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	a.log.Debug("request", "method", c.Request.Method, "route", c.FullPath(), "status", c.Writer.Status(),
+		"bytes", c.Writer.Size(), "took", time.Since(start), "client", c.ClientIP())
+}

@@ -1,0 +1,87 @@
+package manifest
+
+import (
+	"io/fs"
+	"time"
+)
+
+// Type is the kind of an entry.
+type Type string
+
+// The entry types. Sockets, devices and named pipes are never stored.
+const (
+	TypeFile    Type = "file"
+	TypeDir     Type = "dir"
+	TypeSymlink Type = "symlink"
+)
+
+// Block is one block of a file, in file order.
+type Block struct {
+	CID  string `json:"cid"`
+	Size int64  `json:"size"`
+}
+
+// Entry is one directory, regular file or symlink of a backup.
+type Entry struct {
+	Path   string    `json:"path"`
+	Type   Type      `json:"type"`
+	Mode   uint32    `json:"mode"` // permission bits incl. setuid, setgid, sticky (07777)
+	MTime  time.Time `json:"mtime"`
+	Size   int64     `json:"size"`
+	UID    uint32    `json:"uid"`
+	GID    uint32    `json:"gid"`
+	Target string    `json:"target,omitempty"`
+	Blocks []Block   `json:"blocks,omitempty"`
+}
+
+// Unix permission bits as stored in Entry.Mode.
+const (
+	modeSetuid = 04000
+	modeSetgid = 02000
+	modeSticky = 01000
+	// ModeMask is every bit Entry.Mode may hold.
+	ModeMask = 07777
+)
+
+// ModeFromFS converts Go's file mode to the stored Unix bits.
+func ModeFromFS(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= modeSetuid
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= modeSetgid
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= modeSticky
+	}
+	return u
+}
+
+// FSMode converts the stored Unix bits back to Go's file mode bits.
+func FSMode(u uint32) fs.FileMode {
+	m := fs.FileMode(u & 0777)
+	if u&modeSetuid != 0 {
+		m |= fs.ModeSetuid
+	}
+	if u&modeSetgid != 0 {
+		m |= fs.ModeSetgid
+	}
+	if u&modeSticky != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// Summary is a backup as the API lists it.
+type Summary struct {
+	ID        int64     `json:"id"`
+	Tags      Tags      `json:"tags"`
+	CreatedAt time.Time `json:"created_at"`
+	Files     int64     `json:"files"`
+	Dirs      int64     `json:"dirs"`
+	Symlinks  int64     `json:"symlinks"`
+	Bytes     int64     `json:"bytes"`
+	Blocks    int64     `json:"blocks"`
+	Entries   int64     `json:"entries"`
+}

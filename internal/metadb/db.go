@@ -1,0 +1,163 @@
+// Package metadb is the server's SQLite metadata: blocks (small ones inline),
+// backups, their tags, manifest entries and the references from backups to
+// blocks. It runs in WAL mode with one writer connection and a pool of
+// readers; migrations are versioned and run at open.
+//
+// metadb knows SQL and rows; the rules that tie rows to stored bytes live in
+// the store package.
+package metadb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, so every OS/arch cross-compiles
+)
+
+// ErrNotFound is returned when a backup or block does not exist.
+var ErrNotFound = errors.New("not found")
+
+// DB is the metadata database.
+type DB struct {
+	w   *sql.DB // exactly one connection: SQLite has one writer
+	r   *sql.DB // readers
+	now func() time.Time
+}
+
+// Open opens or creates the database at path and migrates it.
+func Open(ctx context.Context, path string) (*DB, error) {
+	dsn := func(extra string) string {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", "busy_timeout(10000)", "synchronous(NORMAL)"} {
+			q.Add("_pragma", p)
+		}
+		return "file:" + path + "?" + q.Encode() + extra
+	}
+	w, err := sql.Open("sqlite", dsn("&_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	db := &DB{w: w, now: time.Now}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", dsn("&_pragma=query_only(1)"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
+	db.r = r
+	return db, nil
+}
+
+// SetClock replaces the clock (tests move time instead of sleeping).
+func (db *DB) SetClock(now func() time.Time) { db.now = now }
+
+// Close closes both pools; the WAL is checkpointed by the last close.
+func (db *DB) Close() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return nil
+}
+
+var migrations = []string{
+	// 1: the first schema.
+	`
+CREATE TABLE blocks (
+	id         INTEGER PRIMARY KEY,
+	cid        BLOB    NOT NULL UNIQUE,  -- binary CIDv1
+	size       INTEGER NOT NULL,         -- uncompressed bytes
+	wire_size  INTEGER NOT NULL,         -- bytes of the LZ4 frame
+	data       BLOB,                     -- the wire form when inline, else NULL (block store)
+	created_at INTEGER NOT NULL,         -- unix ns
+	seen_at    INTEGER NOT NULL          -- unix ns of the last upload or missing-query
+);
+CREATE TABLE backups (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	created_at      INTEGER NOT NULL,  -- unix ns
+	tagset          TEXT    NOT NULL,  -- canonical JSON of the tags
+	files           INTEGER NOT NULL,
+	dirs            INTEGER NOT NULL,
+	symlinks        INTEGER NOT NULL,
+	bytes           INTEGER NOT NULL,
+	blocks          INTEGER NOT NULL,
+	entries         INTEGER NOT NULL,
+	idempotency_key TEXT UNIQUE
+);
+CREATE INDEX backups_by_tagset ON backups(tagset, created_at);
+CREATE INDEX backups_by_time ON backups(created_at);
+CREATE TABLE backup_tags (
+	backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+	key       TEXT    NOT NULL,
+	value     TEXT    NOT NULL,
+	PRIMARY KEY (backup_id, key)
+) WITHOUT ROWID;
+CREATE INDEX backup_tags_by_kv ON backup_tags(key, value);
+CREATE TABLE entries (
+	backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+	seq       INTEGER NOT NULL,
+	path      TEXT    NOT NULL,
+	type      INTEGER NOT NULL,  -- 0 dir, 1 file, 2 symlink
+	mode      INTEGER NOT NULL,
+	mtime_s   INTEGER NOT NULL,
+	mtime_ns  INTEGER NOT NULL,
+	size      INTEGER NOT NULL,
+	uid       INTEGER NOT NULL,
+	gid       INTEGER NOT NULL,
+	target    TEXT,
+	blocks    BLOB,              -- packed (cid, size) pairs
+	PRIMARY KEY (backup_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE refs (
+	block_id  INTEGER NOT NULL REFERENCES blocks(id),
+	backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+	PRIMARY KEY (block_id, backup_id)
+) WITHOUT ROWID;
+CREATE INDEX refs_by_backup ON refs(backup_id);
+`,
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	var version int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this ib (%d): upgrade ib", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		tx, err := db.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,511 @@
+// Package restore rebuilds a backed-up folder: it fetches the manifest,
+// checks it whole before touching the destination, recreates directories
+// and symlinks in walk order, downloads blocks with a few workers, verifies
+// each block's CID as it is decoded, writes each file under a temporary name
+// and renames it into place only when every block matched, then applies
+// directory modes and mtimes last, deepest first.
+//
+// Every file system operation goes through an os.Root on the destination,
+// so no path in a manifest, even from a compromised server, can make it
+// write outside DEST. A marker file makes an interrupted restore resumable:
+// rerun the same command and files already complete are kept.
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"ib/internal/block"
+	"ib/internal/manifest"
+	"ib/internal/progress"
+)
+
+// API is what restore needs of the server.
+type API interface {
+	Manifest(ctx context.Context, id int64) (io.ReadCloser, error)
+	GetBlock(ctx context.Context, cid string) (io.ReadCloser, error)
+}
+
+// Options of a restore.
+type Options struct {
+	Sub      string // restore only this file or folder (manifest path); "" or "." for all
+	Jobs     int    // download workers, default 4
+	Force    bool   // restore into a non-empty DEST
+	Counters *progress.Counters
+	Log      *slog.Logger
+}
+
+// Result counts what was restored.
+type Result struct {
+	Files    int64 `json:"files"`
+	Dirs     int64 `json:"dirs"`
+	Symlinks int64 `json:"symlinks"`
+	Bytes    int64 `json:"bytes"`
+	Kept     int64 `json:"kept"` // files already complete from an interrupted run
+	Skipped  int64 `json:"skipped"`
+}
+
+// Marker is the file that marks DEST as a restore in progress.
+const Marker = ".ib-restore-in-progress"
+
+// ErrNotEmpty refuses a non-empty destination.
+var ErrNotEmpty = errors.New("destination is not empty (use --force to restore into it)")
+
+const partSuffix = ".ib-part"
+
+type fileState struct {
+	e         manifest.Entry
+	tmp       string
+	f         *os.File
+	remaining atomic.Int64
+}
+
+type blockJob struct {
+	file *fileState
+	b    manifest.Block
+	off  int64
+}
+
+type dirMeta struct {
+	path string
+	e    manifest.Entry
+}
+
+type run struct {
+	api   API
+	opts  Options
+	root  *os.Root
+	dest  string
+	owner bool
+	res   Result
+	mu    sync.Mutex
+	open  map[*fileState]bool // files being written, removed on failure
+}
+
+// Run restores backup id into dest.
+func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Result, error) {
+	if opts.Jobs <= 0 {
+		opts.Jobs = 4
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Sub == "" {
+		opts.Sub = "."
+	}
+	opts.Sub = path.Clean(filepath.ToSlash(opts.Sub))
+	if err := manifest.CheckPath(opts.Sub); err != nil {
+		return Result{}, fmt.Errorf("--path: %w", err)
+	}
+
+	spool, err := fetch(ctx, api, id)
+	if err != nil {
+		return Result{}, err
+	}
+	defer spool.Close()
+	if err := check(spool, opts.Sub); err != nil {
+		return Result{}, fmt.Errorf("backup %d: %w", id, err)
+	}
+
+	if err := prepare(dest, opts.Force); err != nil {
+		return Result{}, err
+	}
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return Result{}, fmt.Errorf("restore: %w", err)
+	}
+	defer root.Close()
+	if err := root.WriteFile(Marker, []byte(fmt.Sprintf("%d\n", id)), 0o600); err != nil {
+		return Result{}, fmt.Errorf("restore: %w", err)
+	}
+	r := &run{api: api, opts: opts, root: root, dest: dest, owner: os.Geteuid() == 0, open: map[*fileState]bool{}}
+
+	dirs, err := r.restore(ctx, spool)
+	if err != nil {
+		r.cleanup()
+		return Result{}, err
+	}
+	if err := root.Remove(Marker); err != nil {
+		return Result{}, fmt.Errorf("restore: %w", err)
+	}
+	// Directory metadata last, deepest first, so writing inside a
+	// directory does not change its mtime after it is set.
+	for _, d := range slices.Backward(dirs) {
+		if err := r.meta(d.path, d.e); err != nil {
+			return Result{}, err
+		}
+	}
+	return r.res, nil
+}
+
+// fetch spools the manifest to an unlinked temporary file.
+func fetch(ctx context.Context, api API, id int64) (*os.File, error) {
+	body, err := api.Manifest(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("backup %d: %w", id, err)
+	}
+	defer body.Close()
+	f, err := os.CreateTemp("", "ib-restore-manifest-*")
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	os.Remove(f.Name())
+	if _, err := io.Copy(f, body); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("backup %d: download manifest: %w", id, err)
+	}
+	return f, nil
+}
+
+func entries(f *os.File) *manifest.Reader {
+	return manifest.NewReader(io.NewSectionReader(f, 0, 1<<62), nil)
+}
+
+// check validates the whole manifest before anything is written: a server
+// cannot make restore write outside DEST, under a symlink, or to a path
+// that repeats.
+func check(f *os.File, sub string) error {
+	var v manifest.Validator
+	found := false
+	r := entries(f)
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := v.Add(e); err != nil {
+			return err
+		}
+		if e.Path == sub {
+			found = true
+		}
+	}
+	if v.Count() == 0 {
+		return errors.New("empty manifest")
+	}
+	if !found {
+		return fmt.Errorf("--path %q is not in the backup", sub)
+	}
+	return nil
+}
+
+// prepare creates dest or checks that it may be written to.
+func prepare(dest string, force bool) error {
+	fi, err := os.Lstat(dest)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dest, 0o700); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("restore: %s is not a directory", dest)
+	}
+	if force {
+		return nil
+	}
+	ents, err := os.ReadDir(dest)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	for _, e := range ents {
+		if e.Name() == Marker {
+			return nil // an interrupted restore: resume it
+		}
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("restore: %s: %w", dest, ErrNotEmpty)
+	}
+	return nil
+}
+
+func (r *run) restore(ctx context.Context, spool *os.File) ([]dirMeta, error) {
+	var dirs []dirMeta
+	g, gctx := errgroup.WithContext(ctx)
+	jobs := make(chan blockJob, 64)
+	for range r.opts.Jobs {
+		g.Go(func() error {
+			for j := range jobs {
+				if err := r.fetchBlock(gctx, j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(jobs)
+		mr := entries(spool)
+		for {
+			e, err := mr.Next()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if !manifest.Within(e.Path, r.opts.Sub) && !manifest.Within(r.opts.Sub, e.Path) {
+				continue
+			}
+			// Ancestors of --path are created but not otherwise restored.
+			ancestor := !manifest.Within(e.Path, r.opts.Sub)
+			if err := localName(e.Path); err != nil {
+				r.opts.Log.Warn("cannot restore on this system", "path", e.Path, "err", err)
+				r.res.Skipped++
+				continue
+			}
+			switch e.Type {
+			case manifest.TypeDir:
+				if err := r.mkdir(e.Path); err != nil {
+					return err
+				}
+				if !ancestor {
+					dirs = append(dirs, dirMeta{e.Path, *e})
+					r.res.Dirs++
+				}
+			case manifest.TypeSymlink:
+				if err := r.symlink(*e); err != nil {
+					return err
+				}
+				r.res.Symlinks++
+			case manifest.TypeFile:
+				if err := r.file(gctx, *e, jobs); err != nil {
+					return err
+				}
+			}
+		}
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return dirs, nil
+}
+
+func (r *run) mkdir(p string) error {
+	if p == "." {
+		return nil
+	}
+	fi, err := r.root.Lstat(p)
+	if err == nil && fi.IsDir() {
+		return nil
+	}
+	if err == nil {
+		if err := r.root.Remove(p); err != nil {
+			return fmt.Errorf("restore %s: %w", p, err)
+		}
+	}
+	if err := r.root.Mkdir(p, 0o700); err != nil {
+		return fmt.Errorf("restore %s: %w", p, err)
+	}
+	return nil
+}
+
+// clear removes whatever is at p so that a file or symlink can take its
+// place (only ever reached with --force or when resuming).
+func (r *run) clear(p string) error {
+	fi, err := r.root.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", p, err)
+	}
+	if fi.IsDir() {
+		err = r.root.RemoveAll(p)
+	} else {
+		err = r.root.Remove(p)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", p, err)
+	}
+	return nil
+}
+
+func (r *run) symlink(e manifest.Entry) error {
+	if err := r.clear(e.Path); err != nil {
+		return err
+	}
+	if err := r.root.Symlink(e.Target, e.Path); err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	if r.owner {
+		if err := r.root.Lchown(e.Path, int(e.UID), int(e.GID)); err != nil {
+			return fmt.Errorf("restore %s: %w", e.Path, err)
+		}
+	}
+	if err := lutimes(filepath.Join(r.dest, filepath.FromSlash(e.Path)), e.MTime); err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	return nil
+}
+
+// complete reports whether p already holds the entry's file (from an
+// interrupted run): same size, mtime and mode.
+func (r *run) complete(e manifest.Entry) bool {
+	fi, err := r.root.Lstat(e.Path)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size &&
+		fi.ModTime().Equal(e.MTime) && manifest.ModeFromFS(fi.Mode()) == e.Mode
+}
+
+func (r *run) file(ctx context.Context, e manifest.Entry, jobs chan<- blockJob) error {
+	if r.complete(e) {
+		r.res.Kept++
+		r.res.Files++
+		r.res.Bytes += e.Size
+		r.opts.Counters.AddFile(e.Size)
+		return nil
+	}
+	dir, name := path.Split(e.Path)
+	st := &fileState{e: e, tmp: dir + "." + name + partSuffix}
+	if len(name)+len(partSuffix)+1 > manifest.MaxNameLen {
+		st.tmp = dir + fmt.Sprintf(".ib-%x%s", time.Now().UnixNano(), partSuffix)
+	}
+	if err := r.clear(st.tmp); err != nil {
+		return err
+	}
+	f, err := r.root.OpenFile(st.tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	st.f = f
+	if e.Size > 0 {
+		if err := f.Truncate(e.Size); err != nil {
+			f.Close()
+			return fmt.Errorf("restore %s: %w", e.Path, err)
+		}
+	}
+	r.mu.Lock()
+	r.open[st] = true
+	r.mu.Unlock()
+	r.res.Files++
+	r.res.Bytes += e.Size
+	if len(e.Blocks) == 0 {
+		return r.finish(st)
+	}
+	st.remaining.Store(int64(len(e.Blocks)))
+	var off int64
+	for _, b := range e.Blocks {
+		select {
+		case jobs <- blockJob{file: st, b: b, off: off}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		off += b.Size
+	}
+	return nil
+}
+
+func (r *run) fetchBlock(ctx context.Context, j blockJob) error {
+	want, err := block.ParseCID(j.b.CID)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", j.file.e.Path, err)
+	}
+	rc, err := r.api.GetBlock(ctx, j.b.CID)
+	if err != nil {
+		return fmt.Errorf("restore %s: block %s: %w", j.file.e.Path, j.b.CID, err)
+	}
+	defer rc.Close()
+	w := &progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters}
+	n, err := block.Verify(&wireCounter{r: rc, c: r.opts.Counters}, want, j.b.Size, w)
+	if err == nil && n != j.b.Size {
+		err = fmt.Errorf("block is %d bytes, the manifest says %d", n, j.b.Size)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: block %s: %w", j.file.e.Path, j.b.CID, err)
+	}
+	if j.file.remaining.Add(-1) == 0 {
+		return r.finish(j.file)
+	}
+	return nil
+}
+
+// finish gives a fully written file its metadata and its name.
+func (r *run) finish(st *fileState) error {
+	e := st.e
+	if err := st.f.Close(); err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	if err := r.meta(st.tmp, e); err != nil {
+		return err
+	}
+	if err := r.clear(e.Path); err != nil {
+		return err
+	}
+	if err := r.root.Rename(st.tmp, e.Path); err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	r.mu.Lock()
+	delete(r.open, st)
+	r.mu.Unlock()
+	r.opts.Counters.AddFile(0)
+	return nil
+}
+
+// meta applies ownership (as root), mode and mtime; chown comes first
+// because it clears setuid and setgid.
+func (r *run) meta(p string, e manifest.Entry) error {
+	if r.owner {
+		if err := r.root.Lchown(p, int(e.UID), int(e.GID)); err != nil {
+			return fmt.Errorf("restore %s: %w", e.Path, err)
+		}
+	}
+	if err := r.root.Chmod(p, manifest.FSMode(e.Mode)); err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	if err := r.root.Chtimes(p, e.MTime, e.MTime); err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	return nil
+}
+
+// cleanup removes the partial files of a failed restore: bad bytes never
+// stay behind under any name.
+func (r *run) cleanup() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for st := range r.open {
+		st.f.Close()
+		r.root.Remove(st.tmp)
+	}
+}
+
+type progressWriter struct {
+	w io.Writer
+	c *progress.Counters
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.c.AddBytes(int64(n))
+	return n, err
+}
+
+type wireCounter struct {
+	r io.Reader
+	c *progress.Counters
+}
+
+func (w *wireCounter) Read(b []byte) (int, error) {
+	n, err := w.r.Read(b)
+	w.c.AddWire(int64(n))
+	return n, err
+}

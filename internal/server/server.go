@@ -1,0 +1,106 @@
+// Package server assembles a running ib server from its parts: the SQLite
+// metadata, the block store, the storage engine and the HTTP API, and runs
+// it until its context ends, then shuts down gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"ib/internal/blockstore"
+	"ib/internal/httpapi"
+	"ib/internal/metadb"
+	"ib/internal/store"
+)
+
+// Options of a server.
+type Options struct {
+	DataDir string
+	Token   string
+	TLSCert string
+	TLSKey  string
+	Log     *slog.Logger
+}
+
+// Server is an assembled, not yet listening, ib server.
+type Server struct {
+	opts  Options
+	db    *metadb.DB
+	Store *store.Store
+	http  *http.Server
+}
+
+// Open opens the data dir (creating it) and assembles the server.
+func Open(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Token == "" {
+		return nil, errors.New("server: no token")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	db, err := metadb.Open(ctx, filepath.Join(opts.DataDir, "ib.db"))
+	if err != nil {
+		return nil, err
+	}
+	local, err := blockstore.OpenLocal(filepath.Join(opts.DataDir, "blocks"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	st, err := store.New(db, local, local.TempDir(), opts.Log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	h := &http.Server{
+		Handler:           httpapi.New(st, opts.Token, opts.Log),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
+	}
+	return &Server{opts: opts, db: db, Store: st, http: h}, nil
+}
+
+// Serve answers on ln until ctx ends, then stops accepting, lets in-flight
+// requests finish (up to 30 s), and closes the database.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.opts.TLSCert != "" {
+			err = s.http.ServeTLS(ln, s.opts.TLSCert, s.opts.TLSKey)
+		} else {
+			err = s.http.Serve(ln)
+		}
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		s.db.Close()
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(sctx)
+	<-errc
+	return errors.Join(err, s.db.Close())
+}
+
+// Close stops the server at once (tests).
+func (s *Server) Close() error {
+	return errors.Join(s.http.Close(), s.db.Close())
+}

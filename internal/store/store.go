@@ -1,0 +1,333 @@
+// Package store is the server's engine: it takes blocks and manifests from
+// the HTTP layer, checks them, and keeps metadb (SQLite) and the block store
+// consistent. Its one invariant: no committed manifest references a block
+// whose bytes are gone. Bytes are made durable before the row that points at
+// them; a commit re-checks every block inside its transaction.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"ib/internal/block"
+	"ib/internal/blockstore"
+	"ib/internal/manifest"
+	"ib/internal/metadb"
+)
+
+// Errors the HTTP layer maps to statuses.
+var (
+	ErrInvalid  = errors.New("invalid input")     // 400
+	ErrNotFound = errors.New("not found")         // 404
+	ErrTooLarge = errors.New("request too large") // 413
+)
+
+// Limits.
+const (
+	// InlineLimit: blocks smaller than this (uncompressed) live in SQLite.
+	InlineLimit = 256 << 10
+	// MaxWireSize bounds an uploaded frame: a stored (incompressible) block
+	// plus LZ4's framing.
+	MaxWireSize = block.MaxSize + block.MaxSize/256 + 64<<10
+	// MaxManifestBytes bounds a commit's body.
+	MaxManifestBytes = 8 << 30
+)
+
+// Store is the server's storage engine.
+type Store struct {
+	db     *metadb.DB
+	blocks blockstore.Store
+	tmpDir string
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New returns a store over an open database and block store; temporary
+// files go to tmpDir (on the block store's file system when it is local).
+func New(db *metadb.DB, blocks blockstore.Store, tmpDir string, log *slog.Logger) (*Store, error) {
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	return &Store{db: db, blocks: blocks, tmpDir: tmpDir, log: log, now: time.Now}, nil
+}
+
+// Health reports whether the database and the block store answer.
+func (s *Store) Health(ctx context.Context) error {
+	if err := s.db.Ping(ctx); err != nil {
+		return err
+	}
+	return s.blocks.Check(ctx)
+}
+
+// Missing returns those of cids that the server does not hold, in the order
+// given, and marks the others as just seen.
+func (s *Store) Missing(ctx context.Context, cids []string) ([]string, error) {
+	bin := make([][]byte, len(cids))
+	for i, c := range cids {
+		parsed, err := block.ParseCID(c)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		bin[i] = parsed.Bytes()
+	}
+	present, err := s.db.Present(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	missing := []string{}
+	for i, c := range cids {
+		if !present[string(bin[i])] {
+			missing = append(missing, c)
+		}
+	}
+	return missing, nil
+}
+
+// PutBlock stores a block from its wire form. It refuses (ErrInvalid) a body
+// that is not one LZ4 frame, that decodes to more than block.MaxSize bytes,
+// or whose content's CID is not cidStr. Putting a block again is harmless.
+func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) error {
+	c, err := block.ParseCID(cidStr)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	tmp, err := os.CreateTemp(s.tmpDir, "block-*")
+	if err != nil {
+		return fmt.Errorf("block %s: temp file: %w", cidStr, err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+
+	counted := &countingWriter{w: tmp}
+	tee := io.TeeReader(body, counted)
+	size, err := block.Verify(tee, c, block.MaxSize, nil)
+	if err != nil {
+		if errors.Is(err, block.ErrMismatch) || errors.Is(err, block.ErrBadWire) || errors.Is(err, block.ErrTooLarge) {
+			return fmt.Errorf("%w: block %s: %w", ErrInvalid, cidStr, err)
+		}
+		return fmt.Errorf("block %s: %w", cidStr, err)
+	}
+	if extra, err := io.Copy(io.Discard, tee); err != nil {
+		return fmt.Errorf("block %s: %w", cidStr, err)
+	} else if extra > 0 {
+		return fmt.Errorf("%w: block %s: %d bytes after the LZ4 frame", ErrInvalid, cidStr, extra)
+	}
+	rec := metadb.Block{CID: c.Bytes(), Size: size, WireSize: counted.n}
+	if size < InlineLimit {
+		rec.Inline, err = os.ReadFile(tmp.Name())
+		if err != nil {
+			return fmt.Errorf("block %s: %w", cidStr, err)
+		}
+	} else {
+		if err := s.storeObject(ctx, cidStr, tmp, counted.n); err != nil {
+			return err
+		}
+	}
+	// The row comes after the bytes are durable: a crash in between leaves
+	// an orphan object, never a row without bytes.
+	return s.db.PutBlock(ctx, rec)
+}
+
+func (s *Store) storeObject(ctx context.Context, key string, tmp *os.File, size int64) error {
+	if fp, ok := s.blocks.(blockstore.FilePutter); ok {
+		if err := tmp.Close(); err != nil {
+			return fmt.Errorf("block %s: %w", key, err)
+		}
+		if err := fp.PutFile(ctx, key, tmp.Name()); err != nil {
+			return fmt.Errorf("block %s: %w", key, err)
+		}
+		return nil
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("block %s: %w", key, err)
+	}
+	if err := s.blocks.Put(ctx, key, tmp, size); err != nil {
+		return fmt.Errorf("block %s: %w", key, err)
+	}
+	return nil
+}
+
+// OpenBlock returns a block's wire form and its length.
+func (s *Store) OpenBlock(ctx context.Context, cidStr string) (io.ReadCloser, int64, error) {
+	c, err := block.ParseCID(cidStr)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	rec, err := s.db.Block(ctx, c.Bytes())
+	if errors.Is(err, metadb.ErrNotFound) {
+		return nil, 0, fmt.Errorf("block %s: %w", cidStr, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if rec.Inline != nil {
+		return io.NopCloser(bytesReader(rec.Inline)), rec.WireSize, nil
+	}
+	rc, err := s.blocks.Get(ctx, cidStr)
+	if err != nil {
+		// A row without bytes breaks the invariant: say so loudly.
+		s.log.Error("block recorded but not in the block store", "cid", cidStr, "store", s.blocks.String(), "err", err)
+		return nil, 0, fmt.Errorf("block %s: %w", cidStr, err)
+	}
+	return rc, rec.WireSize, nil
+}
+
+// CommitResult is the outcome of a commit.
+type CommitResult struct {
+	ID      int64
+	Existed bool     // an earlier commit with the same idempotency key
+	Missing []string // blocks to upload before committing again; no backup was made
+}
+
+// Commit reads a manifest commit ({"tags", "entries", "idempotency_key"})
+// from body. It spools the body to a temporary file while validating it, so
+// that an invalid manifest never reaches the database and a slow client
+// never holds the write lock; then it records the backup in one
+// transaction.
+func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error) {
+	tmp, err := os.CreateTemp(s.tmpDir, "commit-*")
+	if err != nil {
+		return CommitResult{}, fmt.Errorf("commit: temp file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+
+	var tags manifest.Tags
+	var key string
+	header := func(k string, dec *json.Decoder) error {
+		switch k {
+		case "tags":
+			return dec.Decode(&tags)
+		case "idempotency_key":
+			return dec.Decode(&key)
+		default:
+			return fmt.Errorf("unknown field")
+		}
+	}
+	r := manifest.NewReader(io.TeeReader(body, tmp), header)
+	var v manifest.Validator
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		if err := v.Add(e); err != nil {
+			return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	if v.Count() == 0 {
+		return CommitResult{}, fmt.Errorf("%w: manifest has no entries", ErrInvalid)
+	}
+	if err := tags.Check(); err != nil {
+		return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if len(key) > 128 {
+		return CommitResult{}, fmt.Errorf("%w: idempotency_key longer than 128 bytes", ErrInvalid)
+	}
+	if _, err := io.Copy(io.Discard, io.TeeReader(body, tmp)); err != nil {
+		return CommitResult{}, fmt.Errorf("commit: %w", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return CommitResult{}, fmt.Errorf("commit: %w", err)
+	}
+	start := s.now()
+	r = manifest.NewReader(bufReader(tmp), nil)
+	id, existed, missing, err := s.db.Commit(ctx, tags, key, r.Next)
+	if err != nil {
+		return CommitResult{}, err
+	}
+	if len(missing) == 0 && !existed {
+		s.log.Info("backup committed", "id", id, "tags", tags.String(), "entries", v.Count(), "took", s.now().Sub(start).Round(time.Millisecond))
+	}
+	return CommitResult{ID: id, Existed: existed, Missing: missing}, nil
+}
+
+// Backup returns one backup's summary.
+func (s *Store) Backup(ctx context.Context, id int64) (metadb.Backup, error) {
+	return wrapNotFound(s.db.Get(ctx, id))
+}
+
+// Latest returns the newest backup whose tags equal tags.
+func (s *Store) Latest(ctx context.Context, tags manifest.Tags) (metadb.Backup, error) {
+	return wrapNotFound(s.db.Latest(ctx, tags))
+}
+
+// List returns the backups matching filter, newest first.
+func (s *Store) List(ctx context.Context, filter manifest.Tags) ([]metadb.Backup, error) {
+	return s.db.List(ctx, filter)
+}
+
+// Delete removes a backup.
+func (s *Store) Delete(ctx context.Context, id int64) error {
+	err := s.db.Delete(ctx, id)
+	if errors.Is(err, metadb.ErrNotFound) {
+		return fmt.Errorf("backup %d: %w", id, ErrNotFound)
+	}
+	if err == nil {
+		s.log.Info("backup deleted", "id", id)
+	}
+	return err
+}
+
+// WriteManifest streams a backup's manifest as JSON, entries last, reading
+// the entries page by page.
+func (s *Store) WriteManifest(ctx context.Context, id int64, w io.Writer) error {
+	b, err := s.Backup(ctx, id)
+	if err != nil {
+		return err
+	}
+	head, err := json.Marshal(struct {
+		ID        int64         `json:"id"`
+		Tags      manifest.Tags `json:"tags"`
+		CreatedAt time.Time     `json:"created_at"`
+	}{b.ID, b.Tags, b.CreatedAt})
+	if err != nil {
+		return err
+	}
+	bw := newBufWriter(w)
+	bw.Write(head[:len(head)-1])
+	bw.WriteString(`,"entries":[`)
+	enc := json.NewEncoder(bw)
+	after := int64(-1)
+	n := 0
+	for {
+		page, last, err := s.db.Entries(ctx, id, after, 2000)
+		if err != nil {
+			return err
+		}
+		for i := range page {
+			if n > 0 {
+				bw.WriteByte(',')
+			}
+			if err := enc.Encode(&page[i]); err != nil {
+				return err
+			}
+			n++
+		}
+		if len(page) < 2000 {
+			break
+		}
+		after = last
+	}
+	if int64(n) != b.Entries {
+		return fmt.Errorf("backup %d: deleted while its manifest was read", id)
+	}
+	bw.WriteString("]}\n")
+	return bw.Flush()
+}
+
+func wrapNotFound(b metadb.Backup, err error) (metadb.Backup, error) {
+	if errors.Is(err, metadb.ErrNotFound) {
+		return b, fmt.Errorf("backup: %w", ErrNotFound)
+	}
+	return b, err
+}

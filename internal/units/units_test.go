@@ -1,0 +1,39 @@
+package units
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseDuration(t *testing.T) {
+	good := map[string]time.Duration{
+		"90d": 90 * 24 * time.Hour, "36h": 36 * time.Hour, "2s": 2 * time.Second,
+		"1d12h": 36 * time.Hour, "0": 0, "1.5d": 36 * time.Hour, "0d": 0,
+	}
+	for s, want := range good {
+		got, err := ParseDuration(s)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "d", "-1h", "-2d", "3x", "1d-1h", "ad"} {
+		if _, err := ParseDuration(s); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", s)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	good := map[string]int64{"1MiB": 1 << 20, "4096": 4096, "128MiB": 128 << 20, "2KiB": 2048, "1GiB": 1 << 30, "10B": 10}
+	for s, want := range good {
+		got, err := ParseSize(s)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "1MB", "-1", "x", "1.5MiB", "99999999999TiB"} {
+		if _, err := ParseSize(s); err == nil {
+			t.Errorf("ParseSize(%q) accepted", s)
+		}
+	}
+}
