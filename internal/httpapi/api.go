@@ -59,6 +59,7 @@ func New(st *store.Store, token string, log *slog.Logger) *gin.Engine {
 	v1.GET("/backups/:id", a.show)
 	v1.GET("/backups/:id/manifest", a.manifest)
 	v1.DELETE("/backups/:id", auth, a.delete)
+	v1.GET("/stats", a.stats)
 	return r
 }
 
@@ -250,6 +251,15 @@ func (a *API) delete(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+func (a *API) stats(c *gin.Context) {
+	st, err := a.store.Stats(c.Request.Context())
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
 }
 
 // error maps an engine error to its status.

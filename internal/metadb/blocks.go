@@ -87,3 +87,30 @@ func (db *DB) Block(ctx context.Context, cid []byte) (Block, error) {
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
+
+// Stats are the server's counts and sizes.
+type Stats struct {
+	Backups      int64 `json:"backups"`
+	Blocks       int64 `json:"blocks"`
+	InlineBlocks int64 `json:"inline_blocks"`
+	InlineBytes  int64 `json:"inline_bytes"`  // wire bytes kept in SQLite
+	StoredBytes  int64 `json:"stored_bytes"`  // wire bytes in the block store
+	LogicalBytes int64 `json:"logical_bytes"` // uncompressed bytes of all blocks
+}
+
+// Stats counts backups and blocks.
+func (db *DB) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	err := db.r.QueryRowContext(ctx, `SELECT
+ (SELECT count(*) FROM backups),
+ count(*),
+ coalesce(sum(data IS NOT NULL), 0),
+ coalesce(sum(CASE WHEN data IS NOT NULL THEN wire_size END), 0),
+ coalesce(sum(CASE WHEN data IS NULL THEN wire_size END), 0),
+ coalesce(sum(size), 0)
+FROM blocks`).Scan(&s.Backups, &s.Blocks, &s.InlineBlocks, &s.InlineBytes, &s.StoredBytes, &s.LogicalBytes)
+	if err != nil {
+		return Stats{}, fmt.Errorf("sqlite: stats: %w", err)
+	}
+	return s, nil
+}

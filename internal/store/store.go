@@ -331,3 +331,6 @@ func wrapNotFound(b metadb.Backup, err error) (metadb.Backup, error) {
 	}
 	return b, err
 }
+
+// Stats returns the server's counts and sizes.
+func (s *Store) Stats(ctx context.Context) (metadb.Stats, error) { return s.db.Stats(ctx) }

@@ -1,0 +1,155 @@
+package backup_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"ib/internal/apiclient"
+	"ib/internal/backup"
+	"ib/internal/ibtest"
+	"ib/internal/manifest"
+)
+
+func client(t *testing.T, srv *ibtest.Server) *apiclient.Client {
+	t.Helper()
+	c, err := apiclient.New(srv.URL, srv.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func run(t *testing.T, api backup.API, root string, tags manifest.Tags, mod func(*backup.Options)) backup.Result {
+	t.Helper()
+	opts := backup.Options{Tags: tags, BlockSize: 64 << 10, IsNotFound: apiclient.IsNotFound}
+	if mod != nil {
+		mod(&opts)
+	}
+	res, err := backup.Run(context.Background(), api, root, opts)
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	return res
+}
+
+func tree(t *testing.T) string {
+	root := t.TempDir()
+	mt := time.Unix(1700000000, 5).UTC()
+	for i, size := range []int{10, 1000, 70_000, 300_000} {
+		ibtest.WriteFile(t, filepath.Join(root, "d", string(rune('a'+i))), ibtest.RandomBytes(size), 0o644, mt)
+	}
+	return root
+}
+
+func TestIncremental(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	api := client(t, srv)
+	root := tree(t)
+	tags := manifest.Tags{"node": "tezos"}
+
+	first := run(t, api, root, tags, nil)
+	// 10 B, 1000 B: 1 block each; 70000: 2; 300000: 5 (64 KiB blocks)
+	if first.Blocks != 9 || first.NewBlocks != 9 || first.ReusedFiles != 0 || first.ReadBytes < 2*first.Bytes {
+		t.Fatalf("first backup: %+v", first)
+	}
+
+	t.Run("no change reads and sends nothing", func(t *testing.T) {
+		res := run(t, api, root, tags, nil)
+		if res.NewBlocks != 0 || res.UploadedBytes != 0 || res.ReadBytes != 0 || res.ReusedFiles != 4 {
+			t.Fatalf("no-change backup: new_blocks %d uploaded %d read %d reused %d; want 0 0 0 4",
+				res.NewBlocks, res.UploadedBytes, res.ReadBytes, res.ReusedFiles)
+		}
+		if res.ID == first.ID || res.ParentID == 0 {
+			t.Fatalf("no-change backup id %d parent %d", res.ID, res.ParentID)
+		}
+	})
+
+	t.Run("one changed block sends only that block", func(t *testing.T) {
+		p := filepath.Join(root, "d", "d") // 300000 bytes, 5 blocks
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte("changed"), 70_000) // inside the second block
+		f.Close()
+		os.Chtimes(p, time.Now(), time.Now())
+		res := run(t, api, root, tags, nil)
+		if res.NewBlocks != 1 || res.ReusedFiles != 3 || res.ReadBytes != 300_000+64<<10 {
+			t.Fatalf("changed file: new_blocks %d reused %d read %d; want 1 3 %d", res.NewBlocks, res.ReusedFiles, res.ReadBytes, 300_000+64<<10)
+		}
+		if res.UploadedBytes < 64<<10 || res.UploadedBytes > 70<<10 {
+			t.Fatalf("uploaded %d bytes for one random 64 KiB block", res.UploadedBytes)
+		}
+	})
+
+	t.Run("other tags reuse nothing but send nothing known", func(t *testing.T) {
+		res := run(t, api, root, manifest.Tags{"node": "other"}, nil)
+		if res.ReusedFiles != 0 || res.NewBlocks != 0 || res.UploadedBytes != 0 || res.ParentID != 0 {
+			t.Fatalf("other tags: %+v", res)
+		}
+	})
+
+	t.Run("full reuses nothing but sends nothing known", func(t *testing.T) {
+		res := run(t, api, root, tags, func(o *backup.Options) { o.Full = true })
+		if res.ReusedFiles != 0 || res.NewBlocks != 0 || res.UploadedBytes != 0 || res.ReadBytes != res.Bytes {
+			t.Fatalf("--full: %+v", res)
+		}
+	})
+}
+
+func TestCommitUploadsBlocksTheServerLost(t *testing.T) {
+	// A reused entry's block can vanish from the server between backups
+	// (garbage collection, a restore of the server's data dir). The commit
+	// then answers 409 with the missing CIDs, and the client uploads them
+	// from the unchanged files.
+	srv := ibtest.StartServer(t)
+	api := client(t, srv)
+	root := tree(t)
+	tags := manifest.Tags{"node": "x"}
+	first := run(t, api, root, tags, nil)
+	if first.NewBlocks != 9 {
+		t.Fatalf("first: %+v", first)
+	}
+	missing := &losingAPI{API: api, lose: true}
+	res := run(t, missing, root, tags, nil)
+	if res.ReusedFiles != 4 || res.NewBlocks != 9 || missing.commits != 2 {
+		t.Fatalf("after the server lost its blocks: reused %d new %d commits %d; want 4 9 2", res.ReusedFiles, res.NewBlocks, missing.commits)
+	}
+}
+
+// losingAPI answers the first commit with every block missing, as a server
+// that lost them would.
+type losingAPI struct {
+	backup.API
+	lose    bool
+	commits int
+}
+
+func (l *losingAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error) {
+	l.commits++
+	if l.lose {
+		l.lose = false
+		rc, _, err := body()
+		if err != nil {
+			return 0, nil, err
+		}
+		defer rc.Close()
+		var cids []string
+		r := manifest.NewReader(rc, nil)
+		for {
+			e, err := r.Next()
+			if err != nil {
+				break
+			}
+			for _, b := range e.Blocks {
+				cids = append(cids, b.CID)
+			}
+		}
+		return 0, cids, nil
+	}
+	return l.API.Commit(ctx, body)
+}

@@ -1,0 +1,237 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"ib/internal/block"
+	"ib/internal/ibtest"
+)
+
+func do(t *testing.T, method, url, token string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func stats(t *testing.T, srv *ibtest.Server) (backups, blocks int64) {
+	t.Helper()
+	s, err := srv.Store.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Backups, s.Blocks
+}
+
+func TestAuth(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	data := []byte("hello world")
+	c := block.Sum(data).String()
+	wire, _ := block.Encode(data, block.DefaultLevel)
+	writes := []struct {
+		method, path string
+		body         []byte
+	}{
+		{"POST", "/api/v1/blocks/missing", []byte(`{"cids":[]}`)},
+		{"PUT", "/api/v1/blocks/" + c, wire},
+		{"POST", "/api/v1/backups", []byte(`{"tags":{},"entries":[]}`)},
+		{"DELETE", "/api/v1/backups/1", nil},
+	}
+	for _, w := range writes {
+		for _, tok := range []string{"", "wrong-token", srv.Token + "x", srv.Token[:5]} {
+			status, body := do(t, w.method, srv.URL+w.path, tok, w.body)
+			if status != http.StatusUnauthorized || !strings.Contains(body, `"error"`) {
+				t.Errorf("%s %s with token %q: %d %s, want 401 with a JSON error", w.method, w.path, tok, status, body)
+			}
+		}
+	}
+	if b, bl := stats(t, srv); b != 0 || bl != 0 {
+		t.Fatalf("refused writes stored something: %d backups, %d blocks", b, bl)
+	}
+	// with the token the block goes in; reads then need none
+	if status, body := do(t, "PUT", srv.URL+"/api/v1/blocks/"+c, srv.Token, wire); status != http.StatusNoContent {
+		t.Fatalf("PUT with token: %d %s", status, body)
+	}
+	for _, path := range []string{"/api/v1/blocks/" + c, "/api/v1/backups", "/healthz", "/api/v1/stats"} {
+		if status, body := do(t, "GET", srv.URL+path, "", nil); status != http.StatusOK {
+			t.Errorf("GET %s without token: %d %s", path, status, body)
+		}
+	}
+	status, body := do(t, "GET", srv.URL+"/api/v1/blocks/"+c, "", nil)
+	if status != 200 || body != string(wire) {
+		t.Errorf("GET block: %d, %d bytes; want the wire form back", status, len(body))
+	}
+}
+
+func TestBadBlocks(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	data := ibtest.RandomBytes(300 << 10)
+	wire, _ := block.Encode(data, block.DefaultLevel)
+	other := block.Sum([]byte("other")).String()
+	bomb, _ := block.Encode(make([]byte, block.MaxSize+1), block.Level{})
+	cases := map[string]struct {
+		cid  string
+		body []byte
+	}{
+		"forged":        {other, wire},
+		"not lz4":       {block.Sum(data).String(), data[:1000]},
+		"truncated":     {block.Sum(data).String(), wire[:len(wire)/2]},
+		"trailing junk": {block.Sum(data).String(), append(append([]byte{}, wire...), "junk"...)},
+		"bad cid":       {"bafy-not-a-cid", wire},
+		"bomb":          {block.Sum(make([]byte, block.MaxSize+1)).String(), bomb},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			status, body := do(t, "PUT", srv.URL+"/api/v1/blocks/"+c.cid, srv.Token, c.body)
+			if status != http.StatusBadRequest {
+				t.Fatalf("%d %s, want 400", status, body)
+			}
+		})
+	}
+	if _, bl := stats(t, srv); bl != 0 {
+		t.Fatalf("%d blocks stored from bad uploads", bl)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(srv.DataDir, "blocks", "tmp")); len(ents) != 0 {
+		t.Fatalf("bad uploads left %d temp files", len(ents))
+	}
+}
+
+func TestConcurrentPutsOfOneBlock(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	for _, size := range []int{1000, 1 << 20} { // inline and in the block store
+		data := ibtest.RandomBytes(size)
+		c := block.Sum(data).String()
+		wire, _ := block.Encode(data, block.DefaultLevel)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if status, body := do(t, "PUT", srv.URL+"/api/v1/blocks/"+c, srv.Token, wire); status != http.StatusNoContent {
+					t.Errorf("concurrent PUT: %d %s", status, body)
+				}
+			})
+		}
+		wg.Wait()
+		status, body := do(t, "GET", srv.URL+"/api/v1/blocks/"+c, "", nil)
+		if status != 200 || body != string(wire) {
+			t.Fatalf("GET after concurrent puts: %d", status)
+		}
+	}
+	if _, bl := stats(t, srv); bl != 2 {
+		t.Fatalf("%d block rows, want 2", bl)
+	}
+}
+
+// entry is a manifest entry as JSON text.
+func entry(path, typ string, extra string) string {
+	return fmt.Sprintf(`{"path":%q,"type":%q,"mode":420,"mtime":"2024-01-02T03:04:05.123456789Z"%s}`, path, typ, extra)
+}
+
+func commitBody(entries ...string) []byte {
+	return []byte(`{"tags":{"node":"t"},"entries":[` + strings.Join(entries, ",") + `]}`)
+}
+
+func TestBadManifests(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	data := []byte("block one")
+	c := block.Sum(data).String()
+	wire, _ := block.Encode(data, block.DefaultLevel)
+	if status, _ := do(t, "PUT", srv.URL+"/api/v1/blocks/"+c, srv.Token, wire); status != http.StatusNoContent {
+		t.Fatal("PUT failed")
+	}
+	file := func(p string) string {
+		return entry(p, "file", fmt.Sprintf(`,"size":9,"blocks":[{"cid":%q,"size":9}]`, c))
+	}
+	root := entry(".", "dir", "")
+	cases := map[string][]byte{
+		"dotdot":          commitBody(root, file("../etc/passwd")),
+		"dotdot inside":   commitBody(root, entry("a", "dir", ""), file("a/../../x")),
+		"absolute":        commitBody(root, file("/etc/passwd")),
+		"duplicate":       commitBody(root, file("a"), file("a")),
+		"wrong order":     commitBody(root, file("b"), file("a")),
+		"under a symlink": commitBody(root, entry("l", "symlink", `,"target":"/etc"`), file("l/passwd")),
+		"under a file":    commitBody(root, file("f"), file("f/x")),
+		"unknown type":    commitBody(root, entry("p", "fifo", "")),
+		"sizes":           commitBody(root, entry("f", "file", fmt.Sprintf(`,"size":10,"blocks":[{"cid":%q,"size":9}]`, c))),
+		"no root":         commitBody(file("f")),
+		"bad tag":         []byte(`{"tags":{"Bad Key":"x"},"entries":[` + root + `]}`),
+		"not json":        []byte(`{"tags":`),
+		"unknown field":   []byte(`{"tags":{},"bogus":1,"entries":[` + root + `]}`),
+		"empty":           commitBody(),
+		"backslash":       commitBody(root, file(`a\b`)),
+		"empty part":      commitBody(root, entry("a", "dir", ""), file("a//b")),
+	}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			status, resp := do(t, "POST", srv.URL+"/api/v1/backups", srv.Token, body)
+			if status != http.StatusBadRequest || !strings.Contains(resp, `"error"`) {
+				t.Fatalf("%d %s, want 400 with an error", status, resp)
+			}
+		})
+	}
+	if b, _ := stats(t, srv); b != 0 {
+		t.Fatalf("%d backups stored from bad manifests", b)
+	}
+
+	// A missing block: 409 with its CID, nothing stored.
+	absent := block.Sum([]byte("absent")).String()
+	status, resp := do(t, "POST", srv.URL+"/api/v1/backups", srv.Token,
+		commitBody(root, entry("f", "file", fmt.Sprintf(`,"size":6,"blocks":[{"cid":%q,"size":6}]`, absent))))
+	var conflict struct{ Missing []string }
+	json.Unmarshal([]byte(resp), &conflict)
+	if status != http.StatusConflict || len(conflict.Missing) != 1 || conflict.Missing[0] != absent {
+		t.Fatalf("missing block: %d %s", status, resp)
+	}
+	if b, _ := stats(t, srv); b != 0 {
+		t.Fatalf("a refused commit stored a backup")
+	}
+
+	// A good one, twice with one idempotency key: one backup.
+	good := []byte(`{"tags":{"node":"t"},"idempotency_key":"k1","entries":[` + root + "," + file("a") + `]}`)
+	s1, r1 := do(t, "POST", srv.URL+"/api/v1/backups", srv.Token, good)
+	s2, r2 := do(t, "POST", srv.URL+"/api/v1/backups", srv.Token, good)
+	if s1 != http.StatusCreated || s2 != http.StatusOK || r1 != r2 {
+		t.Fatalf("idempotent commit: %d %s, then %d %s", s1, r1, s2, r2)
+	}
+	if b, _ := stats(t, srv); b != 1 {
+		t.Fatalf("%d backups after a retried commit, want 1", b)
+	}
+}
+
+func TestNotFoundAndBadIDs(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	for path, want := range map[string]int{
+		"/api/v1/backups/42":          404,
+		"/api/v1/backups/42/manifest": 404,
+		"/api/v1/backups/abc":         400,
+		"/api/v1/backups/-1":          400,
+		"/api/v1/backups/latest":      404,
+		"/api/v1/backups?Bad=1":       400,
+		"/api/v1/blocks/nope":         400,
+		"/api/v1/nothing":             404,
+	} {
+		if status, body := do(t, "GET", srv.URL+path, "", nil); status != want || !strings.Contains(body, `"error"`) {
+			t.Errorf("GET %s: %d %s, want %d", path, status, body, want)
+		}
+	}
+}
