@@ -24,12 +24,12 @@ var Version = "dev"
 
 // NewRoot builds the command tree.
 func NewRoot(env *cli.Env) *cobra.Command {
-	root := &cobra.Command{
+	root := cli.Group(&cobra.Command{
 		Use:           "ib",
 		Short:         "ib backs up folders to an ib server and restores them exactly",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-	}
+	})
 	root.PersistentFlags().StringVar(&env.ConfigFile, "config", "", "config file (default: <config dir>/ib/config.toml or server.toml)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return cli.UsageError{Err: err} })
 	root.AddCommand(

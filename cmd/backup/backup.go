@@ -30,10 +30,10 @@ type common struct {
 // New returns the backup command group.
 func New(env *cli.Env) *cobra.Command {
 	o := &common{env: env}
-	c := &cobra.Command{
+	c := cli.Group(&cobra.Command{
 		Use:   "backup",
 		Short: "Create, list, show, restore and delete backups",
-	}
+	})
 	c.PersistentFlags().StringVar(&o.server, "server", "", "server URL (default: IB_SERVER, then the client config)")
 	c.PersistentFlags().StringVar(&o.token, "token", "", "write token (default: IB_TOKEN, then the client config)")
 	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o))

@@ -16,7 +16,7 @@ import (
 
 // New returns the server command group.
 func New(env *cli.Env, version string) *cobra.Command {
-	c := &cobra.Command{Use: "server", Short: "Run and manage the ib server"}
+	c := cli.Group(&cobra.Command{Use: "server", Short: "Run and manage the ib server"})
 	c.AddCommand(newServe(env, version), newToken(env))
 	return c
 }
@@ -96,7 +96,7 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 }
 
 func newToken(env *cli.Env) *cobra.Command {
-	t := &cobra.Command{Use: "token", Short: "Manage the server's write token"}
+	t := cli.Group(&cobra.Command{Use: "token", Short: "Manage the server's write token"})
 	t.AddCommand(&cobra.Command{
 		Use:   "show",
 		Short: "Print the write token (creating it if the server config has none)",

@@ -165,3 +165,16 @@ func IsTerminal(w io.Writer) bool {
 func Logger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
+
+// Group makes a command that only holds subcommands refuse unknown ones
+// (cobra would print help and exit 0).
+func Group(c *cobra.Command) *cobra.Command {
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return Usagef("unknown command %q for %q (see --help)", args[0], c.CommandPath())
+		}
+		return c.Help()
+	}
+	return c
+}

@@ -1,0 +1,146 @@
+//go:build unix
+
+package restore_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"ib/internal/apiclient"
+	"ib/internal/backup"
+	"ib/internal/block"
+	"ib/internal/ibtest"
+	"ib/internal/manifest"
+	"ib/internal/restore"
+)
+
+func setup(t *testing.T) (*apiclient.Client, string, int64) {
+	t.Helper()
+	srv := ibtest.StartServer(t)
+	api, err := apiclient.New(srv.URL, srv.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	for i := range 20 {
+		ibtest.WriteFile(t, filepath.Join(src, "d", strings.Repeat("f", i+1)), ibtest.RandomBytes(100_000+i), 0o640, time.Unix(1700000000, int64(i)))
+	}
+	res, err := backup.Run(context.Background(), api, src, backup.Options{BlockSize: 32 << 10, IsNotFound: apiclient.IsNotFound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api, src, res.ID
+}
+
+// cancelling cancels the restore after n blocks.
+type cancelling struct {
+	restore.API
+	n      atomic.Int64
+	cancel func()
+}
+
+func (c *cancelling) GetBlock(ctx context.Context, cid string) (io.ReadCloser, error) {
+	if c.n.Add(-1) == 0 {
+		c.cancel()
+	}
+	return c.API.GetBlock(ctx, cid)
+}
+
+func TestInterruptedRestoreResumes(t *testing.T) {
+	api, src, id := setup(t)
+	dst := filepath.Join(t.TempDir(), "dst")
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &cancelling{API: api, cancel: cancel}
+	c.n.Store(30) // of 80 blocks
+	if _, err := restore.Run(ctx, c, id, dst, restore.Options{Jobs: 2}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted restore: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, restore.Marker)); err != nil {
+		t.Fatalf("no marker after an interrupted restore: %v", err)
+	}
+	parts, _ := filepath.Glob(filepath.Join(dst, "d", "*.ib-part"))
+	if len(parts) != 0 {
+		t.Fatalf("partial files left behind: %v", parts)
+	}
+	// The same command again, without --force, completes the restore and
+	// keeps what was finished.
+	res, err := restore.Run(context.Background(), api, id, dst, restore.Options{})
+	if err != nil {
+		t.Fatalf("resumed restore: %v", err)
+	}
+	if res.Kept == 0 || res.Kept == 20 {
+		t.Errorf("resume kept %d of 20 files; want some but not all", res.Kept)
+	}
+	ibtest.TreesEqual(t, src, dst, nil)
+}
+
+// evil serves a manifest of its own making, as a compromised server could.
+type evil struct {
+	restore.API
+	manifest string
+}
+
+func (e *evil) Manifest(context.Context, int64) (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader(e.manifest)), nil
+}
+
+func TestHostileManifests(t *testing.T) {
+	api, _, _ := setup(t)
+	data := []byte("owned")
+	c := block.Sum(data).String()
+	mt := `"mtime":"2024-01-01T00:00:00Z"`
+	root := `{"path":".","type":"dir","mode":493,` + mt + `}`
+	file := func(p string) string {
+		return `{"path":"` + p + `","type":"file","mode":420,` + mt + `,"size":5,"blocks":[{"cid":"` + c + `","size":5}]}`
+	}
+	for name, entries := range map[string]string{
+		"dotdot":        root + "," + file("../escaped"),
+		"absolute":      root + "," + file("/tmp/escaped"),
+		"under symlink": root + `,{"path":"l","type":"symlink","mode":511,` + mt + `,"target":".."},` + file("l/escaped"),
+		"repeated":      root + "," + file("a") + "," + file("a"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			parent := t.TempDir()
+			dst := filepath.Join(parent, "dst")
+			e := &evil{API: api, manifest: `{"id":1,"tags":{},"entries":[` + entries + `]}`}
+			_, err := restore.Run(context.Background(), e, 1, dst, restore.Options{})
+			if !errors.Is(err, manifest.ErrInvalid) && !errors.Is(err, manifest.ErrBadPath) {
+				t.Fatalf("hostile manifest: %v, want a validation error", err)
+			}
+			if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+				t.Fatalf("a refused manifest wrote %d entries", len(ents))
+			}
+			if _, err := os.Stat("/tmp/escaped"); err == nil {
+				t.Fatal("wrote /tmp/escaped")
+			}
+		})
+	}
+}
+
+// lying serves bytes other than those a block's CID names.
+type lying struct{ restore.API }
+
+func (l lying) GetBlock(ctx context.Context, cid string) (io.ReadCloser, error) {
+	wire, _ := block.Encode(make([]byte, 32<<10), block.DefaultLevel)
+	return io.NopCloser(strings.NewReader(string(wire))), nil
+}
+
+func TestWrongBytesAreNeverWritten(t *testing.T) {
+	api, _, id := setup(t)
+	dst := filepath.Join(t.TempDir(), "dst")
+	_, err := restore.Run(context.Background(), lying{api}, id, dst, restore.Options{})
+	if !errors.Is(err, block.ErrMismatch) {
+		t.Fatalf("restore from a lying server: %v, want ErrMismatch", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dst, "d"))
+	if len(ents) != 0 {
+		t.Fatalf("%d files written from bad blocks", len(ents))
+	}
+}
