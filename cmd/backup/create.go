@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -11,7 +13,10 @@ import (
 	"ib/internal/backup"
 	"ib/internal/block"
 	"ib/internal/cli"
+	"ib/internal/ignore"
+	"ib/internal/manifest"
 	"ib/internal/progress"
+	"ib/internal/scan"
 	"ib/internal/units"
 )
 
@@ -22,6 +27,8 @@ func newCreate(o *common) *cobra.Command {
 		level     string
 		full      bool
 		asJSON    bool
+		dryRun    bool
+		explain   bool
 	)
 	c := &cobra.Command{
 		Use:   "create [--KEY=VALUE ...] PATH",
@@ -50,6 +57,12 @@ func newCreate(o *common) *cobra.Command {
 			} else if !fi.IsDir() {
 				return fmt.Errorf("backup %s: not a directory", args[0])
 			}
+			if explain && !dryRun {
+				return cli.Usagef("--explain goes with --dry-run")
+			}
+			if dryRun {
+				return plan(c.Context(), o, args[0], explain, asJSON)
+			}
 			api, settings, err := o.client(true)
 			if err != nil {
 				return err
@@ -61,7 +74,8 @@ func newCreate(o *common) *cobra.Command {
 			stop := o.progress(c.Context(), counters, "backed up")
 			res, err := backup.Run(c.Context(), api, args[0], backup.Options{
 				Tags: tags, BlockSize: bs, Level: lv, Jobs: jobs, Full: full,
-				Counters: counters, Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
+				NewIgnorer: func() scan.Ignorer { return ignore.New() },
+				Counters:   counters, Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
 			})
 			stop()
 			if err != nil {
@@ -87,5 +101,61 @@ func newCreate(o *common) *cobra.Command {
 	f.BoolVar(&full, "full", false, "read every file, ignoring the previous backup")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
+	f.BoolVar(&dryRun, "dry-run", false, "list what would be backed up (+) and what is ignored (-); contact no server")
+	f.BoolVar(&explain, "explain", false, "with --dry-run: name the ignore file, line and pattern of each ignored path")
 	return c
+}
+
+// plan prints what a backup of root would store and leave out.
+func plan(ctx context.Context, o *common, root string, explain, asJSON bool) error {
+	var sum struct {
+		Files    int64 `json:"files"`
+		Dirs     int64 `json:"dirs"`
+		Symlinks int64 `json:"symlinks"`
+		Bytes    int64 `json:"bytes"`
+		Ignored  int64 `json:"ignored"`
+	}
+	w := bufio.NewWriter(o.env.Stdout)
+	st, err := backup.Plan(ctx, root, func(it backup.PlanItem) error {
+		switch {
+		case it.Ignored:
+			sum.Ignored++
+		case it.Type == manifest.TypeDir:
+			sum.Dirs++
+		case it.Type == manifest.TypeSymlink:
+			sum.Symlinks++
+		default:
+			sum.Files++
+			sum.Bytes += it.Size
+		}
+		if asJSON {
+			return nil
+		}
+		p := it.Path
+		if it.Type == manifest.TypeDir || it.IsDir {
+			p += "/"
+		}
+		switch {
+		case !it.Ignored:
+			fmt.Fprintf(w, "+ %s\n", p)
+		case explain:
+			fmt.Fprintf(w, "- %s\t%s\n", p, it.By)
+		default:
+			fmt.Fprintf(w, "- %s\n", p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("backup %s: %w", root, err)
+	}
+	if asJSON {
+		w.Flush()
+		return printJSON(o.env.Stdout, sum)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.env.Stderr, "would back up %d files, %d dirs, %d symlinks, %s; %d paths ignored, %d special files skipped\n",
+		sum.Files, sum.Dirs, sum.Symlinks, progress.Size(sum.Bytes), sum.Ignored, st.Special)
+	return nil
 }
