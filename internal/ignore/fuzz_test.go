@@ -39,7 +39,7 @@ func FuzzPattern(f *testing.F) {
 // the whole matcher is checked against git itself in TestMatchesGit.
 func TestWildmatchCases(t *testing.T) {
 	for _, c := range []struct {
-		pattern, text string
+		pattern, text  string
 		pathname, want bool
 	}{
 		{"**/foo", "foo", true, true},

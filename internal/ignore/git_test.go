@@ -37,8 +37,8 @@ var ignoreFiles = map[string]string{
 		"linkdir/\n" + // a symlink is no folder
 		"[]]br.txt\n" + // ']' first in a set
 		"tab\tend\t\n", // tabs are not trailing spaces
-	"sub/.gitignore": "!sub.log\n*.bak\n*.crlf\r\n!keep.crlf\r\n/only-here.txt\n",
-	"sub/.ibignore":  "!want.bak\n*.secret\n!public.secret\n",
+	"sub/.gitignore":       "!sub.log\n*.bak\n*.crlf\r\n!keep.crlf\r\n/only-here.txt\n",
+	"sub/.ibignore":        "!want.bak\n*.secret\n!public.secret\n",
 	"sub/inner/.gitignore": "!*.tmp\nnested/\n",
 	"sub/inner/.ibignore":  "*.ib\n",
 	"other/.gitignore":     "*\n!*.keep\n!*/\n",
