@@ -36,7 +36,7 @@ func New(env *cli.Env) *cobra.Command {
 	})
 	c.PersistentFlags().StringVar(&o.server, "server", "", "server URL (default: IB_SERVER, then the client config)")
 	c.PersistentFlags().StringVar(&o.token, "token", "", "write token (default: IB_TOKEN, then the client config)")
-	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o))
+	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o), newPrune(o))
 	return c
 }
 

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"ib/internal/cli"
 	"ib/internal/config"
 	"ib/internal/server"
+	"ib/internal/units"
 )
 
 // New returns the server command group.
@@ -22,11 +24,15 @@ func New(env *cli.Env, version string) *cobra.Command {
 }
 
 type serveOptions struct {
-	listen  string
-	dataDir string
-	tlsCert string
-	tlsKey  string
-	debug   bool
+	listen        string
+	dataDir       string
+	tlsCert       string
+	tlsKey        string
+	debug         bool
+	retention     string
+	keepLatest    int
+	pruneInterval string
+	gcGrace       string
 }
 
 func newServe(env *cli.Env, version string) *cobra.Command {
@@ -48,7 +54,24 @@ kept in server.toml; "ib server token show" prints it.`,
 	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	f.BoolVar(&o.debug, "debug", false, "log every request")
+	f.StringVar(&o.retention, "retention", "", "delete backups older than this, e.g. 90d; 0 keeps all (default 90d)")
+	f.IntVar(&o.keepLatest, "keep-latest", -1, "but keep the newest N of each tag set (default 1)")
+	f.StringVar(&o.pruneInterval, "prune-interval", "", "run retention and garbage collection this often (default 24h)")
+	f.StringVar(&o.gcGrace, "gc-grace", "", "never collect a block uploaded or asked about within this (default 1h)")
 	return c
+}
+
+// duration picks the flag, else the file, else the default.
+func duration(name, flag, file string, def time.Duration) (time.Duration, error) {
+	v := cmp.Or(flag, file)
+	if v == "" {
+		return def, nil
+	}
+	d, err := units.ParseDuration(v)
+	if err != nil {
+		return 0, cli.Usagef("--%s: %v", name, err)
+	}
+	return d, nil
 }
 
 func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) error {
@@ -71,12 +94,37 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	if (tlsCert == "") != (tlsKey == "") {
 		return cli.Usagef("--tls-cert and --tls-key go together")
 	}
+	retention, err := duration("retention", o.retention, cfg.Retention, server.DefaultRetention)
+	if err != nil {
+		return err
+	}
+	interval, err := duration("prune-interval", o.pruneInterval, cfg.PruneInterval, server.DefaultPruneInterval)
+	if err != nil {
+		return err
+	}
+	grace, err := duration("gc-grace", o.gcGrace, cfg.GCGrace, server.DefaultGCGrace)
+	if err != nil {
+		return err
+	}
+	keep := server.DefaultKeepLatest
+	if cfg.KeepLatest > 0 {
+		keep = cfg.KeepLatest
+	}
+	if o.keepLatest >= 0 {
+		keep = o.keepLatest
+	}
+	if interval > 0 && interval < time.Second {
+		return cli.Usagef("--prune-interval %s: at least 1s, or 0 to prune only after deletions", interval)
+	}
 	level := slog.LevelInfo
 	if o.debug {
 		level = slog.LevelDebug
 	}
 	log := cli.Logger(env.Stderr, level)
-	srv, err := server.Open(c.Context(), server.Options{DataDir: dataDir, Token: cfg.Token, TLSCert: tlsCert, TLSKey: tlsKey, Log: log})
+	srv, err := server.Open(c.Context(), server.Options{
+		DataDir: dataDir, Token: cfg.Token, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
+		Retention: retention, KeepLatest: keep, PruneInterval: interval, GCGrace: grace,
+	})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"ib/internal/manifest"
 	"ib/internal/metadb"
 	"ib/internal/store"
+	"ib/internal/units"
 )
 
 // Limits of request bodies other than blocks and manifests.
@@ -28,17 +30,26 @@ const (
 	maxMissingCIDs = 100_000
 )
 
+// Pruner runs retention and garbage collection.
+type Pruner interface {
+	// Kick asks for a prune soon, in the background.
+	Kick()
+	// Prune runs one now: req, or the server's retention when nil.
+	Prune(ctx context.Context, req *store.PruneRequest) (store.PruneResult, error)
+}
+
 // API serves the store over HTTP.
 type API struct {
-	store *store.Store
-	token [32]byte // sha256 of the token: compared in constant time, whatever its length
-	log   *slog.Logger
+	store  *store.Store
+	pruner Pruner
+	token  [32]byte // sha256 of the token: compared in constant time, whatever its length
+	log    *slog.Logger
 }
 
 // New returns the gin engine serving the API.
-func New(st *store.Store, token string, log *slog.Logger) *gin.Engine {
+func New(st *store.Store, pr Pruner, token string, log *slog.Logger) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
-	a := &API{store: st, token: sha256.Sum256([]byte(token)), log: log}
+	a := &API{store: st, pruner: pr, token: sha256.Sum256([]byte(token)), log: log}
 	r := gin.New()
 	r.Use(a.recover, a.logRequests)
 	r.HandleMethodNotAllowed = true
@@ -59,6 +70,7 @@ func New(st *store.Store, token string, log *slog.Logger) *gin.Engine {
 	v1.GET("/backups/:id", a.show)
 	v1.GET("/backups/:id/manifest", a.manifest)
 	v1.DELETE("/backups/:id", auth, a.delete)
+	v1.POST("/prune", auth, a.prune)
 	v1.GET("/stats", a.stats)
 	return r
 }
@@ -250,7 +262,94 @@ func (a *API) delete(c *gin.Context) {
 		a.error(c, err)
 		return
 	}
+	a.pruner.Kick()
 	c.Status(http.StatusNoContent)
+}
+
+// PruneRequest is the body of POST /prune; an empty body runs the
+// server's own retention.
+type PruneRequest struct {
+	KeepLast  *int          `json:"keep_last"`
+	OlderThan string        `json:"older_than"`
+	Tags      manifest.Tags `json:"tags"`
+	DryRun    bool          `json:"dry_run"`
+}
+
+// PruneDecision is one backup's fate in a prune's answer.
+type PruneDecision struct {
+	ID        int64         `json:"id"`
+	Tags      manifest.Tags `json:"tags"`
+	CreatedAt time.Time     `json:"created_at"`
+	Reason    string        `json:"reason"`
+}
+
+// PruneAnswer is the answer of POST /prune.
+type PruneAnswer struct {
+	DryRun  bool            `json:"dry_run"`
+	Deleted []PruneDecision `json:"deleted"`
+	Kept    []PruneDecision `json:"kept"`
+	GC      store.GCReport  `json:"gc"`
+}
+
+func (a *API) prune(c *gin.Context) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	var req *store.PruneRequest
+	if len(strings.TrimSpace(string(body))) > 0 {
+		var pr PruneRequest
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&pr); err != nil {
+			a.error(c, fmt.Errorf("%w: body: %w", store.ErrInvalid, err))
+			return
+		}
+		if req, err = pruneRequest(pr); err != nil {
+			a.error(c, err)
+			return
+		}
+	}
+	res, err := a.pruner.Prune(c.Request.Context(), req)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	ans := PruneAnswer{DryRun: req != nil && req.DryRun, Deleted: []PruneDecision{}, Kept: []PruneDecision{}, GC: res.GC}
+	for _, d := range res.Decisions {
+		pd := PruneDecision{ID: d.ID, Tags: res.Tags[d.ID], CreatedAt: d.CreatedAt, Reason: d.Reason}
+		if d.Delete {
+			ans.Deleted = append(ans.Deleted, pd)
+		} else {
+			ans.Kept = append(ans.Kept, pd)
+		}
+	}
+	c.JSON(http.StatusOK, ans)
+}
+
+func pruneRequest(pr PruneRequest) (*store.PruneRequest, error) {
+	req := &store.PruneRequest{Filter: pr.Tags, DryRun: pr.DryRun}
+	if err := pr.Tags.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", store.ErrInvalid, err)
+	}
+	if pr.KeepLast != nil {
+		if *pr.KeepLast < 0 {
+			return nil, fmt.Errorf("%w: keep_last must not be negative", store.ErrInvalid)
+		}
+		req.Rules.KeepLast, req.Rules.HasKeepLast = *pr.KeepLast, true
+	}
+	if pr.OlderThan != "" {
+		d, err := units.ParseDuration(pr.OlderThan)
+		if err != nil {
+			return nil, fmt.Errorf("%w: older_than: %w", store.ErrInvalid, err)
+		}
+		req.Rules.OlderThan, req.Rules.HasOlderThan = d, true
+	}
+	if !req.Rules.HasKeepLast && !req.Rules.HasOlderThan {
+		return nil, fmt.Errorf("%w: give keep_last, older_than or both", store.ErrInvalid)
+	}
+	return req, nil
 }
 
 func (a *API) stats(c *gin.Context) {

@@ -29,15 +29,16 @@ type Server struct {
 	Store   *store.Store
 
 	srv    *server.Server
+	opts   []func(*server.Options)
 	cancel context.CancelFunc
 	done   chan error
 }
 
 // StartServer starts a server on 127.0.0.1 with a fresh data dir; it stops
-// when the test ends.
-func StartServer(t testing.TB) *Server {
+// when the test ends. Retention is off unless opts say otherwise.
+func StartServer(t testing.TB, opts ...func(*server.Options)) *Server {
 	t.Helper()
-	s := &Server{Token: "test-token-0123456789", DataDir: t.TempDir(), Addr: "127.0.0.1:0"}
+	s := &Server{Token: "test-token-0123456789", DataDir: t.TempDir(), Addr: "127.0.0.1:0", opts: opts}
 	s.Start(t)
 	t.Cleanup(s.Stop)
 	return s
@@ -60,7 +61,11 @@ func (s *Server) Start(t testing.TB) {
 	s.Addr = ln.Addr().String()
 	s.URL = "http://" + s.Addr
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.Open(context.Background(), server.Options{DataDir: s.DataDir, Token: s.Token, Log: log})
+	o := server.Options{DataDir: s.DataDir, Token: s.Token, Log: log, GCGrace: server.DefaultGCGrace}
+	for _, f := range s.opts {
+		f(&o)
+	}
+	srv, err := server.Open(context.Background(), o)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("open server: %v", err)

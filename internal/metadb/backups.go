@@ -180,7 +180,7 @@ func scanBackup(sc interface{ Scan(...any) error }) (Backup, error) {
 
 // Get returns one backup.
 func (db *DB) Get(ctx context.Context, id int64) (Backup, error) {
-	b, err := scanBackup(db.r.QueryRowContext(ctx, "SELECT "+backupCols+" FROM backups WHERE id = ?", id))
+	b, err := scanBackup(db.r.QueryRowContext(ctx, "SELECT "+backupCols+" FROM backups WHERE id = ? AND deleting = 0", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Backup{}, ErrNotFound
 	}
@@ -193,7 +193,7 @@ func (db *DB) Get(ctx context.Context, id int64) (Backup, error) {
 // Latest returns the newest backup whose tags equal tags exactly.
 func (db *DB) Latest(ctx context.Context, tags manifest.Tags) (Backup, error) {
 	b, err := scanBackup(db.r.QueryRowContext(ctx, "SELECT "+backupCols+
-		" FROM backups WHERE tagset = ? ORDER BY created_at DESC, id DESC LIMIT 1", tags.Canonical()))
+		" FROM backups WHERE tagset = ? AND deleting = 0 ORDER BY created_at DESC, id DESC LIMIT 1", tags.Canonical()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Backup{}, ErrNotFound
 	}
@@ -206,7 +206,7 @@ func (db *DB) Latest(ctx context.Context, tags manifest.Tags) (Backup, error) {
 // List returns the backups whose tags include every pair of filter, newest
 // first.
 func (db *DB) List(ctx context.Context, filter manifest.Tags) ([]Backup, error) {
-	q := "SELECT " + backupCols + " FROM backups b"
+	q := "SELECT " + backupCols + " FROM backups b WHERE deleting = 0"
 	var args []any
 	if len(filter) > 0 {
 		var conds []string
@@ -214,7 +214,7 @@ func (db *DB) List(ctx context.Context, filter manifest.Tags) ([]Backup, error) 
 			conds = append(conds, "(key = ? AND value = ?)")
 			args = append(args, k, v)
 		}
-		q += " WHERE (SELECT count(*) FROM backup_tags t WHERE t.backup_id = b.id AND (" + strings.Join(conds, " OR ") + ")) = ?"
+		q += " AND (SELECT count(*) FROM backup_tags t WHERE t.backup_id = b.id AND (" + strings.Join(conds, " OR ") + ")) = ?"
 		args = append(args, len(filter))
 	}
 	q += " ORDER BY created_at DESC, id DESC"
@@ -270,19 +270,6 @@ FROM entries WHERE backup_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, l
 		return nil, after, fmt.Errorf("sqlite: entries of %d: %w", id, err)
 	}
 	return out, last, nil
-}
-
-// Delete removes a backup, its entries, tags and references. Its blocks stay
-// until garbage collection finds them unreferenced.
-func (db *DB) Delete(ctx context.Context, id int64) error {
-	res, err := db.w.ExecContext(ctx, "DELETE FROM backups WHERE id = ?", id)
-	if err != nil {
-		return fmt.Errorf("sqlite: delete backup %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
 }
 
 func typeCode(t manifest.Type) int {

@@ -102,7 +102,7 @@ type Stats struct {
 func (db *DB) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	err := db.r.QueryRowContext(ctx, `SELECT
- (SELECT count(*) FROM backups),
+ (SELECT count(*) FROM backups WHERE deleting = 0),
  count(*),
  coalesce(sum(data IS NOT NULL), 0),
  coalesce(sum(CASE WHEN data IS NOT NULL THEN wire_size END), 0),

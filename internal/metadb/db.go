@@ -132,6 +132,11 @@ CREATE TABLE refs (
 ) WITHOUT ROWID;
 CREATE INDEX refs_by_backup ON refs(backup_id);
 `,
+	// 2: backups being deleted are hidden at once and removed in small
+	// transactions.
+	`
+ALTER TABLE backups ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -27,14 +27,28 @@ type Options struct {
 	TLSCert string
 	TLSKey  string
 	Log     *slog.Logger
+
+	Retention     time.Duration // delete backups older than this; 0 keeps all
+	KeepLatest    int           // but keep the newest of each tag set
+	PruneInterval time.Duration // 0: only after deletions and on demand
+	GCGrace       time.Duration // blocks seen within this are never collected
 }
+
+// Defaults of the retention options (DESIGN §8).
+const (
+	DefaultRetention     = 90 * 24 * time.Hour
+	DefaultKeepLatest    = 1
+	DefaultPruneInterval = 24 * time.Hour
+	DefaultGCGrace       = time.Hour
+)
 
 // Server is an assembled, not yet listening, ib server.
 type Server struct {
-	opts  Options
-	db    *metadb.DB
-	Store *store.Store
-	http  *http.Server
+	opts   Options
+	db     *metadb.DB
+	Store  *store.Store
+	http   *http.Server
+	pruner *pruner
 }
 
 // Open opens the data dir (creating it) and assembles the server.
@@ -62,18 +76,23 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
+	pr := newPruner(st, opts)
 	h := &http.Server{
-		Handler:           httpapi.New(st, opts.Token, opts.Log),
+		Handler:           httpapi.New(st, pr, opts.Token, opts.Log),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
-	return &Server{opts: opts, db: db, Store: st, http: h}, nil
+	return &Server{opts: opts, db: db, Store: st, http: h, pruner: pr}, nil
 }
 
 // Serve answers on ln until ctx ends, then stops accepting, lets in-flight
 // requests finish (up to 30 s), and closes the database.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	pctx, stopPruner := context.WithCancel(ctx)
+	prunerDone := make(chan struct{})
+	go func() { s.pruner.run(pctx); close(prunerDone) }()
+	defer func() { stopPruner(); <-prunerDone }()
 	errc := make(chan error, 1)
 	go func() {
 		var err error
@@ -86,6 +105,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	select {
 	case err := <-errc:
+		stopPruner()
+		<-prunerDone
 		s.db.Close()
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
@@ -97,6 +118,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	err := s.http.Shutdown(sctx)
 	<-errc
+	stopPruner()
+	<-prunerDone
 	return errors.Join(err, s.db.Close())
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"os"
@@ -46,6 +47,7 @@ type Store struct {
 	tmpDir string
 	log    *slog.Logger
 	now    func() time.Time
+	locks  cidLocks
 }
 
 // New returns a store over an open database and block store; temporary
@@ -54,7 +56,16 @@ func New(db *metadb.DB, blocks blockstore.Store, tmpDir string, log *slog.Logger
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	return &Store{db: db, blocks: blocks, tmpDir: tmpDir, log: log, now: time.Now}, nil
+	st := &Store{db: db, blocks: blocks, tmpDir: tmpDir, log: log, now: time.Now}
+	st.locks.seed = maphash.MakeSeed()
+	return st, nil
+}
+
+// SetClock replaces the clock of the store and its database (tests move
+// time instead of sleeping).
+func (s *Store) SetClock(now func() time.Time) {
+	s.now = now
+	s.db.SetClock(now)
 }
 
 // Health reports whether the database and the block store answer.
@@ -124,13 +135,16 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) err
 		if err != nil {
 			return fmt.Errorf("block %s: %w", cidStr, err)
 		}
-	} else {
-		if err := s.storeObject(ctx, cidStr, tmp, counted.n); err != nil {
-			return err
-		}
+		return s.db.PutBlock(ctx, rec)
 	}
 	// The row comes after the bytes are durable: a crash in between leaves
-	// an orphan object, never a row without bytes.
+	// an orphan object, never a row without bytes. The CID's lock keeps
+	// garbage collection from deleting the object between the two.
+	unlock := s.locks.lock(cidStr)
+	defer unlock()
+	if err := s.storeObject(ctx, cidStr, tmp, counted.n); err != nil {
+		return err
+	}
 	return s.db.PutBlock(ctx, rec)
 }
 
@@ -266,9 +280,10 @@ func (s *Store) List(ctx context.Context, filter manifest.Tags) ([]metadb.Backup
 	return s.db.List(ctx, filter)
 }
 
-// Delete removes a backup.
+// Delete hides a backup at once; the next GC removes its rows and the
+// blocks only it used.
 func (s *Store) Delete(ctx context.Context, id int64) error {
-	err := s.db.Delete(ctx, id)
+	err := s.db.MarkDeleting(ctx, id)
 	if errors.Is(err, metadb.ErrNotFound) {
 		return fmt.Errorf("backup %d: %w", id, ErrNotFound)
 	}
@@ -323,6 +338,14 @@ func (s *Store) WriteManifest(ctx context.Context, id int64, w io.Writer) error 
 	}
 	bw.WriteString("]}\n")
 	return bw.Flush()
+}
+
+func parseTagSet(s string) (manifest.Tags, error) {
+	var t manifest.Tags
+	if err := json.Unmarshal([]byte(s), &t); err != nil {
+		return nil, fmt.Errorf("tag set %q: %w", s, err)
+	}
+	return t, nil
 }
 
 func wrapNotFound(b metadb.Backup, err error) (metadb.Backup, error) {

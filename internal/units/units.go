@@ -53,3 +53,28 @@ func ParseSize(s string) (int64, error) {
 	}
 	return n * mult, nil
 }
+
+// FormatDuration renders a duration the way ParseDuration reads it, with
+// days for whole days ("90d", "1d12h", "36m").
+func FormatDuration(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	days := d / (24 * time.Hour)
+	rest := d % (24 * time.Hour)
+	s := ""
+	if days > 0 {
+		s = fmt.Sprintf("%dd", days)
+	}
+	if rest > 0 {
+		r := rest.String()
+		if strings.HasSuffix(r, "m0s") {
+			r = strings.TrimSuffix(r, "0s")
+		}
+		if strings.HasSuffix(r, "h0m") {
+			r = strings.TrimSuffix(r, "0m")
+		}
+		s += r
+	}
+	return s
+}

@@ -37,3 +37,19 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		90 * 24 * time.Hour: "90d", 36 * time.Hour: "1d12h", 2 * time.Second: "2s",
+		90 * time.Minute: "1h30m", 0: "0s", 3*time.Hour + 2*time.Second: "3h0m2s",
+	} {
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+		if d > 0 {
+			if back, err := ParseDuration(FormatDuration(d)); err != nil || back != d {
+				t.Errorf("round trip of %v: %v %v", d, back, err)
+			}
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"ib/internal/prune"
+	"ib/internal/store"
+	"ib/internal/units"
+)
+
+// pruner runs the server's retention and garbage collection every
+// interval, soon after every deletion, and on demand; one run at a time.
+type pruner struct {
+	store    *store.Store
+	rules    prune.Rules
+	grace    time.Duration
+	interval time.Duration
+	log      *slog.Logger
+	kick     chan struct{}
+	mu       sync.Mutex
+}
+
+func newPruner(st *store.Store, o Options) *pruner {
+	return &pruner{
+		store: st, rules: prune.Retention(o.Retention, o.KeepLatest), grace: o.GCGrace,
+		interval: o.PruneInterval, log: o.Log, kick: make(chan struct{}, 1),
+	}
+}
+
+// Kick asks for a run soon, without waiting for it.
+func (p *pruner) Kick() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Prune runs now: the given request, or the server's retention when nil.
+func (p *pruner) Prune(ctx context.Context, req *store.PruneRequest) (store.PruneResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if req == nil {
+		req = &store.PruneRequest{Rules: p.rules}
+	}
+	req.Grace = p.grace
+	res, err := p.store.Prune(ctx, *req)
+	if err != nil {
+		p.log.Error("prune failed", "err", err)
+		return res, err
+	}
+	if !req.DryRun {
+		deleted := 0
+		for _, d := range res.Decisions {
+			if d.Delete {
+				deleted++
+			}
+		}
+		p.log.Info("prune", "backups_deleted", deleted, "blocks_deleted", res.GC.BlocksDeleted,
+			"bytes_freed", res.GC.BytesFreed, "orphans_deleted", res.GC.OrphansDeleted,
+			"took", time.Duration(res.GC.DurationMS)*time.Millisecond, "longest_write_lock_ms", res.GC.LongestLockMS)
+	}
+	return res, nil
+}
+
+// run prunes every interval and after kicks until ctx ends.
+func (p *pruner) run(ctx context.Context) {
+	var tick <-chan time.Time
+	if p.interval > 0 {
+		t := time.NewTicker(p.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	p.log.Info("pruning scheduled", "every", units.FormatDuration(p.interval), "gc_grace", units.FormatDuration(p.grace))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		case <-p.kick:
+		}
+		p.Prune(ctx, nil)
+	}
+}
