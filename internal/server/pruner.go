@@ -48,7 +48,9 @@ func (p *pruner) Prune(ctx context.Context, req *store.PruneRequest) (store.Prun
 	req.Grace = p.grace
 	res, err := p.store.Prune(ctx, *req)
 	if err != nil {
-		p.log.Error("prune failed", "err", err)
+		if ctx.Err() == nil {
+			p.log.Error("prune failed", "err", err)
+		}
 		return res, err
 	}
 	if !req.DryRun {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"ib/internal/blockstore"
@@ -44,11 +45,12 @@ const (
 
 // Server is an assembled, not yet listening, ib server.
 type Server struct {
-	opts   Options
-	db     *metadb.DB
-	Store  *store.Store
-	http   *http.Server
-	pruner *pruner
+	serving atomic.Bool
+	opts    Options
+	db      *metadb.DB
+	Store   *store.Store
+	http    *http.Server
+	pruner  *pruner
 }
 
 // Open opens the data dir (creating it) and assembles the server.
@@ -89,6 +91,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 // Serve answers on ln until ctx ends, then stops accepting, lets in-flight
 // requests finish (up to 30 s), and closes the database.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.serving.Store(true)
 	pctx, stopPruner := context.WithCancel(ctx)
 	prunerDone := make(chan struct{})
 	go func() { s.pruner.run(pctx); close(prunerDone) }()
@@ -123,7 +126,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return errors.Join(err, s.db.Close())
 }
 
-// Close stops the server at once (tests).
+// Close stops the server at once, dropping connections (a running Serve
+// then returns and closes the database).
 func (s *Server) Close() error {
-	return errors.Join(s.http.Close(), s.db.Close())
+	err := s.http.Close()
+	if !s.serving.Load() {
+		err = errors.Join(err, s.db.Close())
+	}
+	return err
 }
