@@ -4,6 +4,7 @@ package login
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,7 +44,13 @@ func run(ctx context.Context, env *cli.Env, rawURL, token string) error {
 	}
 	api.Retry = apiclient.Retry{Initial: 200 * time.Millisecond, Max: time.Second, MaxElapsed: 3 * time.Second}
 	if err := api.Health(ctx); err != nil {
-		return fmt.Errorf("server %s does not answer: %w", u, err)
+		var answered *apiclient.Error
+		if !errors.As(err, &answered) {
+			return fmt.Errorf("server %s does not answer: %w", u, err)
+		}
+		// It answers but is not healthy (its block store is down): still
+		// a server to log in to.
+		fmt.Fprintf(env.Stderr, "warning: server %s is not healthy: %v\n", u, answered.Msg)
 	}
 	if token != "" {
 		if _, err := api.Missing(ctx, []string{}); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ib/internal/blockstore"
 	"ib/internal/cli"
 	"ib/internal/config"
 	"ib/internal/server"
@@ -33,6 +34,7 @@ type serveOptions struct {
 	keepLatest    int
 	pruneInterval string
 	gcGrace       string
+	s3            config.S3
 }
 
 func newServe(env *cli.Env, version string) *cobra.Command {
@@ -58,7 +60,41 @@ kept in server.toml; "ib server token show" prints it.`,
 	f.IntVar(&o.keepLatest, "keep-latest", -1, "but keep the newest N of each tag set (default 1)")
 	f.StringVar(&o.pruneInterval, "prune-interval", "", "run retention and garbage collection this often (default 24h)")
 	f.StringVar(&o.gcGrace, "gc-grace", "", "never collect a block uploaded or asked about within this (default 1h)")
+	f.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "keep blocks of 256 KiB and more in this S3-compatible service, http(s)://HOST[:PORT] (env IB_S3_ENDPOINT)")
+	f.StringVar(&o.s3.Bucket, "s3-bucket", "", "the bucket, created if absent (env IB_S3_BUCKET)")
+	f.StringVar(&o.s3.AccessKey, "s3-access-key", "", "access key (env IB_S3_ACCESS_KEY, then AWS_ACCESS_KEY_ID)")
+	f.StringVar(&o.s3.SecretKey, "s3-secret-key", "", "secret key (env IB_S3_SECRET_KEY, then AWS_SECRET_ACCESS_KEY; prefer the env or server.toml to a flag)")
+	f.StringVar(&o.s3.Region, "s3-region", "", "region (env IB_S3_REGION)")
+	f.StringVar(&o.s3.Prefix, "s3-prefix", "", "key prefix inside the bucket (env IB_S3_PREFIX)")
 	return c
+}
+
+// s3Config resolves the S3 settings: flags, then IB_S3_* variables, then
+// server.toml, then the standard AWS variables for the keys. Nil when no
+// endpoint is set anywhere.
+func s3Config(env *cli.Env, flags, file config.S3) (*blockstore.S3Config, error) {
+	pick := func(flag, envName, file string) string { return cmp.Or(flag, env.Getenv(envName), file) }
+	c := blockstore.S3Config{
+		Endpoint:  pick(flags.Endpoint, "IB_S3_ENDPOINT", file.Endpoint),
+		Bucket:    pick(flags.Bucket, "IB_S3_BUCKET", file.Bucket),
+		AccessKey: cmp.Or(pick(flags.AccessKey, "IB_S3_ACCESS_KEY", file.AccessKey), env.Getenv("AWS_ACCESS_KEY_ID")),
+		SecretKey: cmp.Or(pick(flags.SecretKey, "IB_S3_SECRET_KEY", file.SecretKey), env.Getenv("AWS_SECRET_ACCESS_KEY")),
+		Region:    pick(flags.Region, "IB_S3_REGION", file.Region),
+		Prefix:    pick(flags.Prefix, "IB_S3_PREFIX", file.Prefix),
+	}
+	if c.Endpoint == "" {
+		if c.Bucket != "" {
+			return nil, cli.Usagef("--s3-bucket needs --s3-endpoint")
+		}
+		return nil, nil
+	}
+	if c.Bucket == "" {
+		return nil, cli.Usagef("--s3-endpoint needs --s3-bucket")
+	}
+	if c.AccessKey == "" || c.SecretKey == "" {
+		return nil, cli.Usagef("S3 needs an access key and a secret key (--s3-access-key/--s3-secret-key, IB_S3_*, server.toml or AWS_*)")
+	}
+	return &c, nil
 }
 
 // duration picks the flag, else the file, else the default.
@@ -113,6 +149,10 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	if o.keepLatest >= 0 {
 		keep = o.keepLatest
 	}
+	s3, err := s3Config(env, o.s3, cfg.S3)
+	if err != nil {
+		return err
+	}
 	if interval > 0 && interval < time.Second {
 		return cli.Usagef("--prune-interval %s: at least 1s, or 0 to prune only after deletions", interval)
 	}
@@ -123,7 +163,7 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	log := cli.Logger(env.Stderr, level)
 	srv, err := server.Open(c.Context(), server.Options{
 		DataDir: dataDir, Token: cfg.Token, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
-		Retention: retention, KeepLatest: keep, PruneInterval: interval, GCGrace: grace,
+		Retention: retention, KeepLatest: keep, PruneInterval: interval, GCGrace: grace, S3: s3,
 	})
 	if err != nil {
 		return err
@@ -137,7 +177,8 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	if tlsCert != "" {
 		scheme = "https"
 	}
-	log.Info("ib server started", "version", version, "url", scheme+"://"+ln.Addr().String(), "data_dir", dataDir, "config", path)
+	log.Info("ib server started", "version", version, "url", scheme+"://"+ln.Addr().String(), "data_dir", dataDir,
+		"block_store", srv.Store.BlockStore(), "config", path)
 	err = srv.Serve(c.Context(), ln)
 	log.Info("ib server stopped")
 	return err

@@ -1,4 +1,4 @@
-package blockstore
+package blockstore_test
 
 import (
 	"bytes"
@@ -6,14 +6,19 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"ib/internal/block"
+	"ib/internal/blockstore"
+	"ib/internal/s3test"
 )
 
 // runSuite is the one test body every Store passes.
-func runSuite(t *testing.T, s Store) {
+func runSuite(t *testing.T, s blockstore.Store) {
 	ctx := context.Background()
 	key := func(data []byte) string { return block.Sum(data).String() }
 	get := func(t *testing.T, k string) []byte {
@@ -46,7 +51,7 @@ func runSuite(t *testing.T, s Store) {
 		if err := s.Delete(ctx, k); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Stat(ctx, k); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Stat(ctx, k); !errors.Is(err, blockstore.ErrNotFound) {
 			t.Fatalf("Stat after delete: %v, want ErrNotFound", err)
 		}
 		if err := s.Delete(ctx, k); err != nil {
@@ -56,10 +61,10 @@ func runSuite(t *testing.T, s Store) {
 
 	t.Run("missing keys", func(t *testing.T) {
 		k := key([]byte("never stored"))
-		if _, err := s.Get(ctx, k); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Get(ctx, k); !errors.Is(err, blockstore.ErrNotFound) {
 			t.Errorf("Get: %v, want ErrNotFound", err)
 		}
-		if _, err := s.Stat(ctx, k); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Stat(ctx, k); !errors.Is(err, blockstore.ErrNotFound) {
 			t.Errorf("Stat: %v, want ErrNotFound", err)
 		}
 	})
@@ -121,7 +126,7 @@ func runSuite(t *testing.T, s Store) {
 		if err := s.Put(cctx, k, r, int64(len(data))); err == nil {
 			t.Fatal("Put with a context cancelled mid-way succeeded")
 		}
-		if _, err := s.Stat(ctx, k); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Stat(ctx, k); !errors.Is(err, blockstore.ErrNotFound) {
 			t.Fatalf("Stat after cancelled put: %v, want ErrNotFound", err)
 		}
 	})
@@ -137,7 +142,7 @@ func runSuite(t *testing.T, s Store) {
 			}
 		}
 		seen := map[string]bool{}
-		if err := s.List(ctx, func(i Info) error { seen[i.Key] = true; return nil }); err != nil {
+		if err := s.List(ctx, func(i blockstore.Info) error { seen[i.Key] = true; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		for k := range want {
@@ -175,7 +180,7 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 }
 
 func TestLocalSuite(t *testing.T) {
-	s, err := OpenLocal(t.TempDir())
+	s, err := blockstore.OpenLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,10 +188,53 @@ func TestLocalSuite(t *testing.T) {
 }
 
 func TestLocalRejectsBadKeys(t *testing.T) {
-	s, _ := OpenLocal(t.TempDir())
+	s, _ := blockstore.OpenLocal(t.TempDir())
 	for _, k := range []string{"", "../x", "a/b", `a\b`, ".."} {
 		if err := s.Put(context.Background(), k, bytes.NewReader(nil), 0); err == nil {
 			t.Errorf("Put(%q) accepted", k)
 		}
+	}
+}
+
+func openS3(t *testing.T, srv *s3test.Server, bucket, prefix string) *blockstore.S3 {
+	t.Helper()
+	s, err := blockstore.OpenS3(context.Background(), blockstore.S3Config{
+		Endpoint: srv.Endpoint, Bucket: bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
+		Region: "us-east-1", Prefix: prefix,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestS3Suite(t *testing.T) {
+	srv := s3test.Start(t)
+	runSuite(t, openS3(t, srv, "ib-suite", "backups/ib"))
+	// the bucket was created, objects sit under the prefix and a shard
+	ents, err := os.ReadDir(filepath.Join(srv.Dir, "ib-suite", "backups", "ib"))
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("no shards under the prefix in the bucket: %v", err)
+	}
+}
+
+func TestS3Unavailable(t *testing.T) {
+	srv := s3test.Start(t)
+	s := openS3(t, srv, "ib-down", "")
+	srv.Stop()
+	data := []byte("while down")
+	err := s.Put(context.Background(), block.Sum(data).String(), bytes.NewReader(data), int64(len(data)))
+	if err == nil || !strings.Contains(err.Error(), "s3 ") {
+		t.Fatalf("put while S3 is down: %v, want an error naming the storage", err)
+	}
+	if err := s.Check(context.Background()); err == nil {
+		t.Fatal("Check passed while S3 is down")
+	}
+	srv.Restart(t)
+	if err := s.Put(context.Background(), block.Sum(data).String(), bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatalf("put after S3 came back: %v", err)
+	}
+	if err := s.Check(context.Background()); err != nil {
+		t.Fatalf("Check after S3 came back: %v", err)
 	}
 }

@@ -89,10 +89,10 @@ func (a *API) requireToken(c *gin.Context) {
 
 func (a *API) healthz(c *gin.Context) {
 	if err := a.store.Health(c.Request.Context()); err != nil {
-		a.fail(c, http.StatusServiceUnavailable, err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error(), "block_store": a.store.BlockStore()})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "block_store": a.store.BlockStore()})
 }
 
 func (a *API) missing(c *gin.Context) {
@@ -373,6 +373,9 @@ func (a *API) error(c *gin.Context, err error) {
 		a.fail(c, http.StatusNotFound, err)
 	case errors.Is(err, store.ErrTooLarge):
 		a.fail(c, http.StatusRequestEntityTooLarge, err)
+	case errors.Is(err, store.ErrUnavailable):
+		a.log.Warn("block store unavailable", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+		a.fail(c, http.StatusServiceUnavailable, err)
 	case c.Request.Context().Err() != nil:
 		a.fail(c, 499, errors.New("client went away"))
 	default:

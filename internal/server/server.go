@@ -33,6 +33,10 @@ type Options struct {
 	KeepLatest    int           // but keep the newest of each tag set
 	PruneInterval time.Duration // 0: only after deletions and on demand
 	GCGrace       time.Duration // blocks seen within this are never collected
+
+	// S3 keeps large blocks in an S3-compatible bucket; nil keeps them in
+	// DataDir/blocks.
+	S3 *blockstore.S3Config
 }
 
 // Defaults of the retention options (DESIGN §8).
@@ -68,12 +72,22 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	local, err := blockstore.OpenLocal(filepath.Join(opts.DataDir, "blocks"))
+	var blocks blockstore.Store
+	tmpDir := filepath.Join(opts.DataDir, "tmp")
+	if opts.S3 != nil {
+		blocks, err = blockstore.OpenS3(ctx, *opts.S3)
+	} else {
+		var local *blockstore.Local
+		local, err = blockstore.OpenLocal(filepath.Join(opts.DataDir, "blocks"))
+		if local != nil {
+			blocks, tmpDir = local, local.TempDir() // same file system: uploads move in by rename
+		}
+	}
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	st, err := store.New(db, local, local.TempDir(), opts.Log)
+	st, err := store.New(db, blocks, tmpDir, opts.Log)
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -27,6 +27,8 @@ var (
 	ErrInvalid  = errors.New("invalid input")     // 400
 	ErrNotFound = errors.New("not found")         // 404
 	ErrTooLarge = errors.New("request too large") // 413
+	// ErrUnavailable: the block store did not answer (503, worth a retry).
+	ErrUnavailable = errors.New("block store unavailable")
 )
 
 // Limits.
@@ -73,7 +75,10 @@ func (s *Store) Health(ctx context.Context) error {
 	if err := s.db.Ping(ctx); err != nil {
 		return err
 	}
-	return s.blocks.Check(ctx)
+	if err := s.blocks.Check(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Missing returns those of cids that the server does not hold, in the order
@@ -154,7 +159,7 @@ func (s *Store) storeObject(ctx context.Context, key string, tmp *os.File, size 
 			return fmt.Errorf("block %s: %w", key, err)
 		}
 		if err := fp.PutFile(ctx, key, tmp.Name()); err != nil {
-			return fmt.Errorf("block %s: %w", key, err)
+			return fmt.Errorf("%w: block %s: %w", ErrUnavailable, key, err)
 		}
 		return nil
 	}
@@ -162,7 +167,7 @@ func (s *Store) storeObject(ctx context.Context, key string, tmp *os.File, size 
 		return fmt.Errorf("block %s: %w", key, err)
 	}
 	if err := s.blocks.Put(ctx, key, tmp, size); err != nil {
-		return fmt.Errorf("block %s: %w", key, err)
+		return fmt.Errorf("%w: block %s: %w", ErrUnavailable, key, err)
 	}
 	return nil
 }
@@ -184,10 +189,13 @@ func (s *Store) OpenBlock(ctx context.Context, cidStr string) (io.ReadCloser, in
 		return io.NopCloser(bytesReader(rec.Inline)), rec.WireSize, nil
 	}
 	rc, err := s.blocks.Get(ctx, cidStr)
-	if err != nil {
+	if errors.Is(err, blockstore.ErrNotFound) {
 		// A row without bytes breaks the invariant: say so loudly.
 		s.log.Error("block recorded but not in the block store", "cid", cidStr, "store", s.blocks.String(), "err", err)
 		return nil, 0, fmt.Errorf("block %s: %w", cidStr, err)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: block %s: %w", ErrUnavailable, cidStr, err)
 	}
 	return rc, rec.WireSize, nil
 }
@@ -354,6 +362,9 @@ func wrapNotFound(b metadb.Backup, err error) (metadb.Backup, error) {
 	}
 	return b, err
 }
+
+// BlockStore names the block store ("local DIR", "s3 HOST/BUCKET/PREFIX").
+func (s *Store) BlockStore() string { return s.blocks.String() }
 
 // Stats returns the server's counts and sizes.
 func (s *Store) Stats(ctx context.Context) (metadb.Stats, error) { return s.db.Stats(ctx) }
