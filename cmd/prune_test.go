@@ -3,7 +3,6 @@
 package cmd_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -84,7 +83,7 @@ func TestPruneKeepLast(t *testing.T) {
 	if got := objects(t, srv); got != 3 {
 		t.Fatalf("%d objects after prune, want 3 (shared, own of 3, own of 4)", got)
 	}
-	st, _ := srv.Store.Stats(context.Background())
+	st := srv.Store.Stats()
 	if st.Blocks != 3 {
 		t.Fatalf("%d block rows after prune, want 3", st.Blocks)
 	}

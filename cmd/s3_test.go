@@ -60,7 +60,7 @@ func TestS3OffloadEndToEnd(t *testing.T) {
 	if n := objects(t, srv); n != 0 {
 		t.Fatalf("%d blocks in the local block directory with S3 configured", n)
 	}
-	st, _ := srv.Store.Stats(context.Background())
+	st := srv.Store.Stats()
 	if st.Blocks != 4 || st.InlineBlocks != 2 {
 		t.Fatalf("stats %+v: want 4 blocks, 2 inline", st)
 	}
@@ -107,7 +107,7 @@ func TestS3Outage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "s3 ") {
 		t.Fatalf("backup with S3 down: %v; want a 503 naming the S3 store", err)
 	}
-	if st, _ := srv.Store.Stats(context.Background()); st.Backups != 0 || st.Blocks != 0 {
+	if st := srv.Store.Stats(); st.Backups != 0 || st.Blocks != 0 {
 		t.Fatalf("a failed backup left %d backups and %d blocks", st.Backups, st.Blocks)
 	}
 	resp, err := http.Get(srv.URL + "/healthz")

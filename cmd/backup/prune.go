@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ib/internal/api"
 	"ib/internal/cli"
 	"ib/internal/progress"
 	"ib/internal/units"
@@ -33,20 +34,20 @@ backup goes only if both say so. Then the server collects the blocks no backup u
 			if err != nil {
 				return err
 			}
-			req := map[string]any{"tags": tags, "dry_run": dryRun}
+			req := &api.PruneRequest{Tags: tags, DryRun: dryRun}
 			if c.Flags().Changed("keep-last") {
 				if keepLast < 0 {
 					return cli.Usagef("--keep-last %d: want 0 or more", keepLast)
 				}
-				req["keep_last"] = keepLast
+				req.KeepLast = &keepLast
 			}
 			if olderThan != "" {
 				if _, err := units.ParseDuration(olderThan); err != nil {
 					return cli.Usagef("--older-than: %v", err)
 				}
-				req["older_than"] = olderThan
+				req.OlderThan = olderThan
 			}
-			if req["keep_last"] == nil && req["older_than"] == nil {
+			if req.KeepLast == nil && req.OlderThan == "" {
 				return cli.Usagef("give --keep-last, --older-than or both")
 			}
 			api, _, err := o.client(true)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,6 +37,8 @@ type serveOptions struct {
 	pruneInterval string
 	gcGrace       string
 	s3            config.S3
+	metricsPort   int
+	logFormat     string
 }
 
 func newServe(env *cli.Env, version string) *cobra.Command {
@@ -55,7 +59,9 @@ kept in server.toml; "ib server token show" prints it.`,
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory: ib.db and blocks/ (default: the OS's per-user data dir)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
-	f.BoolVar(&o.debug, "debug", false, "log every request")
+	f.BoolVar(&o.debug, "debug", false, "log at debug level")
+	f.IntVar(&o.metricsPort, "metrics-port", 0, "serve Prometheus metrics on this port (same interface as --listen), at /metrics")
+	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
 	f.StringVar(&o.retention, "retention", "", "delete backups older than this, e.g. 90d; 0 keeps all (default 90d)")
 	f.IntVar(&o.keepLatest, "keep-latest", -1, "but keep the newest N of each tag set (default 1)")
 	f.StringVar(&o.pruneInterval, "prune-interval", "", "run retention and garbage collection this often (default 24h)")
@@ -156,11 +162,18 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	if interval > 0 && interval < time.Second {
 		return cli.Usagef("--prune-interval %s: at least 1s, or 0 to prune only after deletions", interval)
 	}
+	metricsPort := cmp.Or(o.metricsPort, cfg.MetricsPort)
+	if metricsPort < 0 || metricsPort > 65535 {
+		return cli.Usagef("--metrics-port %d: want 1 to 65535", metricsPort)
+	}
 	level := slog.LevelInfo
 	if o.debug {
 		level = slog.LevelDebug
 	}
-	log := cli.Logger(env.Stderr, level)
+	log, err := serverLogger(env, o.logFormat, level)
+	if err != nil {
+		return err
+	}
 	srv, err := server.Open(c.Context(), server.Options{
 		DataDir: dataDir, Token: cfg.Token, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
 		Retention: retention, KeepLatest: keep, PruneInterval: interval, GCGrace: grace, S3: s3,
@@ -179,9 +192,42 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	}
 	log.Info("ib server started", "version", version, "url", scheme+"://"+ln.Addr().String(), "data_dir", dataDir,
 		"block_store", srv.Store.BlockStore(), "config", path)
+	if metricsPort > 0 {
+		// Metrics on their own port, on the same interface as the API.
+		host, _, _ := net.SplitHostPort(listen)
+		maddr := net.JoinHostPort(host, strconv.Itoa(metricsPort))
+		mln, err := net.Listen("tcp", maddr)
+		if err != nil {
+			ln.Close()
+			srv.Close()
+			return fmt.Errorf("metrics: listen %s: %w", maddr, err)
+		}
+		ms := &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go ms.Serve(mln)
+		defer ms.Close()
+		log.Info("metrics served", "url", "http://"+mln.Addr().String()+"/metrics")
+	}
 	err = srv.Serve(c.Context(), ln)
 	log.Info("ib server stopped")
 	return err
+}
+
+// serverLogger logs as text on a terminal and as JSON otherwise, unless
+// --log-format says.
+func serverLogger(env *cli.Env, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "auto", "":
+		if cli.IsTerminal(env.Stderr) {
+			return slog.New(slog.NewTextHandler(env.Stderr, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(env.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(env.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(env.Stderr, opts)), nil
+	}
+	return nil, cli.Usagef("--log-format %q: want auto, text or json", format)
 }
 
 func newToken(env *cli.Env) *cobra.Command {

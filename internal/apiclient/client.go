@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"ib/internal/api"
 	"ib/internal/manifest"
 )
 
@@ -359,42 +360,26 @@ func (c *Client) Health(ctx context.Context) error {
 	return nil
 }
 
-// PruneAnswer is the server's answer to a prune.
-type PruneAnswer struct {
-	DryRun  bool            `json:"dry_run"`
-	Deleted []PruneDecision `json:"deleted"`
-	Kept    []PruneDecision `json:"kept"`
-	GC      GCReport        `json:"gc"`
-}
-
-// GCReport is what the server's garbage collection did.
-type GCReport struct {
-	BackupsPurged  int64   `json:"backups_purged"`
-	BlocksDeleted  int64   `json:"blocks_deleted"`
-	BytesFreed     int64   `json:"bytes_freed"`
-	OrphansDeleted int64   `json:"orphans_deleted"`
-	DurationMS     int64   `json:"duration_ms"`
-	LongestLockMS  float64 `json:"longest_write_lock_ms"`
-}
-
-// PruneDecision is one backup's fate.
-type PruneDecision struct {
-	ID        int64         `json:"id"`
-	Tags      manifest.Tags `json:"tags"`
-	CreatedAt time.Time     `json:"created_at"`
-	Reason    string        `json:"reason"`
-}
-
 // Prune asks the server to prune: with req nil, by its own retention.
-func (c *Client) Prune(ctx context.Context, req any) (PruneAnswer, error) {
+func (c *Client) Prune(ctx context.Context, req *api.PruneRequest) (api.PruneAnswer, error) {
 	r := request{method: "POST", path: "/api/v1/prune", ctype: "application/json"}
 	if req != nil {
 		r.body = jsonBody(req)
 	}
 	resp, err := c.do(ctx, r)
 	if err != nil {
-		return PruneAnswer{}, err
+		return api.PruneAnswer{}, err
 	}
-	var out PruneAnswer
+	var out api.PruneAnswer
+	return out, decode(resp, &out)
+}
+
+// Stats returns the server's counts and sizes.
+func (c *Client) Stats(ctx context.Context) (api.Stats, error) {
+	resp, err := c.do(ctx, request{method: "GET", path: "/api/v1/stats"})
+	if err != nil {
+		return api.Stats{}, err
+	}
+	var out api.Stats
 	return out, decode(resp, &out)
 }

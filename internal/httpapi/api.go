@@ -18,6 +18,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"ib/internal/api"
 	"ib/internal/manifest"
 	"ib/internal/metadb"
 	"ib/internal/store"
@@ -46,12 +47,23 @@ type API struct {
 	log    *slog.Logger
 }
 
+// Config assembles the API.
+type Config struct {
+	Store  *store.Store
+	Pruner Pruner
+	Token  string
+	Log    *slog.Logger
+	// Middleware runs around every request (metrics).
+	Middleware []gin.HandlerFunc
+}
+
 // New returns the gin engine serving the API.
-func New(st *store.Store, pr Pruner, token string, log *slog.Logger) *gin.Engine {
+func New(cfg Config) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
-	a := &API{store: st, pruner: pr, token: sha256.Sum256([]byte(token)), log: log}
+	a := &API{store: cfg.Store, pruner: cfg.Pruner, token: sha256.Sum256([]byte(cfg.Token)), log: cfg.Log}
 	r := gin.New()
 	r.Use(a.recover, a.logRequests)
+	r.Use(cfg.Middleware...)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) { a.fail(c, http.StatusNotFound, errors.New("no such route")) })
 	r.NoMethod(func(c *gin.Context) { a.fail(c, http.StatusMethodNotAllowed, errors.New("method not allowed")) })
@@ -266,31 +278,6 @@ func (a *API) delete(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// PruneRequest is the body of POST /prune; an empty body runs the
-// server's own retention.
-type PruneRequest struct {
-	KeepLast  *int          `json:"keep_last"`
-	OlderThan string        `json:"older_than"`
-	Tags      manifest.Tags `json:"tags"`
-	DryRun    bool          `json:"dry_run"`
-}
-
-// PruneDecision is one backup's fate in a prune's answer.
-type PruneDecision struct {
-	ID        int64         `json:"id"`
-	Tags      manifest.Tags `json:"tags"`
-	CreatedAt time.Time     `json:"created_at"`
-	Reason    string        `json:"reason"`
-}
-
-// PruneAnswer is the answer of POST /prune.
-type PruneAnswer struct {
-	DryRun  bool            `json:"dry_run"`
-	Deleted []PruneDecision `json:"deleted"`
-	Kept    []PruneDecision `json:"kept"`
-	GC      store.GCReport  `json:"gc"`
-}
-
 func (a *API) prune(c *gin.Context) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
 	if err != nil {
@@ -299,7 +286,7 @@ func (a *API) prune(c *gin.Context) {
 	}
 	var req *store.PruneRequest
 	if len(strings.TrimSpace(string(body))) > 0 {
-		var pr PruneRequest
+		var pr api.PruneRequest
 		dec := json.NewDecoder(strings.NewReader(string(body)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&pr); err != nil {
@@ -316,9 +303,9 @@ func (a *API) prune(c *gin.Context) {
 		a.error(c, err)
 		return
 	}
-	ans := PruneAnswer{DryRun: req != nil && req.DryRun, Deleted: []PruneDecision{}, Kept: []PruneDecision{}, GC: res.GC}
+	ans := api.PruneAnswer{DryRun: req != nil && req.DryRun, Deleted: []api.PruneDecision{}, Kept: []api.PruneDecision{}, GC: res.GC.GCReport}
 	for _, d := range res.Decisions {
-		pd := PruneDecision{ID: d.ID, Tags: res.Tags[d.ID], CreatedAt: d.CreatedAt, Reason: d.Reason}
+		pd := api.PruneDecision{ID: d.ID, Tags: res.Tags[d.ID], CreatedAt: d.CreatedAt, Reason: d.Reason}
 		if d.Delete {
 			ans.Deleted = append(ans.Deleted, pd)
 		} else {
@@ -328,7 +315,7 @@ func (a *API) prune(c *gin.Context) {
 	c.JSON(http.StatusOK, ans)
 }
 
-func pruneRequest(pr PruneRequest) (*store.PruneRequest, error) {
+func pruneRequest(pr api.PruneRequest) (*store.PruneRequest, error) {
 	req := &store.PruneRequest{Filter: pr.Tags, DryRun: pr.DryRun}
 	if err := pr.Tags.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", store.ErrInvalid, err)
@@ -353,12 +340,7 @@ func pruneRequest(pr PruneRequest) (*store.PruneRequest, error) {
 }
 
 func (a *API) stats(c *gin.Context) {
-	st, err := a.store.Stats(c.Request.Context())
-	if err != nil {
-		a.error(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, st)
+	c.JSON(http.StatusOK, a.store.Stats())
 }
 
 // error maps an engine error to its status.
@@ -404,6 +386,6 @@ func (a *API) recover(c *gin.Context) {
 func (a *API) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	a.log.Debug("request", "method", c.Request.Method, "route", c.FullPath(), "status", c.Writer.Status(),
+	a.log.Info("request", "method", c.Request.Method, "route", c.FullPath(), "status", c.Writer.Status(),
 		"bytes", c.Writer.Size(), "took", time.Since(start), "client", c.ClientIP())
 }

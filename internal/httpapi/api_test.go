@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,10 +36,7 @@ func do(t *testing.T, method, url, token string, body []byte) (int, string) {
 
 func stats(t *testing.T, srv *ibtest.Server) (backups, blocks int64) {
 	t.Helper()
-	s, err := srv.Store.Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := srv.Store.Stats()
 	return s.Backups, s.Blocks
 }
 

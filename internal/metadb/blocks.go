@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Block is one stored block.
@@ -56,18 +57,28 @@ func (db *DB) Present(ctx context.Context, cids [][]byte) (map[string]bool, erro
 }
 
 // PutBlock records a block whose bytes are stored (inline in b.Inline, or
-// already durable in the block store). Recording it again only refreshes its
-// last-seen time.
-func (db *DB) PutBlock(ctx context.Context, b Block) error {
-	now := db.now().UnixNano()
-	_, err := db.w.ExecContext(ctx, `
-INSERT INTO blocks (cid, size, wire_size, data, created_at, seen_at) VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (cid) DO UPDATE SET seen_at = excluded.seen_at`,
-		b.CID, b.Size, b.WireSize, b.Inline, now, now)
-	if err != nil {
-		return fmt.Errorf("sqlite: put block: %w", err)
+// already durable in the block store) and reports whether the row is new.
+// Recording it again only refreshes its last-seen time.
+func (db *DB) PutBlock(ctx context.Context, b Block) (bool, error) {
+	for {
+		now := db.now().UnixNano()
+		res, err := db.w.ExecContext(ctx, `INSERT OR IGNORE INTO blocks (cid, size, wire_size, data, created_at, seen_at)
+VALUES (?, ?, ?, ?, ?, ?)`, b.CID, b.Size, b.WireSize, b.Inline, now, now)
+		if err != nil {
+			return false, fmt.Errorf("sqlite: put block: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return true, nil
+		}
+		res, err = db.w.ExecContext(ctx, "UPDATE blocks SET seen_at = ? WHERE cid = ?", now, b.CID)
+		if err != nil {
+			return false, fmt.Errorf("sqlite: put block: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return false, nil
+		}
+		// collected between the two statements: insert it again
 	}
-	return nil
 }
 
 // Block returns one block's record, with its inline bytes if it has them.
@@ -88,29 +99,53 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
-// Stats are the server's counts and sizes.
-type Stats struct {
-	Backups      int64 `json:"backups"`
-	Blocks       int64 `json:"blocks"`
-	InlineBlocks int64 `json:"inline_blocks"`
-	InlineBytes  int64 `json:"inline_bytes"`  // wire bytes kept in SQLite
-	StoredBytes  int64 `json:"stored_bytes"`  // wire bytes in the block store
-	LogicalBytes int64 `json:"logical_bytes"` // uncompressed bytes of all blocks
+// Totals are the server's counts and sizes, as a scan finds them; the
+// store keeps them up to date in memory afterwards.
+type Totals struct {
+	Backups        int64
+	LogicalBytes   int64 // file bytes of all live backups
+	Blocks         int64
+	InlineBlocks   int64
+	InlineBytes    int64 // wire bytes kept in SQLite
+	OffloadedBytes int64 // wire bytes in the block store
+	UniqueBytes    int64 // uncompressed bytes of all blocks
+	LastBackup     map[string]time.Time
 }
 
-// Stats counts backups and blocks.
-func (db *DB) Stats(ctx context.Context) (Stats, error) {
-	var s Stats
+// ScanTotals counts backups and blocks: a full scan, run once at start.
+func (db *DB) ScanTotals(ctx context.Context) (Totals, error) {
+	var t Totals
 	err := db.r.QueryRowContext(ctx, `SELECT
  (SELECT count(*) FROM backups WHERE deleting = 0),
+ (SELECT coalesce(sum(bytes), 0) FROM backups WHERE deleting = 0),
  count(*),
  coalesce(sum(data IS NOT NULL), 0),
  coalesce(sum(CASE WHEN data IS NOT NULL THEN wire_size END), 0),
  coalesce(sum(CASE WHEN data IS NULL THEN wire_size END), 0),
  coalesce(sum(size), 0)
-FROM blocks`).Scan(&s.Backups, &s.Blocks, &s.InlineBlocks, &s.InlineBytes, &s.StoredBytes, &s.LogicalBytes)
+FROM blocks`).Scan(&t.Backups, &t.LogicalBytes, &t.Blocks, &t.InlineBlocks, &t.InlineBytes, &t.OffloadedBytes, &t.UniqueBytes)
 	if err != nil {
-		return Stats{}, fmt.Errorf("sqlite: stats: %w", err)
+		return Totals{}, fmt.Errorf("sqlite: totals: %w", err)
 	}
-	return s, nil
+	t.LastBackup, err = db.LastBackups(ctx)
+	return t, err
+}
+
+// LastBackups returns the time of the newest live backup of each tag set.
+func (db *DB) LastBackups(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT tagset, max(created_at) FROM backups WHERE deleting = 0 GROUP BY tagset")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: last backups: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var ts string
+		var ns int64
+		if err := rows.Scan(&ts, &ns); err != nil {
+			return nil, fmt.Errorf("sqlite: last backups: %w", err)
+		}
+		out[ts] = time.Unix(0, ns).UTC()
+	}
+	return out, rows.Err()
 }

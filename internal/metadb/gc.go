@@ -100,6 +100,7 @@ ORDER BY id LIMIT ?`, after, cutoff.UnixNano(), limit)
 type Deleted struct {
 	CID       []byte
 	Offloaded bool // its bytes are in the block store
+	Size      int64
 	WireSize  int64
 }
 
@@ -118,14 +119,14 @@ func (db *DB) DeleteBlocks(ctx context.Context, ids []int64, cutoff time.Time) (
 	rows, err := db.w.QueryContext(ctx, `DELETE FROM blocks
 WHERE seen_at < ? AND id IN (`+placeholders(len(ids))+`)
 AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.block_id = blocks.id)
-RETURNING cid, data IS NULL, wire_size`, args...)
+RETURNING cid, data IS NULL, size, wire_size`, args...)
 	if err != nil {
 		return nil, time.Since(start), fmt.Errorf("sqlite: gc delete: %w", err)
 	}
 	var out []Deleted
 	for rows.Next() {
 		var d Deleted
-		if err := rows.Scan(&d.CID, &d.Offloaded, &d.WireSize); err != nil {
+		if err := rows.Scan(&d.CID, &d.Offloaded, &d.Size, &d.WireSize); err != nil {
 			rows.Close()
 			return nil, time.Since(start), fmt.Errorf("sqlite: gc delete: %w", err)
 		}

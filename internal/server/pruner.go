@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"ib/internal/metrics"
 	"ib/internal/prune"
 	"ib/internal/store"
 	"ib/internal/units"
@@ -21,12 +22,13 @@ type pruner struct {
 	log      *slog.Logger
 	kick     chan struct{}
 	mu       sync.Mutex
+	metrics  *metrics.Metrics
 }
 
-func newPruner(st *store.Store, o Options) *pruner {
+func newPruner(st *store.Store, o Options, m *metrics.Metrics) *pruner {
 	return &pruner{
 		store: st, rules: prune.Retention(o.Retention, o.KeepLatest), grace: o.GCGrace,
-		interval: o.PruneInterval, log: o.Log, kick: make(chan struct{}, 1),
+		interval: o.PruneInterval, log: o.Log, kick: make(chan struct{}, 1), metrics: m,
 	}
 }
 
@@ -46,7 +48,11 @@ func (p *pruner) Prune(ctx context.Context, req *store.PruneRequest) (store.Prun
 		req = &store.PruneRequest{Rules: p.rules}
 	}
 	req.Grace = p.grace
+	start := time.Now()
 	res, err := p.store.Prune(ctx, *req)
+	if !req.DryRun && ctx.Err() == nil {
+		p.metrics.PruneDone(res.GC, time.Since(start), err)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			p.log.Error("prune failed", "err", err)

@@ -15,9 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"ib/internal/blockstore"
 	"ib/internal/httpapi"
 	"ib/internal/metadb"
+	"ib/internal/metrics"
 	"ib/internal/store"
 )
 
@@ -55,6 +58,14 @@ type Server struct {
 	Store   *store.Store
 	http    *http.Server
 	pruner  *pruner
+	metrics *metrics.Metrics
+}
+
+// MetricsHandler serves /metrics; the caller serves it on its own port.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	return mux
 }
 
 // Open opens the data dir (creating it) and assembles the server.
@@ -87,19 +98,21 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	st, err := store.New(db, blocks, tmpDir, opts.Log)
+	st, err := store.New(ctx, db, blocks, tmpDir, opts.Log)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	pr := newPruner(st, opts)
+	m := metrics.New(st)
+	pr := newPruner(st, opts, m)
 	h := &http.Server{
-		Handler:           httpapi.New(st, pr, opts.Token, opts.Log),
+		Handler: httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
+			Middleware: []gin.HandlerFunc{m.Middleware()}}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
-	return &Server{opts: opts, db: db, Store: st, http: h, pruner: pr}, nil
+	return &Server{opts: opts, db: db, Store: st, http: h, pruner: pr, metrics: m}, nil
 }
 
 // Serve answers on ln until ctx ends, then stops accepting, lets in-flight

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"ib/internal/api"
 	"ib/internal/block"
 	"ib/internal/blockstore"
 	"ib/internal/manifest"
@@ -57,13 +58,8 @@ func (l *cidLocks) lockAll(cids []string) func() {
 
 // GCReport is what one garbage collection did.
 type GCReport struct {
-	BackupsPurged  int           `json:"backups_purged"`
-	BlocksDeleted  int64         `json:"blocks_deleted"`
-	BytesFreed     int64         `json:"bytes_freed"` // wire bytes, inline and offloaded
-	OrphansDeleted int64         `json:"orphans_deleted"`
-	DurationMS     int64         `json:"duration_ms"`
-	LongestLockMS  float64       `json:"longest_write_lock_ms"`
-	longest        time.Duration // longest single write transaction
+	api.GCReport
+	longest time.Duration // longest single write transaction
 }
 
 const gcBatch = 1000
@@ -122,6 +118,7 @@ func (s *Store) sweep(ctx context.Context, cands []metadb.Candidate, cutoff time
 	if err != nil {
 		return err
 	}
+	s.blocksDeleted(deleted)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for _, d := range deleted {
@@ -254,7 +251,7 @@ func (s *Store) Prune(ctx context.Context, req PruneRequest) (PruneResult, error
 		if !d.Delete {
 			continue
 		}
-		if err := s.db.MarkDeleting(ctx, d.ID); err != nil && !errors.Is(err, metadb.ErrNotFound) {
+		if err := s.markDeleting(ctx, d.ID); err != nil && !errors.Is(err, ErrNotFound) {
 			return res, err
 		}
 		s.log.Info("backup pruned", "id", d.ID, "tags", res.Tags[d.ID].String(), "reason", d.Reason)

@@ -67,7 +67,7 @@ func BenchmarkGC(b *testing.B) {
 	}
 	defer db.Close()
 	local, _ := blockstore.OpenLocal(filepath.Join(dir, "blocks"))
-	st, _ := store.New(db, local, local.TempDir(), slog.New(slog.DiscardHandler))
+	st, _ := store.New(ctx, db, local, local.TempDir(), slog.New(slog.DiscardHandler))
 	b.ResetTimer()
 	for range b.N {
 		rep, err := st.GC(ctx, 0)

@@ -39,7 +39,7 @@ func newStore(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.New(db, local, local.TempDir(), slog.New(slog.DiscardHandler))
+	st, err := store.New(context.Background(), db, local, local.TempDir(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,16 +50,20 @@ type Store struct {
 	log    *slog.Logger
 	now    func() time.Time
 	locks  cidLocks
+	totals totals
 }
 
 // New returns a store over an open database and block store; temporary
 // files go to tmpDir (on the block store's file system when it is local).
-func New(db *metadb.DB, blocks blockstore.Store, tmpDir string, log *slog.Logger) (*Store, error) {
+func New(ctx context.Context, db *metadb.DB, blocks blockstore.Store, tmpDir string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
 	st := &Store{db: db, blocks: blocks, tmpDir: tmpDir, log: log, now: time.Now}
 	st.locks.seed = maphash.MakeSeed()
+	if err := st.loadTotals(ctx); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 
@@ -140,7 +144,7 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) err
 		if err != nil {
 			return fmt.Errorf("block %s: %w", cidStr, err)
 		}
-		return s.db.PutBlock(ctx, rec)
+		return s.record(ctx, rec)
 	}
 	// The row comes after the bytes are durable: a crash in between leaves
 	// an orphan object, never a row without bytes. The CID's lock keeps
@@ -150,7 +154,15 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) err
 	if err := s.storeObject(ctx, cidStr, tmp, counted.n); err != nil {
 		return err
 	}
-	return s.db.PutBlock(ctx, rec)
+	return s.record(ctx, rec)
+}
+
+func (s *Store) record(ctx context.Context, rec metadb.Block) error {
+	added, err := s.db.PutBlock(ctx, rec)
+	if added {
+		s.blockAdded(rec)
+	}
+	return err
 }
 
 func (s *Store) storeObject(ctx context.Context, key string, tmp *os.File, size int64) error {
@@ -268,7 +280,13 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 		return CommitResult{}, err
 	}
 	if len(missing) == 0 && !existed {
-		s.log.Info("backup committed", "id", id, "tags", tags.String(), "entries", v.Count(), "took", s.now().Sub(start).Round(time.Millisecond))
+		b, err := s.db.Get(ctx, id)
+		if err != nil {
+			return CommitResult{}, err
+		}
+		s.backupAdded(b)
+		s.log.Info("backup committed", "id", id, "tags", tags.String(), "entries", v.Count(),
+			"bytes", b.Bytes, "took", s.now().Sub(start).Round(time.Millisecond))
 	}
 	return CommitResult{ID: id, Existed: existed, Missing: missing}, nil
 }
@@ -291,14 +309,26 @@ func (s *Store) List(ctx context.Context, filter manifest.Tags) ([]metadb.Backup
 // Delete hides a backup at once; the next GC removes its rows and the
 // blocks only it used.
 func (s *Store) Delete(ctx context.Context, id int64) error {
-	err := s.db.MarkDeleting(ctx, id)
+	if err := s.markDeleting(ctx, id); err != nil {
+		return err
+	}
+	s.log.Info("backup deleted", "id", id)
+	return nil
+}
+
+func (s *Store) markDeleting(ctx context.Context, id int64) error {
+	b, err := s.db.Get(ctx, id)
+	if err == nil {
+		err = s.db.MarkDeleting(ctx, id)
+	}
 	if errors.Is(err, metadb.ErrNotFound) {
 		return fmt.Errorf("backup %d: %w", id, ErrNotFound)
 	}
-	if err == nil {
-		s.log.Info("backup deleted", "id", id)
+	if err != nil {
+		return err
 	}
-	return err
+	s.backupRemoved(ctx, b)
+	return nil
 }
 
 // WriteManifest streams a backup's manifest as JSON, entries last, reading
@@ -365,6 +395,3 @@ func wrapNotFound(b metadb.Backup, err error) (metadb.Backup, error) {
 
 // BlockStore names the block store ("local DIR", "s3 HOST/BUCKET/PREFIX").
 func (s *Store) BlockStore() string { return s.blocks.String() }
-
-// Stats returns the server's counts and sizes.
-func (s *Store) Stats(ctx context.Context) (metadb.Stats, error) { return s.db.Stats(ctx) }
