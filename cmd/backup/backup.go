@@ -23,6 +23,7 @@ type common struct {
 	env    *cli.Env
 	server string
 	token  string
+	caCert string
 	tags   []string
 	quiet  bool
 }
@@ -36,6 +37,7 @@ func New(env *cli.Env) *cobra.Command {
 	})
 	c.PersistentFlags().StringVar(&o.server, "server", "", "server URL (default: IB_SERVER, then the client config)")
 	c.PersistentFlags().StringVar(&o.token, "token", "", "write token (default: IB_TOKEN, then the client config)")
+	c.PersistentFlags().StringVar(&o.caCert, "ca-cert", "", "trust server certificates signed by this CA (PEM; default: IB_CA_CERT, then the client config)")
 	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o), newPrune(o))
 	return c
 }
@@ -52,7 +54,7 @@ func (o *common) log() *slog.Logger {
 
 // client resolves the server settings; write=true demands a token.
 func (o *common) client(write bool) (*apiclient.Client, cli.Client, error) {
-	s, err := o.env.ResolveClient(o.server, o.token)
+	s, err := o.env.ResolveClient(o.server, o.token, o.caCert)
 	if err != nil {
 		return nil, s, err
 	}

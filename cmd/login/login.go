@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +18,7 @@ import (
 
 // New returns the login command.
 func New(env *cli.Env) *cobra.Command {
-	var token string
+	var token, caCert string
 	c := &cobra.Command{
 		Use:   "login URL",
 		Short: "Store the server URL (and write token) in the client config",
@@ -26,14 +27,15 @@ func New(env *cli.Env) *cobra.Command {
 list, show and restore. The server's token is printed by "ib server token show".`,
 		Args: cli.Args(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return run(c.Context(), env, args[0], token)
+			return run(c.Context(), env, args[0], token, caCert)
 		},
 	}
 	c.Flags().StringVar(&token, "token", "", "the server's write token")
+	c.Flags().StringVar(&caCert, "ca-cert", "", "trust server certificates signed by this CA (PEM), and remember it")
 	return c
 }
 
-func run(ctx context.Context, env *cli.Env, rawURL, token string) error {
+func run(ctx context.Context, env *cli.Env, rawURL, token, caCert string) error {
 	u, err := apiclient.ParseServerURL(rawURL)
 	if err != nil {
 		return cli.UsageError{Err: err}
@@ -41,6 +43,14 @@ func run(ctx context.Context, env *cli.Env, rawURL, token string) error {
 	api, err := apiclient.New(u.String(), token)
 	if err != nil {
 		return cli.UsageError{Err: err}
+	}
+	if caCert != "" {
+		if caCert, err = filepath.Abs(caCert); err != nil {
+			return err
+		}
+		if err := api.TrustCA(caCert); err != nil {
+			return cli.UsageError{Err: err}
+		}
 	}
 	api.Retry = apiclient.Retry{Initial: 200 * time.Millisecond, Max: time.Second, MaxElapsed: 3 * time.Second}
 	if err := api.Health(ctx); err != nil {
@@ -65,7 +75,7 @@ func run(ctx context.Context, env *cli.Env, rawURL, token string) error {
 	if err := config.Load(path, &cfg); err != nil {
 		return err
 	}
-	cfg.Server, cfg.Token = u.String(), token
+	cfg.Server, cfg.Token, cfg.CACert = u.String(), token, caCert
 	if err := config.Save(path, cfg); err != nil {
 		return err
 	}

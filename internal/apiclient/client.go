@@ -7,6 +7,8 @@ package apiclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +64,34 @@ func ParseServerURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("invalid server URL %q: want http(s)://HOST[:PORT]", raw)
 	}
 	return u, nil
+}
+
+// TrustCA makes the client accept server certificates signed by the CA
+// in pemFile (a private CA), besides the system's.
+func (c *Client) TrustCA(pemFile string) error {
+	pem, err := os.ReadFile(pemFile)
+	if err != nil {
+		return fmt.Errorf("CA certificate: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("CA certificate %s: no PEM certificate in it", pemFile)
+	}
+	tr := c.hc.Transport.(*http.Transport)
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return nil
+}
+
+// tlsError recognises a certificate the client refuses: no retry mends it.
+func tlsError(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
 // URL is the server's base URL.
@@ -129,6 +160,9 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			var pe permanentError
 			if errors.As(err, &pe) {
 				return nil, fmt.Errorf("%s: %w", op, pe.err)
+			}
+			if tlsError(err) {
+				return nil, fmt.Errorf("%s: the server's TLS certificate is not trusted (for a private CA pass --ca-cert): %w", op, err)
 			}
 			err, retryable = fmt.Errorf("%s: %w", op, err), true
 		}

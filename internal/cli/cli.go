@@ -110,12 +110,13 @@ func ParseTags(pairs []string) (manifest.Tags, error) {
 type Client struct {
 	Server string
 	Token  string
+	CACert string
 	Jobs   int
 	RJobs  int
 }
 
 // ResolveClient reads the client config and applies env and flags.
-func (e *Env) ResolveClient(serverFlag, tokenFlag string) (Client, error) {
+func (e *Env) ResolveClient(serverFlag, tokenFlag, caFlag string) (Client, error) {
 	path, err := config.ClientPath(e.ConfigFile)
 	if err != nil {
 		return Client{}, err
@@ -124,7 +125,13 @@ func (e *Env) ResolveClient(serverFlag, tokenFlag string) (Client, error) {
 	if err := config.Load(path, &f); err != nil {
 		return Client{}, err
 	}
-	c := Client{Server: f.Server, Token: f.Token, Jobs: f.Jobs, RJobs: f.RestoreJobs}
+	c := Client{Server: f.Server, Token: f.Token, CACert: f.CACert, Jobs: f.Jobs, RJobs: f.RestoreJobs}
+	if v := e.Getenv("IB_CA_CERT"); v != "" {
+		c.CACert = v
+	}
+	if caFlag != "" {
+		c.CACert = caFlag
+	}
 	if v := e.Getenv("IB_SERVER"); v != "" {
 		c.Server = v
 	}
@@ -148,6 +155,11 @@ func (c Client) APIClient(log *slog.Logger) (*apiclient.Client, error) {
 	api, err := apiclient.New(c.Server, c.Token)
 	if err != nil {
 		return nil, UsageError{err}
+	}
+	if c.CACert != "" {
+		if err := api.TrustCA(c.CACert); err != nil {
+			return nil, UsageError{err}
+		}
 	}
 	api.OnRetry = func(op string, err error, wait time.Duration) {
 		log.Warn("retrying", "op", op, "err", err, "in", wait.Round(time.Millisecond))

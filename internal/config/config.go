@@ -24,6 +24,7 @@ type Client struct {
 	Token       string `toml:"token,omitempty"`
 	Jobs        int    `toml:"jobs,omitempty"`
 	RestoreJobs int    `toml:"restore_jobs,omitempty"`
+	CACert      string `toml:"ca_cert,omitempty"`
 }
 
 // S3 is the server's S3 block store settings.

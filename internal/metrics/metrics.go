@@ -37,6 +37,8 @@ type Metrics struct {
 	pruneDuration prometheus.Histogram
 	gcBlocks      prometheus.Counter
 	gcBytes       prometheus.Counter
+	blocksStored  prometheus.Counter
+	manifests     prometheus.Counter
 }
 
 // New registers every collector on a new registry.
@@ -58,11 +60,21 @@ func New(src Source) *Metrics {
 			Help: "Blocks removed by garbage collection."}),
 		gcBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "ib_gc_bytes_freed_total",
 			Help: "Stored bytes freed by garbage collection."}),
+		blocksStored: prometheus.NewCounter(prometheus.CounterOpts{Name: "ib_blocks_total",
+			Help: "Blocks stored (new block rows) since the server started; ib_blocks is the current count."}),
+		manifests: prometheus.NewCounter(prometheus.CounterOpts{Name: "ib_manifests_total",
+			Help: "Manifests (backups) committed since the server started; ib_manifests is the current count."}),
 	}
 	m.reg.MustRegister(m.upload, m.download, m.requests, m.pruneRuns, m.pruneDuration, m.gcBlocks, m.gcBytes,
+		m.blocksStored, m.manifests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&gauges{src: src})
 	return m
+}
+
+// Hooks are the store's hooks that feed the counters.
+func (m *Metrics) Hooks() store.Hooks {
+	return store.Hooks{BlockStored: m.blocksStored.Inc, BackupCommitted: m.manifests.Inc}
 }
 
 // Handler serves the exposition.
@@ -118,8 +130,8 @@ func (c *countingBody) Read(p []byte) (int, error) {
 type gauges struct{ src Source }
 
 var (
-	descBlocks    = prometheus.NewDesc("ib_blocks_total", "Blocks stored (inline and offloaded).", nil, nil)
-	descManifests = prometheus.NewDesc("ib_manifests_total", "Backups (manifests) kept.", nil, nil)
+	descBlocks    = prometheus.NewDesc("ib_blocks", "Blocks kept now (inline and offloaded).", nil, nil)
+	descManifests = prometheus.NewDesc("ib_manifests", "Backups (manifests) kept now.", nil, nil)
 	descStorage   = prometheus.NewDesc("ib_storage_bytes", "Stored bytes of blocks, inline and offloaded (compressed).", nil, nil)
 	descByPlace   = prometheus.NewDesc("ib_storage_location_bytes", "Stored bytes of blocks by location.", []string{"location"}, nil)
 	descLogical   = prometheus.NewDesc("ib_logical_bytes", "File bytes of all backups, before deduplication.", nil, nil)

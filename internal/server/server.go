@@ -104,6 +104,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	m := metrics.New(st)
+	st.SetHooks(m.Hooks())
 	pr := newPruner(st, opts, m)
 	h := &http.Server{
 		Handler: httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
@@ -144,6 +145,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	s.opts.Log.Info("shutting down: no new connections; finishing requests in flight (30 s at most)")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(sctx)

@@ -51,6 +51,7 @@ type Store struct {
 	now    func() time.Time
 	locks  cidLocks
 	totals totals
+	hooks  Hooks
 }
 
 // New returns a store over an open database and block store; temporary

@@ -14,6 +14,15 @@ type totals struct {
 	t  metadb.Totals
 }
 
+// Hooks hear of writes as they happen (metrics counters).
+type Hooks struct {
+	BlockStored     func() // a new block row
+	BackupCommitted func()
+}
+
+// SetHooks installs hooks; call it before serving.
+func (s *Store) SetHooks(h Hooks) { s.hooks = h }
+
 func (s *Store) loadTotals(ctx context.Context) error {
 	t, err := s.db.ScanTotals(ctx)
 	if err != nil {
@@ -26,6 +35,9 @@ func (s *Store) loadTotals(ctx context.Context) error {
 }
 
 func (s *Store) blockAdded(b metadb.Block) {
+	if s.hooks.BlockStored != nil {
+		s.hooks.BlockStored()
+	}
 	s.totals.mu.Lock()
 	defer s.totals.mu.Unlock()
 	t := &s.totals.t
@@ -56,6 +68,9 @@ func (s *Store) blocksDeleted(ds []metadb.Deleted) {
 }
 
 func (s *Store) backupAdded(b metadb.Backup) {
+	if s.hooks.BackupCommitted != nil {
+		s.hooks.BackupCommitted()
+	}
 	s.totals.mu.Lock()
 	defer s.totals.mu.Unlock()
 	t := &s.totals.t
