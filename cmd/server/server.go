@@ -39,6 +39,7 @@ type serveOptions struct {
 	s3            config.S3
 	metricsPort   int
 	logFormat     string
+	distDir       string
 }
 
 func newServe(env *cli.Env, version string) *cobra.Command {
@@ -61,6 +62,7 @@ kept in server.toml; "ib server token show" prints it.`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	f.BoolVar(&o.debug, "debug", false, "log at debug level")
 	f.IntVar(&o.metricsPort, "metrics-port", 0, "serve Prometheus metrics on this port (same interface as --listen), at /metrics")
+	f.StringVar(&o.distDir, "dist-dir", "", "offer the ib binaries in this folder for download (make dist); the running one is always offered")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
 	f.StringVar(&o.retention, "retention", "", "delete backups older than this, e.g. 90d; 0 keeps all (default 90d)")
 	f.IntVar(&o.keepLatest, "keep-latest", -1, "but keep the newest N of each tag set (default 1)")
@@ -177,6 +179,7 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	srv, err := server.Open(c.Context(), server.Options{
 		DataDir: dataDir, Token: cfg.Token, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
 		Retention: retention, KeepLatest: keep, PruneInterval: interval, GCGrace: grace, S3: s3,
+		DistDir: cmp.Or(o.distDir, cfg.DistDir),
 	})
 	if err != nil {
 		return err

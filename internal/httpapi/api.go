@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"ib/internal/api"
+	"ib/internal/dist"
 	"ib/internal/manifest"
 	"ib/internal/metadb"
 	"ib/internal/store"
@@ -43,6 +44,7 @@ type Pruner interface {
 type API struct {
 	store  *store.Store
 	pruner Pruner
+	dist   *dist.Catalog
 	token  [32]byte // sha256 of the token: compared in constant time, whatever its length
 	log    *slog.Logger
 }
@@ -55,17 +57,33 @@ type Config struct {
 	Log    *slog.Logger
 	// Middleware runs around every request (metrics).
 	Middleware []gin.HandlerFunc
+	// Dist offers the ib binaries for download.
+	Dist *dist.Catalog
+	// UI serves the web UI for every path outside /api/, /healthz and
+	// /downloads/; nil serves nothing there.
+	UI http.Handler
 }
 
 // New returns the gin engine serving the API.
 func New(cfg Config) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
-	a := &API{store: cfg.Store, pruner: cfg.Pruner, token: sha256.Sum256([]byte(cfg.Token)), log: cfg.Log}
+	if cfg.Dist == nil {
+		cfg.Dist = dist.New("")
+	}
+	a := &API{store: cfg.Store, pruner: cfg.Pruner, dist: cfg.Dist, token: sha256.Sum256([]byte(cfg.Token)), log: cfg.Log}
 	r := gin.New()
 	r.Use(a.recover, a.logRequests)
 	r.Use(cfg.Middleware...)
 	r.HandleMethodNotAllowed = true
-	r.NoRoute(func(c *gin.Context) { a.fail(c, http.StatusNotFound, errors.New("no such route")) })
+	r.NoRoute(func(c *gin.Context) {
+		p := c.Request.URL.Path
+		if cfg.UI == nil || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/downloads/") ||
+			(c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead) {
+			a.fail(c, http.StatusNotFound, errors.New("no such route"))
+			return
+		}
+		cfg.UI.ServeHTTP(c.Writer, c.Request)
+	})
 	r.NoMethod(func(c *gin.Context) { a.fail(c, http.StatusMethodNotAllowed, errors.New("method not allowed")) })
 
 	r.GET("/healthz", a.healthz)
@@ -81,6 +99,18 @@ func New(cfg Config) *gin.Engine {
 	v1.GET("/backups/latest", a.latest)
 	v1.GET("/backups/:id", a.show)
 	v1.GET("/backups/:id/manifest", a.manifest)
+	v1.GET("/backups/:id/tree", a.tree)
+	for _, get := range []func(string, ...gin.HandlerFunc) gin.IRoutes{v1.GET, v1.HEAD} {
+		get("/backups/:id/files/*path", a.file)
+		get("/backups/:id/archive.tar", a.archive)
+		get("/backups/:id/archive.tar.lz4", a.archive)
+		get("/backups/latest/archive.tar", a.latestArchive)
+		get("/backups/latest/archive.tar.lz4", a.latestArchive)
+	}
+	v1.GET("/search", a.search)
+	v1.GET("/downloads", a.downloads)
+	r.GET("/downloads/:name", a.download)
+	r.HEAD("/downloads/:name", a.download)
 	v1.DELETE("/backups/:id", auth, a.delete)
 	v1.POST("/prune", auth, a.prune)
 	v1.GET("/stats", a.stats)

@@ -71,7 +71,8 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 		}
 	}
 	insEntry, err := tx.PrepareContext(ctx, `INSERT INTO entries
-(backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+(backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, parent_seq, name_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
 	}
@@ -88,6 +89,8 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 	defer insRef.Close()
 
 	var s Backup
+	var tree treeTracker
+	newNames := map[string]int64{}
 	seenMissing := map[string]bool{}
 	for seq := int64(0); ; seq++ {
 		e, nerr := next()
@@ -141,8 +144,13 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 		if len(missing) > 0 {
 			continue
 		}
+		parent := tree.parent(e.Path, seq, e.Type == manifest.TypeDir)
+		nameID, err := db.nameID(ctx, tx, baseName(e.Path), newNames)
+		if err != nil {
+			return 0, false, nil, err
+		}
 		if _, err = insEntry.ExecContext(ctx, id, seq, e.Path, typeCode(e.Type), e.Mode,
-			e.MTime.Unix(), e.MTime.Nanosecond(), e.Size, e.UID, e.GID, target, packed); err != nil {
+			e.MTime.Unix(), e.MTime.Nanosecond(), e.Size, e.UID, e.GID, target, packed, parent, nameID); err != nil {
 			return 0, false, nil, fmt.Errorf("sqlite: commit entry %q: %w", e.Path, err)
 		}
 	}
@@ -159,6 +167,7 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 	if err = tx.Commit(); err != nil {
 		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
 	}
+	db.cacheNames(newNames)
 	return id, false, nil, nil
 }
 
@@ -259,7 +268,7 @@ FROM entries WHERE backup_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, l
 			return nil, after, fmt.Errorf("sqlite: entries of %d: %w", id, err)
 		}
 		e.Type = typeName(typ)
-		e.MTime = time.Unix(ms, mns).UTC()
+		e.MTime = unixTime(ms, mns)
 		e.Target = target.String
 		if e.Blocks, err = unpackBlocks(packed); err != nil {
 			return nil, after, fmt.Errorf("sqlite: entry %q of %d: %w", e.Path, id, err)
@@ -271,6 +280,8 @@ FROM entries WHERE backup_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, l
 	}
 	return out, last, nil
 }
+
+func unixTime(s, ns int64) time.Time { return time.Unix(s, ns).UTC() }
 
 func typeCode(t manifest.Type) int {
 	switch t {

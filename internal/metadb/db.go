@@ -27,6 +27,10 @@ type DB struct {
 	w   *sql.DB // exactly one connection: SQLite has one writer
 	r   *sql.DB // readers
 	now func() time.Time
+
+	// names caches name → id of the names table (rows are never deleted,
+	// so entries never go stale); used under the single writer.
+	names map[string]int64
 }
 
 // Open opens or creates the database at path and migrates it.
@@ -45,7 +49,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	db := &DB{w: w, now: time.Now}
+	db := &DB{w: w, now: time.Now, names: map[string]int64{}}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
@@ -137,6 +141,22 @@ CREATE INDEX refs_by_backup ON refs(backup_id);
 	`
 ALTER TABLE backups ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
 `,
+	// 3: browsing one folder at a time (parent_seq) and searching file
+	// names (a trigram index over the distinct names).
+	`
+CREATE TABLE names (
+	id   INTEGER PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE
+);
+CREATE VIRTUAL TABLE names_fts USING fts5(name, content='names', content_rowid='id', tokenize='trigram');
+CREATE TRIGGER names_ai AFTER INSERT ON names BEGIN
+	INSERT INTO names_fts(rowid, name) VALUES (new.id, new.name);
+END;
+ALTER TABLE entries ADD COLUMN parent_seq INTEGER;
+ALTER TABLE entries ADD COLUMN name_id INTEGER;
+CREATE INDEX entries_by_parent ON entries(backup_id, parent_seq, name_id);
+CREATE INDEX entries_by_name ON entries(name_id);
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -164,5 +184,68 @@ func (db *DB) migrate(ctx context.Context) error {
 			return fmt.Errorf("migration %d: %w", v+1, err)
 		}
 	}
+	return db.backfillTree(ctx)
+}
+
+// backfillTree gives entries committed before migration 3 their parent and
+// name, one backup per transaction.
+func (db *DB) backfillTree(ctx context.Context) error {
+	rows, err := db.w.QueryContext(ctx, "SELECT DISTINCT backup_id FROM entries WHERE name_id IS NULL")
+	if err != nil {
+		return fmt.Errorf("backfill: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if err := db.backfillBackup(ctx, id); err != nil {
+			return fmt.Errorf("backfill backup %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) backfillBackup(ctx context.Context, id int64) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT seq, path, type FROM entries WHERE backup_id = ? ORDER BY seq", id)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		seq  int64
+		path string
+		typ  int
+	}
+	var all []row
+	for rows.Next() {
+		var r row
+		rows.Scan(&r.seq, &r.path, &r.typ)
+		all = append(all, r)
+	}
+	rows.Close()
+	var t treeTracker
+	pending := map[string]int64{}
+	for _, r := range all {
+		parent := t.parent(r.path, r.seq, r.typ == 0)
+		nid, err := db.nameID(ctx, tx, baseName(r.path), pending)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE entries SET parent_seq = ?, name_id = ? WHERE backup_id = ? AND seq = ?", parent, nid, id, r.seq); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	db.cacheNames(pending)
 	return nil
 }

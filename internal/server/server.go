@@ -17,7 +17,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"ib/frontend"
 	"ib/internal/blockstore"
+	"ib/internal/dist"
 	"ib/internal/httpapi"
 	"ib/internal/metadb"
 	"ib/internal/metrics"
@@ -40,6 +42,10 @@ type Options struct {
 	// S3 keeps large blocks in an S3-compatible bucket; nil keeps them in
 	// DataDir/blocks.
 	S3 *blockstore.S3Config
+
+	// DistDir holds the ib binaries on offer (make dist); the running
+	// binary is always offered too.
+	DistDir string
 }
 
 // Defaults of the retention options (DESIGN §8).
@@ -108,7 +114,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	pr := newPruner(st, opts, m)
 	h := &http.Server{
 		Handler: httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
-			Middleware: []gin.HandlerFunc{m.Middleware()}}),
+			Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler()}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),

@@ -1,0 +1,259 @@
+// ib web UI: browse backups by tag set, look inside one folder at a time,
+// download files, whole backups (tar) and the ib CLI, search file names.
+import { html, render, useState, useEffect } from "/vendor/htm-preact-3.1.1.mjs";
+
+const api = async (path) => {
+  const r = await fetch("/api/v1" + path);
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
+  return body;
+};
+
+const size = (n) => {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+  let i = -1;
+  do { n /= 1024; i++; } while (n >= 1024 && i < units.length - 1);
+  return `${n.toFixed(1)} ${units[i]}`;
+};
+const when = (t) => new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+const mode = (m) => "0" + m.toString(8).padStart(3, "0");
+const tagText = (tags) => Object.keys(tags || {}).sort().map((k) => `${k}=${tags[k]}`).join(" ");
+const Tags = ({ tags }) => Object.keys(tags || {}).sort().map((k) => html`<span class="tag">${k}=${tags[k]}</span>`);
+const encPath = (p) => p.split("/").map(encodeURIComponent).join("/");
+const origin = location.origin;
+
+// Client-side navigation: links with data-nav push a new URL.
+const go = (url) => { history.pushState(null, "", url); window.dispatchEvent(new Event("ib:nav")); };
+const Link = ({ href, children, ...rest }) =>
+  html`<a href=${href} onClick=${(e) => { if (e.ctrlKey || e.metaKey || e.button) return; e.preventDefault(); go(href); }} ...${rest}>${children}</a>`;
+
+function useLoad(fn, deps) {
+  const [state, set] = useState({ loading: true });
+  useEffect(() => {
+    let live = true;
+    set({ loading: true });
+    fn().then((data) => live && set({ data }), (error) => live && set({ error }));
+    return () => { live = false; };
+  }, deps);
+  return state;
+}
+
+const Err = ({ error }) => html`<div class="error">${String(error.message || error)}</div>`;
+
+function Copy({ text }) {
+  const [done, setDone] = useState(false);
+  const copy = () => navigator.clipboard?.writeText(text).then(() => { setDone(true); setTimeout(() => setDone(false), 1500); });
+  return html`<div class="copy"><pre class="cmd">${text}</pre><button class="button" onClick=${copy}>${done ? "Copied" : "Copy"}</button></div>`;
+}
+
+// "/" : backups grouped by tag set, newest first, filtered by tags.
+function Backups() {
+  const params = new URLSearchParams(location.search);
+  const [filter, setFilter] = useState(params.get("tags") || "");
+  const st = useLoad(() => api("/backups"), []);
+  if (st.error) return html`<${Err} error=${st.error} />`;
+  if (st.loading) return html`<p class="muted">Loading…</p>`;
+  const want = filter.trim().split(/\s+/).filter(Boolean);
+  const groups = new Map();
+  for (const b of st.data) {
+    const t = tagText(b.tags);
+    if (want.some((w) => !(w.includes("=") ? t.split(" ").includes(w) : t.includes(w)))) continue;
+    if (!groups.has(t)) groups.set(t, []);
+    groups.get(t).push(b);
+  }
+  return html`
+    <h1>Backups</h1>
+    <div class="bar">
+      <input placeholder="Filter by tags, e.g. node=tezos network=mainnet" value=${filter}
+        onInput=${(e) => setFilter(e.target.value)} aria-label="filter" />
+      <span class="muted">${st.data.length} backups in all</span>
+    </div>
+    ${groups.size === 0 && html`<p class="muted">No backups${want.length ? " match" : " yet"}.</p>`}
+    ${[...groups.entries()].map(([t, list]) => html`
+      <section class="card tagset">
+        <div class="head"><${Tags} tags=${list[0].tags} />${t === "" && html`<span class="muted">(no tags)</span>`}
+          <span class="muted">${list.length} backup${list.length > 1 ? "s" : ""}</span></div>
+        <table>
+          <thead><tr><th>ID</th><th>Created</th><th class="num">Files</th><th class="num">Size</th><th></th></tr></thead>
+          <tbody>${list.map((b) => html`
+            <tr>
+              <td><${Link} href=${`/backups/${b.id}`}>#${b.id}</${Link}></td>
+              <td>${when(b.created_at)}</td>
+              <td class="num">${b.files.toLocaleString()}</td>
+              <td class="num">${size(b.bytes)}</td>
+              <td><a href=${`/api/v1/backups/${b.id}/archive.tar`}>tar</a></td>
+            </tr>`)}</tbody>
+        </table>
+      </section>`)}`;
+}
+
+// "/backups/{id}?path=DIR": one folder at a time, with details and downloads.
+function Backup({ id }) {
+  const params = new URLSearchParams(location.search);
+  const path = params.get("path") || ".";
+  const backup = useLoad(() => api(`/backups/${id}`), [id]);
+  const [pages, setPages] = useState({ key: "", entries: [], next: null, entry: null, error: null });
+  const [selected, setSelected] = useState(null);
+  const key = `${id}:${path}`;
+  const load = (after) =>
+    api(`/backups/${id}/tree?path=${encodeURIComponent(path)}${after != null ? `&after=${after}` : ""}`).then(
+      (t) => setPages((p) => ({ key, entry: t.entry, entries: after != null ? [...p.entries, ...t.entries] : t.entries, next: t.next, error: null })),
+      (error) => setPages({ key, entries: [], next: null, entry: null, error }));
+  useEffect(() => { setSelected(null); load(null); }, [key]);
+  if (backup.error) return html`<${Err} error=${backup.error} />`;
+  if (!backup.data) return html`<p class="muted">Loading…</p>`;
+  const b = backup.data;
+  const parts = path === "." ? [] : path.split("/");
+  const tarURL = `/api/v1/backups/${id}/archive.tar${path === "." ? "" : `?path=${encodeURIComponent(path)}`}`;
+  const restore = `ib backup restore ${id} ./restored --server ${origin}${path === "." ? "" : ` --path ${path}`}`;
+  return html`
+    <h1>Backup #${b.id} <${Tags} tags=${b.tags} /></h1>
+    <p class="muted">${when(b.created_at)} · ${b.files.toLocaleString()} files · ${b.dirs.toLocaleString()} folders · ${size(b.bytes)}</p>
+    <div class="bar">
+      <a class="button primary" href=${tarURL}>Download ${path === "." ? "backup" : "folder"} as tar</a>
+      <a class="button" href=${tarURL.replace("archive.tar", "archive.tar.lz4")}>tar.lz4</a>
+    </div>
+    <${Copy} text=${restore} />
+    <div class="crumbs bar">
+      <${Link} href=${`/backups/${id}`}>/</${Link}>
+      ${parts.map((p, i) => html`<span class="muted">›</span><${Link} href=${`/backups/${id}?path=${encodeURIComponent(parts.slice(0, i + 1).join("/"))}`}>${p}</${Link}>`)}
+    </div>
+    ${pages.error && html`<${Err} error=${pages.error} />`}
+    ${selected && html`<${Details} id=${id} e=${selected} close=${() => setSelected(null)} />`}
+    <section class="card">
+      <table class="tree">
+        <thead><tr><th>Name</th><th>Mode</th><th>Modified</th><th class="num">Size</th><th></th></tr></thead>
+        <tbody>${pages.key === key && pages.entries.map((e) => html`
+          <tr>
+            <td class="name">${e.type === "dir"
+              ? html`<span class="ico dir"></span><${Link} href=${`/backups/${id}?path=${encodeURIComponent(e.path)}`}>${e.name}/</${Link}>`
+              : html`<span class=${"ico " + e.type}></span><a href="#" onClick=${(ev) => { ev.preventDefault(); setSelected(e); }}>${e.name}</a>${e.type === "symlink" && html` <span class="muted">→ ${e.target}</span>`}`}</td>
+            <td>${mode(e.mode)}</td>
+            <td>${when(e.mtime)}</td>
+            <td class="num">${e.type === "file" ? size(e.size) : ""}</td>
+            <td>${e.type === "file" && html`<a href=${`/api/v1/backups/${id}/files/${encPath(e.path)}`}>download</a>`}</td>
+          </tr>`)}</tbody>
+      </table>
+      ${pages.key === key && pages.entries.length === 0 && !pages.error && html`<p class="muted" style="padding:0 14px">Empty folder.</p>`}
+    </section>
+    ${pages.next != null && html`<button class="button" onClick=${() => load(pages.next)}>Load more</button>`}`;
+}
+
+function Details({ id, e, close }) {
+  const url = `/api/v1/backups/${id}/files/${encPath(e.path)}`;
+  return html`
+    <section class="card details-card">
+      <div class="head"><h2>${e.path}</h2><button class="button" style="margin-left:auto" onClick=${close}>Close</button></div>
+      <div class="details">
+        <span class="muted">Type</span><span>${e.type}</span>
+        <span class="muted">Size</span><span>${size(e.size)} (${e.size.toLocaleString()} bytes)</span>
+        <span class="muted">Mode</span><span>${mode(e.mode)}</span>
+        <span class="muted">Modified</span><span>${e.mtime}</span>
+        <span class="muted">Owner</span><span>${e.uid}:${e.gid}</span>
+        ${e.type === "symlink" && html`<span class="muted">Target</span><span>${e.target}</span>`}
+        ${e.type === "file" && html`<span class="muted">Blocks</span><span>${e.blocks}</span>
+        <span class="muted">Download</span><span><a href=${url}>${e.path.split("/").pop()}</a></span>`}
+      </div>
+      ${e.type === "file" && html`<div style="padding:0 14px 8px"><${Copy} text=${`curl -fLo '${e.path.split("/").pop()}' '${origin}${url}'`} /></div>`}
+    </section>`;
+}
+
+// "/search?q=TEXT": file names across every backup.
+function Search() {
+  const q = new URLSearchParams(location.search).get("q") || "";
+  const st = useLoad(() => (q ? api(`/search?q=${encodeURIComponent(q)}`) : Promise.resolve({ hits: [] })), [q]);
+  return html`
+    <h1>Search ${q && html`<span class="muted">“${q}”</span>`}</h1>
+    ${!q && html`<p class="muted">Type part of a file name in the search box.</p>`}
+    ${st.error && html`<${Err} error=${st.error} />`}
+    ${st.data && q && html`
+      <section class="card">
+        <table class="hits">
+          <thead><tr><th>Path</th><th>Backup</th><th>Tags</th><th class="num">Size</th></tr></thead>
+          <tbody>${st.data.hits.map((h) => {
+            const dir = h.entry.path.includes("/") ? h.entry.path.slice(0, h.entry.path.lastIndexOf("/")) : ".";
+            return html`<tr>
+              <td class="name"><${Link} href=${`/backups/${h.backup.id}?path=${encodeURIComponent(dir)}`}>${h.entry.path}</${Link}></td>
+              <td>#${h.backup.id} <span class="muted">${when(h.backup.created_at)}</span></td>
+              <td><${Tags} tags=${h.backup.tags} /></td>
+              <td class="num">${h.entry.type === "file" ? size(h.entry.size) : h.entry.type}</td></tr>`;
+          })}</tbody>
+        </table>
+        ${st.data.hits.length === 0 && html`<p class="muted" style="padding:0 14px">No file name contains “${q}”.</p>`}
+      </section>`}`;
+}
+
+// "/downloads": the ib CLI for every OS and architecture.
+function Downloads() {
+  const st = useLoad(() => api("/downloads"), []);
+  if (st.error) return html`<${Err} error=${st.error} />`;
+  if (st.loading) return html`<p class="muted">Loading…</p>`;
+  return html`
+    <h1>Download the ib CLI</h1>
+    <section class="card">
+      <table class="downloads">
+        <thead><tr><th>OS</th><th>Arch</th><th class="num">Size</th><th>SHA-256</th><th></th></tr></thead>
+        <tbody>${st.data.map((b) => html`
+          <tr>
+            <td>${b.os}</td><td>${b.arch}</td><td class="num">${size(b.size)}</td>
+            <td><code class="muted">${b.sha256.slice(0, 16)}…</code></td>
+            <td><a href=${b.url} download>${b.name}</a></td>
+          </tr>
+          <tr><td colspan="5"><${Copy} text=${b.os === "windows"
+            ? `curl.exe -fLo ib.exe ${origin}${b.url}`
+            : `curl -fLo ib ${origin}${b.url} && chmod +x ib`} /></td></tr>`)}</tbody>
+      </table>
+    </section>`;
+}
+
+// "/stats": what the server holds.
+function Stats() {
+  const st = useLoad(() => api("/stats"), []);
+  if (st.error) return html`<${Err} error=${st.error} />`;
+  if (st.loading) return html`<p class="muted">Loading…</p>`;
+  const s = st.data;
+  const items = [
+    ["Backups", s.backups.toLocaleString()], ["Tag sets", s.tag_sets], ["Blocks", s.blocks.toLocaleString()],
+    ["Inline blocks", s.inline_blocks.toLocaleString()], ["Stored", size(s.stored_bytes)],
+    ["Inline (SQLite)", size(s.inline_bytes)], ["Offloaded", size(s.offloaded_bytes)],
+    ["Logical (all backups)", size(s.logical_bytes)], ["Dedup", `${s.dedup_ratio.toFixed(2)}×`],
+    ["Compression", `${s.compression_ratio.toFixed(2)}×`],
+  ];
+  return html`
+    <h1>Server</h1>
+    <div class="stats">${items.map(([k, v]) => html`<div class="stat"><div class="muted">${k}</div><div class="v">${v}</div></div>`)}</div>
+    <p class="muted">Block store: ${s.block_store}</p>`;
+}
+
+function App() {
+  const [, tick] = useState(0);
+  useEffect(() => {
+    const f = () => tick((n) => n + 1);
+    window.addEventListener("popstate", f);
+    window.addEventListener("ib:nav", f);
+    return () => { window.removeEventListener("popstate", f); window.removeEventListener("ib:nav", f); };
+  }, []);
+  const p = location.pathname;
+  const m = p.match(/^\/backups\/(\d+)\/?$/);
+  let page, active;
+  if (p === "/" || p === "") [page, active] = [html`<${Backups} />`, "/"];
+  else if (m) [page, active] = [html`<${Backup} id=${m[1]} />`, "/"];
+  else if (p === "/search") [page, active] = [html`<${Search} />`, ""];
+  else if (p === "/downloads") [page, active] = [html`<${Downloads} />`, "/downloads"];
+  else if (p === "/stats") [page, active] = [html`<${Stats} />`, "/stats"];
+  else page = html`<${Err} error=${"No such page: " + p} />`;
+  const q = p === "/search" ? new URLSearchParams(location.search).get("q") || "" : "";
+  const nav = (href, label) => html`<${Link} href=${href} class=${active === href ? "active" : ""}>${label}</${Link}>`;
+  return html`
+    <header>
+      <${Link} href="/" class="brand">ib</${Link}>
+      <nav>${nav("/", "Backups")}${nav("/downloads", "Downloads")}${nav("/stats", "Stats")}</nav>
+      <form onSubmit=${(e) => { e.preventDefault(); go("/search?q=" + encodeURIComponent(e.target.q.value)); }}>
+        <input name="q" placeholder="Search file names…" value=${q} aria-label="search" />
+      </form>
+    </header>
+    <main>${page}</main>`;
+}
+
+render(html`<${App} />`, document.getElementById("app"));

@@ -1,0 +1,292 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"ib/internal/block"
+	"ib/internal/manifest"
+	"ib/internal/store"
+)
+
+// Node is a directory child as /tree lists it.
+type Node struct {
+	Name   string        `json:"name"`
+	Path   string        `json:"path"`
+	Type   manifest.Type `json:"type"`
+	Mode   uint32        `json:"mode"`
+	MTime  time.Time     `json:"mtime"`
+	Size   int64         `json:"size"`
+	UID    uint32        `json:"uid"`
+	GID    uint32        `json:"gid"`
+	Target string        `json:"target,omitempty"`
+	Blocks int           `json:"blocks"`
+}
+
+func node(e manifest.Entry) Node {
+	name := e.Path[strings.LastIndexByte(e.Path, '/')+1:]
+	return Node{Name: name, Path: e.Path, Type: e.Type, Mode: e.Mode, MTime: e.MTime, Size: e.Size,
+		UID: e.UID, GID: e.GID, Target: e.Target, Blocks: len(e.Blocks)}
+}
+
+// subPath reads the ?path= of a folder or file, "." by default.
+func subPath(c *gin.Context) (string, error) {
+	p := c.DefaultQuery("path", ".")
+	p = strings.Trim(p, "/")
+	if p == "" {
+		p = "."
+	}
+	if err := manifest.CheckPath(p); err != nil {
+		return "", fmt.Errorf("%w: path: %w", store.ErrInvalid, err)
+	}
+	return p, nil
+}
+
+func (a *API) tree(c *gin.Context) {
+	id, err := backupID(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	p, err := subPath(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	limit, _ := strconv.Atoi(c.DefaultQuery("limit", "1000"))
+	limit = min(max(limit, 1), 10000)
+	after, err := strconv.ParseInt(c.DefaultQuery("after", "-1"), 10, 64)
+	if err != nil {
+		a.error(c, fmt.Errorf("%w: after: want a number", store.ErrInvalid))
+		return
+	}
+	dir, err := a.store.Lookup(c.Request.Context(), id, p)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	kids, err := a.store.Children(c.Request.Context(), id, dir, after, limit+1)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	out := struct {
+		Path    string `json:"path"`
+		Entry   Node   `json:"entry"`
+		Entries []Node `json:"entries"`
+		Next    *int64 `json:"next"` // ?after= for the next page, null at the end
+	}{Path: p, Entry: node(dir.Entry), Entries: []Node{}}
+	if len(kids) > limit {
+		kids = kids[:limit]
+		next := kids[limit-1].Seq
+		out.Next = &next
+	}
+	for _, k := range kids {
+		out.Entries = append(out.Entries, node(k.Entry))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func attachment(name string) string {
+	return "attachment; filename*=UTF-8''" + url.PathEscape(name)
+}
+
+func (a *API) file(c *gin.Context) {
+	id, err := backupID(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	p := strings.Trim(c.Param("path"), "/")
+	f, err := a.store.OpenFile(c.Request.Context(), id, p)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	defer f.Close()
+	e := f.Entry()
+	name := path.Base(e.Path)
+	ctype := mime.TypeByExtension(path.Ext(name))
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	c.Header("Content-Type", ctype)
+	c.Header("Content-Disposition", attachment(name))
+	c.Header("ETag", fmt.Sprintf(`"ib-file-%d-%x"`, id, []byte(e.MTime.Format(time.RFC3339Nano)+strconv.FormatInt(e.Size, 10))))
+	c.Header("X-Content-Type-Options", "nosniff")
+	http.ServeContent(c.Writer, c.Request, "", e.MTime, &abortOnError{r: f, a: a, what: e.Path})
+}
+
+// abortOnError turns a failure in the middle of a body (a corrupt block)
+// into a cut connection, so the client cannot take a short body for a
+// whole one.
+type abortOnError struct {
+	r interface {
+		io.Reader
+		io.Seeker
+	}
+	a    *API
+	what string
+}
+
+func (r *abortOnError) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.a.log.Error("download failed mid-body", "file", r.what, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	return n, err
+}
+
+func (r *abortOnError) Seek(off int64, whence int) (int64, error) { return r.r.Seek(off, whence) }
+
+func (a *API) archive(c *gin.Context) {
+	id, err := backupID(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	a.serveArchive(c, id, strings.HasSuffix(c.Request.URL.Path, ".lz4"))
+}
+
+func (a *API) serveArchive(c *gin.Context, id int64, lz4 bool) {
+	p, err := subPath(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	b, err := a.store.Backup(c.Request.Context(), id)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	ar, err := a.store.OpenArchive(c.Request.Context(), id, p)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	defer ar.Close()
+	name := fmt.Sprintf("ib-backup-%d", id)
+	if p != "." {
+		name += "-" + strings.ReplaceAll(p, "/", "_")
+	}
+	if lz4 {
+		// The same tar as an LZ4 frame: `curl URL | lz4 -d | tar -x`.
+		c.Header("Content-Type", "application/x-lz4")
+		c.Header("Content-Disposition", attachment(name+".tar.lz4"))
+		c.Status(http.StatusOK)
+		if c.Request.Method == http.MethodHead {
+			return
+		}
+		zw, err := block.NewEncoder(c.Writer, block.Level{})
+		if err != nil {
+			a.error(c, err)
+			return
+		}
+		if _, err := io.Copy(zw, &abortOnError{r: ar, a: a, what: name}); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		if err := zw.Close(); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	c.Header("Content-Type", "application/x-tar")
+	c.Header("Content-Disposition", attachment(name+".tar"))
+	c.Header("ETag", ar.ETag())
+	http.ServeContent(c.Writer, c.Request, "", b.CreatedAt, &abortOnError{r: ar, a: a, what: name})
+}
+
+// latestArchive redirects the permalink of a tag set to its newest backup.
+func (a *API) latestArchive(c *gin.Context) {
+	q := c.Request.URL.Query()
+	sub := q.Get("path")
+	q.Del("path")
+	tags := manifest.Tags{}
+	for k, vs := range q {
+		if len(vs) != 1 {
+			a.error(c, fmt.Errorf("%w: tag %q given %d times", store.ErrInvalid, k, len(vs)))
+			return
+		}
+		if err := manifest.CheckTag(k, vs[0]); err != nil {
+			a.error(c, fmt.Errorf("%w: %w", store.ErrInvalid, err))
+			return
+		}
+		tags[k] = vs[0]
+	}
+	b, err := a.store.Latest(c.Request.Context(), tags)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	target := fmt.Sprintf("/api/v1/backups/%d/%s", b.ID, path.Base(c.Request.URL.Path))
+	if sub != "" {
+		target += "?path=" + url.QueryEscape(sub)
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Redirect(http.StatusFound, target)
+}
+
+// Hit is a search result.
+type Hit struct {
+	Backup manifest.Summary `json:"backup"`
+	Entry  Node             `json:"entry"`
+}
+
+func (a *API) search(c *gin.Context) {
+	q := strings.TrimSpace(c.Query("q"))
+	if q == "" || len(q) > 256 {
+		a.error(c, fmt.Errorf("%w: q: want 1 to 256 bytes", store.ErrInvalid))
+		return
+	}
+	limit, _ := strconv.Atoi(c.DefaultQuery("limit", "100"))
+	limit = min(max(limit, 1), 1000)
+	hits, err := a.store.Search(c.Request.Context(), q, limit)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	out := make([]Hit, 0, len(hits))
+	for _, h := range hits {
+		out = append(out, Hit{Backup: summary(h.Backup), Entry: node(h.Entry)})
+	}
+	c.JSON(http.StatusOK, gin.H{"query": q, "hits": out})
+}
+
+func (a *API) downloads(c *gin.Context) {
+	list, err := a.dist.List()
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, list)
+}
+
+func (a *API) download(c *gin.Context) {
+	f, mtime, err := a.dist.Open(c.Param("name"))
+	if errors.Is(err, errNotExist) {
+		a.fail(c, http.StatusNotFound, fmt.Errorf("no binary %q on offer", c.Param("name")))
+		return
+	}
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	defer f.Close()
+	c.Header("Content-Type", "application/octet-stream")
+	c.Header("Content-Disposition", attachment(c.Param("name")))
+	http.ServeContent(c.Writer, c.Request, "", mtime, f)
+}
+
+var errNotExist = os.ErrNotExist

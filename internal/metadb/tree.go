@@ -1,0 +1,209 @@
+package metadb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"ib/internal/manifest"
+)
+
+// treeTracker finds each entry's parent directory while entries arrive in
+// walk order: the open directories form a stack.
+type treeTracker struct {
+	dirs []struct {
+		path string
+		seq  int64
+	}
+}
+
+// parent returns the parent's seq of path (nil for the root) and, for a
+// directory, pushes it.
+func (t *treeTracker) parent(path string, seq int64, isDir bool) any {
+	var parent any
+	if path != "." {
+		want := manifest.Parent(path)
+		for len(t.dirs) > 0 && t.dirs[len(t.dirs)-1].path != want {
+			t.dirs = t.dirs[:len(t.dirs)-1]
+		}
+		if len(t.dirs) > 0 {
+			parent = t.dirs[len(t.dirs)-1].seq
+		}
+	}
+	if isDir {
+		t.dirs = append(t.dirs, struct {
+			path string
+			seq  int64
+		}{path, seq})
+	}
+	return parent
+}
+
+func baseName(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+// nameID returns the id of a file name, adding it to the names table (and
+// its trigram index) the first time. Names new in this transaction go to
+// pending, and reach the cache only once it commits: a rolled-back insert
+// must not leave an id behind that another name may get later.
+func (db *DB) nameID(ctx context.Context, tx *sql.Tx, name string, pending map[string]int64) (int64, error) {
+	if id, ok := db.names[name]; ok {
+		return id, nil
+	}
+	if id, ok := pending[name]; ok {
+		return id, nil
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO names (name) VALUES (?)", name); err != nil {
+		return 0, fmt.Errorf("sqlite: name: %w", err)
+	}
+	var id int64
+	if err := tx.QueryRowContext(ctx, "SELECT id FROM names WHERE name = ?", name).Scan(&id); err != nil {
+		return 0, fmt.Errorf("sqlite: name: %w", err)
+	}
+	pending[name] = id
+	return id, nil
+}
+
+// cacheNames keeps the names of a committed transaction.
+func (db *DB) cacheNames(pending map[string]int64) {
+	if len(db.names)+len(pending) > 1_000_000 {
+		clear(db.names)
+	}
+	for k, v := range pending {
+		db.names[k] = v
+	}
+}
+
+// Node is one entry of a backup with its place in the tree.
+type Node struct {
+	Seq   int64
+	Entry manifest.Entry
+}
+
+const nodeCols = "seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks"
+
+func scanNode(sc interface{ Scan(...any) error }) (Node, error) {
+	var n Node
+	var typ int
+	var ms, mns int64
+	var target sql.NullString
+	var packed []byte
+	if err := sc.Scan(&n.Seq, &n.Entry.Path, &typ, &n.Entry.Mode, &ms, &mns, &n.Entry.Size, &n.Entry.UID, &n.Entry.GID, &target, &packed); err != nil {
+		return Node{}, err
+	}
+	n.Entry.Type = typeName(typ)
+	n.Entry.MTime = unixTime(ms, mns)
+	n.Entry.Target = target.String
+	var err error
+	n.Entry.Blocks, err = unpackBlocks(packed)
+	return n, err
+}
+
+// Lookup finds the entry at path in a live backup, walking down from the
+// root one name at a time on the (backup, parent, name) index.
+func (db *DB) Lookup(ctx context.Context, id int64, path string) (Node, error) {
+	if _, err := db.Get(ctx, id); err != nil {
+		return Node{}, err
+	}
+	node, err := scanNode(db.r.QueryRowContext(ctx, "SELECT "+nodeCols+" FROM entries WHERE backup_id = ? AND seq = 0", id))
+	if err != nil {
+		return Node{}, wrapNoRows(err, "entry")
+	}
+	if path == "." {
+		return node, nil
+	}
+	for part := range strings.SplitSeq(path, "/") {
+		if node.Entry.Type != manifest.TypeDir {
+			return Node{}, ErrNotFound
+		}
+		node, err = scanNode(db.r.QueryRowContext(ctx, "SELECT "+nodeCols+` FROM entries
+WHERE backup_id = ? AND parent_seq = ? AND name_id = (SELECT id FROM names WHERE name = ?)`, id, node.Seq, part))
+		if err != nil {
+			return Node{}, wrapNoRows(err, "entry")
+		}
+	}
+	return node, nil
+}
+
+// Children returns up to limit entries of the directory dirSeq with seq >
+// after, in walk order (names sorted bytewise).
+func (db *DB) Children(ctx context.Context, id, dirSeq, after int64, limit int) ([]Node, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT "+nodeCols+` FROM entries
+WHERE backup_id = ? AND parent_seq = ? AND seq > ? ORDER BY seq LIMIT ?`, id, dirSeq, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: children: %w", err)
+	}
+	defer rows.Close()
+	var out []Node
+	for rows.Next() {
+		n, err := scanNode(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: children: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// Hit is one search result.
+type Hit struct {
+	Backup Backup
+	Entry  manifest.Entry
+}
+
+// Search finds entries of live backups whose name contains q (case
+// insensitive), newest backups first. Names of three characters or more
+// use the trigram index.
+func (db *DB) Search(ctx context.Context, q string, limit int) ([]Hit, error) {
+	like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(q) + "%"
+	rows, err := db.r.QueryContext(ctx, `SELECT b.id, e.`+strings.ReplaceAll(nodeCols, ", ", ", e.")+`
+FROM entries e JOIN backups b ON b.id = e.backup_id
+WHERE e.name_id IN (SELECT rowid FROM names_fts WHERE name LIKE ? ESCAPE '\' LIMIT 1000)
+AND b.deleting = 0
+ORDER BY b.created_at DESC, b.id DESC, e.seq LIMIT ?`, like, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: search: %w", err)
+	}
+	type found struct {
+		id   int64
+		node Node
+	}
+	var fs []found
+	for rows.Next() {
+		var f found
+		var typ int
+		var ms, mns int64
+		var target sql.NullString
+		var packed []byte
+		e := &f.node.Entry
+		if err := rows.Scan(&f.id, &f.node.Seq, &e.Path, &typ, &e.Mode, &ms, &mns, &e.Size, &e.UID, &e.GID, &target, &packed); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: search: %w", err)
+		}
+		e.Type, e.MTime, e.Target = typeName(typ), unixTime(ms, mns), target.String
+		fs = append(fs, f)
+	}
+	rows.Close()
+	backups := map[int64]Backup{}
+	var out []Hit
+	for _, f := range fs {
+		b, ok := backups[f.id]
+		if !ok {
+			var err error
+			if b, err = db.Get(ctx, f.id); err != nil {
+				continue // deleted meanwhile
+			}
+			backups[f.id] = b
+		}
+		out = append(out, Hit{Backup: b, Entry: f.node.Entry})
+	}
+	return out, nil
+}
+
+func wrapNoRows(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return fmt.Errorf("sqlite: %s: %w", what, err)
+}
