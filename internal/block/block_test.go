@@ -2,6 +2,7 @@ package block
 
 import (
 	"bytes"
+
 	"errors"
 	"strings"
 	"testing"
@@ -97,4 +98,32 @@ func TestVerifyRejects(t *testing.T) {
 	if !errors.Is(err, ErrTooLarge) || n != 1<<20+1 {
 		t.Errorf("bomb: n=%d err=%v, want ErrTooLarge after %d bytes", n, err, 1<<20+1)
 	}
+}
+
+// FuzzParseCID: parsing never panics; an accepted CID renders back to
+// the same string.
+func FuzzParseCID(f *testing.F) {
+	f.Add("bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e")
+	f.Add("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
+	f.Add("QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCID(s)
+		if err == nil && c.String() != s {
+			t.Fatalf("ParseCID(%q) renders as %q", s, c)
+		}
+	})
+}
+
+// FuzzVerify: any bytes as a wire form are verified without panicking and
+// never decode past the limit.
+func FuzzVerify(f *testing.F) {
+	good, _ := Encode([]byte("hello world"), DefaultLevel)
+	f.Add(good)
+	f.Add([]byte("not lz4"))
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		n, _ := Verify(bytes.NewReader(wire), Sum([]byte("hello world")), 1<<16, nil)
+		if n > 1<<16+1 {
+			t.Fatalf("decoded %d bytes past the limit", n)
+		}
+	})
 }

@@ -17,7 +17,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	var total time.Duration
 	if i := strings.IndexByte(s, 'd'); i >= 0 {
 		days, err := strconv.ParseFloat(s[:i], 64)
-		if err != nil || days < 0 || days > 100_000 {
+		if err != nil || !(days >= 0 && days <= 100_000) { // also refuses NaN
 			return 0, fmt.Errorf("invalid duration %q: want e.g. 90d, 36h, 15m", orig)
 		}
 		total = time.Duration(days * 24 * float64(time.Hour))

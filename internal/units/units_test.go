@@ -16,7 +16,7 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", s, got, err, want)
 		}
 	}
-	for _, s := range []string{"", "d", "-1h", "-2d", "3x", "1d-1h", "ad"} {
+	for _, s := range []string{"", "d", "-1h", "-2d", "3x", "1d-1h", "ad", "NaNd", "Infd"} {
 		if _, err := ParseDuration(s); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", s)
 		}
@@ -52,4 +52,19 @@ func TestFormatDuration(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzUnits: parsing never panics; accepted values are not negative.
+func FuzzUnits(f *testing.F) {
+	for _, s := range []string{"90d", "1.5d", "36h", "1MiB", "128MiB", "-1", "1e400d", "NaNd", "Infd", "9223372036854775807B"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := ParseDuration(s); err == nil && d < 0 {
+			t.Fatalf("ParseDuration(%q) = %v", s, d)
+		}
+		if n, err := ParseSize(s); err == nil && n < 0 {
+			t.Fatalf("ParseSize(%q) = %v", s, n)
+		}
+	})
 }
