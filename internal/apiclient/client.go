@@ -111,6 +111,9 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %d %s: %s", e.Op, e.Status, http.StatusText(e.Status), e.Msg)
 }
 
+// HTTPStatus is the status the server answered.
+func (e *Error) HTTPStatus() int { return e.Status }
+
 // IsNotFound reports a 404.
 func IsNotFound(err error) bool {
 	var e *Error
@@ -416,4 +419,49 @@ func (c *Client) Stats(ctx context.Context) (api.Stats, error) {
 	}
 	var out api.Stats
 	return out, decode(resp, &out)
+}
+
+// SpoolManifest downloads a backup's manifest into f (truncated first),
+// starting again when the connection is cut in the middle, a few times.
+// f is left at offset 0.
+func SpoolManifest(ctx context.Context, api interface {
+	Manifest(ctx context.Context, id int64) (io.ReadCloser, error)
+}, id int64, f *os.File) error {
+	var err error
+	for attempt := 1; attempt <= 4; attempt++ {
+		if attempt > 1 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
+			}
+		}
+		if err = spoolOnce(ctx, api.Manifest, id, f); err == nil || ctx.Err() != nil {
+			return err
+		}
+		var apiErr *Error
+		if errors.As(err, &apiErr) {
+			return err // the server answered: no point in asking again
+		}
+	}
+	return fmt.Errorf("download manifest of backup %d: %w", id, err)
+}
+
+func spoolOnce(ctx context.Context, open func(context.Context, int64) (io.ReadCloser, error), id int64, f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	body, err := open(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if _, err := io.Copy(f, body); err != nil {
+		return err
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return err
 }

@@ -3,9 +3,9 @@ package backup
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 
+	"ib/internal/apiclient"
 	"ib/internal/manifest"
 )
 
@@ -31,23 +31,14 @@ func (r *run) previous(ctx context.Context) (*prevManifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("previous backup: %w", err)
 	}
-	body, err := r.api.Manifest(ctx, s.ID)
-	if err != nil {
-		return nil, fmt.Errorf("previous backup %d: %w", s.ID, err)
-	}
-	defer body.Close()
 	f, err := os.CreateTemp("", "ib-previous-*")
 	if err != nil {
 		return nil, fmt.Errorf("previous backup: %w", err)
 	}
 	os.Remove(f.Name()) // unlinked: gone with the process
-	if _, err := io.Copy(f, body); err != nil {
+	if err := apiclient.SpoolManifest(ctx, r.api, s.ID, f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("previous backup %d: download manifest: %w", s.ID, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("previous backup: %w", err)
+		return nil, fmt.Errorf("previous backup %d: %w", s.ID, err)
 	}
 	r.res.ParentID = s.ID
 	return &prevManifest{f: f, r: manifest.NewReader(bufReader(f), nil)}, nil

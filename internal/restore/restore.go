@@ -26,8 +26,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"golang.org/x/sync/errgroup"
 
+	"ib/internal/apiclient"
 	"ib/internal/block"
 	"ib/internal/manifest"
 	"ib/internal/progress"
@@ -153,19 +155,14 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 
 // fetch spools the manifest to an unlinked temporary file.
 func fetch(ctx context.Context, api API, id int64) (*os.File, error) {
-	body, err := api.Manifest(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("backup %d: %w", id, err)
-	}
-	defer body.Close()
 	f, err := os.CreateTemp("", "ib-restore-manifest-*")
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	os.Remove(f.Name())
-	if _, err := io.Copy(f, body); err != nil {
+	if err := apiclient.SpoolManifest(ctx, api, id, f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("backup %d: download manifest: %w", id, err)
+		return nil, fmt.Errorf("backup %d: %w", id, err)
 	}
 	return f, nil
 }
@@ -419,15 +416,20 @@ func (r *run) fetchBlock(ctx context.Context, j blockJob) error {
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", j.file.e.Path, err)
 	}
-	rc, err := r.api.GetBlock(ctx, j.b.CID)
-	if err != nil {
-		return fmt.Errorf("restore %s: block %s: %w", j.file.e.Path, j.b.CID, err)
-	}
-	defer rc.Close()
-	w := &progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters}
-	n, err := block.Verify(&wireCounter{r: rc, c: r.opts.Counters}, want, j.b.Size, w)
-	if err == nil && n != j.b.Size {
-		err = fmt.Errorf("block is %d bytes, the manifest says %d", n, j.b.Size)
+	// A connection cut in the middle of a block is fetched again (the
+	// request itself is retried by the API client); content that does
+	// not match its CID is not.
+	for attempt := 1; ; attempt++ {
+		err = r.fetchOnce(ctx, j, want)
+		if err == nil || attempt == 5 || ctx.Err() != nil ||
+			errors.Is(err, block.ErrMismatch) || errors.Is(err, block.ErrTooLarge) || errors.Is(err, errSize) || isAPIError(err) {
+			break
+		}
+		r.opts.Log.Warn("block download cut; fetching it again", "file", j.file.e.Path, "cid", j.b.CID, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("restore %s: block %s: %w", j.file.e.Path, j.b.CID, err)
@@ -436,6 +438,29 @@ func (r *run) fetchBlock(ctx context.Context, j blockJob) error {
 		return r.finish(j.file)
 	}
 	return nil
+}
+
+var errSize = errors.New("block size differs from the manifest")
+
+// isAPIError reports an answer of the server (4xx, or 5xx after the
+// client's own retries): fetching again does not help.
+func isAPIError(err error) bool {
+	var e interface{ HTTPStatus() int }
+	return errors.As(err, &e)
+}
+
+func (r *run) fetchOnce(ctx context.Context, j blockJob, want cid.Cid) error {
+	rc, err := r.api.GetBlock(ctx, j.b.CID)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w := &progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters}
+	n, err := block.Verify(&wireCounter{r: rc, c: r.opts.Counters}, want, j.b.Size, w)
+	if err == nil && n != j.b.Size {
+		err = fmt.Errorf("%w: %d bytes, the manifest says %d", errSize, n, j.b.Size)
+	}
+	return err
 }
 
 // finish gives a fully written file its metadata and its name.

@@ -43,6 +43,9 @@ type Options struct {
 	// DataDir/blocks.
 	S3 *blockstore.S3Config
 
+	// WrapBlocks, if set, wraps the block store (fault injection in tests).
+	WrapBlocks func(blockstore.Store) blockstore.Store
+
 	// DistDir holds the ib binaries on offer (make dist); the running
 	// binary is always offered too.
 	DistDir string
@@ -103,6 +106,9 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	if opts.WrapBlocks != nil {
+		blocks = opts.WrapBlocks(blocks)
 	}
 	st, err := store.New(ctx, db, blocks, tmpDir, opts.Log)
 	if err != nil {

@@ -170,7 +170,12 @@ func (s *Store) sweepOrphans(ctx context.Context, cutoff time.Time, rep *GCRepor
 				continue
 			}
 			if err := s.deleteOrphan(ctx, key, []byte(bin)); err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				// left for the next run, like a failed object delete
+				s.log.Warn("gc: orphan not deleted", "err", err)
+				continue
 			}
 			rep.OrphansDeleted++
 		}
