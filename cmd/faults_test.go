@@ -190,7 +190,8 @@ func TestCorruptBlockFailsRestore(t *testing.T) {
 	os.WriteFile(blockFile, data, 0o600)
 
 	dst := filepath.Join(t.TempDir(), "dst")
-	_, errs, code := ib(t, conf, "backup", "restore", "1", dst, "-q")
+	out, errs, code := ib(t, conf, "backup", "restore", "1", dst, "-q")
+	_ = out
 	cid := filepath.Base(blockFile)
 	if code != 1 || !strings.Contains(errs, "chain/big.sst") || !strings.Contains(errs, cid) {
 		t.Fatalf("restore of a corrupt block: exit %d, %q; want 1 naming chain/big.sst and %s", code, errs, cid)
@@ -199,4 +200,26 @@ func TestCorruptBlockFailsRestore(t *testing.T) {
 	if len(ents) != 0 {
 		t.Fatalf("bad bytes written: %s/chain holds %d entries", dst, len(ents))
 	}
+
+	// verify: every block is present, so only --deep sees the rot
+	if out := mustIB(t, conf, "backup", "verify", "1"); !strings.Contains(out, "all present") {
+		t.Fatalf("verify: %q", out)
+	}
+	out, errs, code = ib(t, conf, "backup", "verify", "1", "--deep")
+	if code != 1 || !strings.Contains(out, "CORRUPT "+cid+" (chain/big.sst)") || !strings.Contains(errs, "1 corrupt") {
+		t.Fatalf("verify --deep: exit %d, %q, %q", code, out, errs)
+	}
+
+	// the scrubber finds it too, and marks it so that the next backup
+	// that holds the bytes uploads them again: the backup heals
+	rep, err := srv.Store.Scrub(context.Background(), 0, nil)
+	if err != nil || rep.Corrupt != 1 || rep.Blocks != 2 {
+		t.Fatalf("scrub: %+v %v", rep, err)
+	}
+	res := mustIB(t, conf, "backup", "create", "-q", "--json", "--full", "--node=c", src)
+	if !strings.Contains(res, `"new_blocks": 1`) {
+		t.Fatalf("the backup after the scrub did not re-upload the rotten block: %s", res)
+	}
+	mustIB(t, conf, "backup", "verify", "1", "--deep")
+	mustIB(t, conf, "backup", "restore", "1", filepath.Join(t.TempDir(), "healed"), "-q")
 }

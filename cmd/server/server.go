@@ -40,6 +40,8 @@ type serveOptions struct {
 	metricsPort   int
 	logFormat     string
 	distDir       string
+	scrubInterval string
+	scrubRate     string
 }
 
 func newServe(env *cli.Env, version string) *cobra.Command {
@@ -62,6 +64,8 @@ kept in server.toml; "ib server token show" prints it.`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	f.BoolVar(&o.debug, "debug", false, "log at debug level")
 	f.IntVar(&o.metricsPort, "metrics-port", 0, "serve Prometheus metrics on this port (same interface as --listen), at /metrics")
+	f.StringVar(&o.scrubInterval, "scrub-interval", "7d", "re-hash every stored block this often, 0 to never")
+	f.StringVar(&o.scrubRate, "scrub-rate", "50MiB", "read at most this much per second while scrubbing")
 	f.StringVar(&o.distDir, "dist-dir", "", "offer the ib binaries in this folder for download (make dist); the running one is always offered")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
 	f.StringVar(&o.retention, "retention", "", "delete backups older than this, e.g. 90d; 0 keeps all (default 90d)")
@@ -157,6 +161,14 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	if o.keepLatest >= 0 {
 		keep = o.keepLatest
 	}
+	scrubEvery, err := duration("scrub-interval", o.scrubInterval, "", 0)
+	if err != nil {
+		return err
+	}
+	scrubRate, err := units.ParseSize(o.scrubRate)
+	if err != nil {
+		return cli.Usagef("--scrub-rate: %v", err)
+	}
 	s3, err := s3Config(env, o.s3, cfg.S3)
 	if err != nil {
 		return err
@@ -179,7 +191,7 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	srv, err := server.Open(c.Context(), server.Options{
 		DataDir: dataDir, Token: cfg.Token, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
 		Retention: retention, KeepLatest: keep, PruneInterval: interval, GCGrace: grace, S3: s3,
-		DistDir: cmp.Or(o.distDir, cfg.DistDir),
+		DistDir: cmp.Or(o.distDir, cfg.DistDir), ScrubInterval: scrubEvery, ScrubRate: scrubRate,
 	})
 	if err != nil {
 		return err

@@ -77,7 +77,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
 	}
 	defer insEntry.Close()
-	findBlock, err := tx.PrepareContext(ctx, "SELECT id FROM blocks WHERE cid = ?")
+	findBlock, err := tx.PrepareContext(ctx, "SELECT id FROM blocks WHERE cid = ? AND corrupt = 0")
 	if err != nil {
 		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
 	}

@@ -33,7 +33,7 @@ func (db *DB) Present(ctx context.Context, cids [][]byte) (map[string]bool, erro
 		for _, c := range batch {
 			args = append(args, c)
 		}
-		q := "UPDATE blocks SET seen_at = ? WHERE cid IN (" + placeholders(len(batch)) + ") RETURNING cid"
+		q := "UPDATE blocks SET seen_at = ? WHERE corrupt = 0 AND cid IN (" + placeholders(len(batch)) + ") RETURNING cid"
 		rows, err := db.w.QueryContext(ctx, q, args...)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: blocks present: %w", err)
@@ -70,7 +70,10 @@ VALUES (?, ?, ?, ?, ?, ?)`, b.CID, b.Size, b.WireSize, b.Inline, now, now)
 		if n, _ := res.RowsAffected(); n == 1 {
 			return true, nil
 		}
-		res, err = db.w.ExecContext(ctx, "UPDATE blocks SET seen_at = ? WHERE cid = ?", now, b.CID)
+		// A block marked corrupt gets its bytes back: the caller stored
+		// them (inline here, or in the block store before this call).
+		res, err = db.w.ExecContext(ctx, `UPDATE blocks SET seen_at = ?,
+data = CASE WHEN corrupt = 1 THEN ? ELSE data END, corrupt = 0 WHERE cid = ?`, now, b.Inline, b.CID)
 		if err != nil {
 			return false, fmt.Errorf("sqlite: put block: %w", err)
 		}
@@ -148,4 +151,37 @@ func (db *DB) LastBackups(ctx context.Context) (map[string]time.Time, error) {
 		out[ts] = time.Unix(0, ns).UTC()
 	}
 	return out, rows.Err()
+}
+
+// ScrubBlock is a block as a scrub reads it.
+type ScrubBlock struct {
+	ID     int64
+	CID    []byte
+	Inline []byte
+}
+
+// ScrubPage returns up to limit blocks with id > after, by id.
+func (db *DB) ScrubPage(ctx context.Context, after int64, limit int) ([]ScrubBlock, error) {
+	rows, err := db.r.QueryContext(ctx, "SELECT id, cid, data FROM blocks WHERE id > ? AND corrupt = 0 ORDER BY id LIMIT ?", after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: scrub: %w", err)
+	}
+	defer rows.Close()
+	var out []ScrubBlock
+	for rows.Next() {
+		var b ScrubBlock
+		if err := rows.Scan(&b.ID, &b.CID, &b.Inline); err != nil {
+			return nil, fmt.Errorf("sqlite: scrub: %w", err)
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// MarkCorrupt flags a block whose bytes do not match its CID.
+func (db *DB) MarkCorrupt(ctx context.Context, cid []byte) error {
+	if _, err := db.w.ExecContext(ctx, "UPDATE blocks SET corrupt = 1 WHERE cid = ?", cid); err != nil {
+		return fmt.Errorf("sqlite: mark corrupt: %w", err)
+	}
+	return nil
 }

@@ -157,6 +157,11 @@ ALTER TABLE entries ADD COLUMN name_id INTEGER;
 CREATE INDEX entries_by_parent ON entries(backup_id, parent_seq, name_id);
 CREATE INDEX entries_by_name ON entries(name_id);
 `,
+	// 4: blocks that a scrub found rotten: reported missing, so the next
+	// backup that has their bytes uploads them again and heals them.
+	`
+ALTER TABLE blocks ADD COLUMN corrupt INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

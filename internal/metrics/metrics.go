@@ -39,6 +39,8 @@ type Metrics struct {
 	gcBytes       prometheus.Counter
 	blocksStored  prometheus.Counter
 	manifests     prometheus.Counter
+	scrubbed      prometheus.Counter
+	corrupt       prometheus.Counter
 }
 
 // New registers every collector on a new registry.
@@ -64,9 +66,13 @@ func New(src Source) *Metrics {
 			Help: "Blocks stored (new block rows) since the server started; ib_blocks is the current count."}),
 		manifests: prometheus.NewCounter(prometheus.CounterOpts{Name: "ib_manifests_total",
 			Help: "Manifests (backups) committed since the server started; ib_manifests is the current count."}),
+		scrubbed: prometheus.NewCounter(prometheus.CounterOpts{Name: "ib_scrub_blocks_total",
+			Help: "Blocks re-read and re-hashed by the scrubber."}),
+		corrupt: prometheus.NewCounter(prometheus.CounterOpts{Name: "ib_scrub_corrupt_blocks_total",
+			Help: "Blocks the scrubber found not matching their CID (marked for re-upload)."}),
 	}
 	m.reg.MustRegister(m.upload, m.download, m.requests, m.pruneRuns, m.pruneDuration, m.gcBlocks, m.gcBytes,
-		m.blocksStored, m.manifests,
+		m.blocksStored, m.manifests, m.scrubbed, m.corrupt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&gauges{src: src})
 	return m
@@ -114,6 +120,12 @@ func (m *Metrics) PruneDone(rep store.GCReport, took time.Duration, err error) {
 	m.gcBlocks.Add(float64(rep.BlocksDeleted + rep.OrphansDeleted))
 	m.gcBytes.Add(float64(rep.BytesFreed))
 }
+
+// ScrubCorrupt counts one corrupt block.
+func (m *Metrics) ScrubCorrupt() { m.corrupt.Inc() }
+
+// ScrubDone counts the blocks of a scrub pass.
+func (m *Metrics) ScrubDone(blocks int64) { m.scrubbed.Add(float64(blocks)) }
 
 type countingBody struct {
 	io.ReadCloser

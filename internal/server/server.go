@@ -43,6 +43,11 @@ type Options struct {
 	// DataDir/blocks.
 	S3 *blockstore.S3Config
 
+	// ScrubInterval starts a scrub of every block this often (0: never);
+	// ScrubRate bounds its reading in bytes per second (0: no bound).
+	ScrubInterval time.Duration
+	ScrubRate     int64
+
 	// WrapBlocks, if set, wraps the block store (fault injection in tests).
 	WrapBlocks func(blockstore.Store) blockstore.Store
 
@@ -135,6 +140,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	pctx, stopPruner := context.WithCancel(ctx)
 	prunerDone := make(chan struct{})
 	go func() { s.pruner.run(pctx); close(prunerDone) }()
+	if s.opts.ScrubInterval > 0 {
+		go s.scrubLoop(pctx)
+	}
 	defer func() { stopPruner(); <-prunerDone }()
 	errc := make(chan error, 1)
 	go func() {
@@ -175,4 +183,26 @@ func (s *Server) Close() error {
 		err = errors.Join(err, s.db.Close())
 	}
 	return err
+}
+
+// scrubLoop re-hashes every stored block every ScrubInterval, at most at
+// ScrubRate, and reports corruption in the log and the metrics.
+func (s *Server) scrubLoop(ctx context.Context) {
+	t := time.NewTicker(s.opts.ScrubInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		rep, err := s.Store.Scrub(ctx, s.opts.ScrubRate, s.metrics.ScrubCorrupt)
+		s.metrics.ScrubDone(rep.Blocks)
+		if err != nil && ctx.Err() == nil {
+			s.opts.Log.Error("scrub failed", "err", err)
+			continue
+		}
+		s.opts.Log.Info("scrub", "blocks", rep.Blocks, "bytes", rep.Bytes, "corrupt", rep.Corrupt, "took", time.Since(start).Round(time.Millisecond))
+	}
 }

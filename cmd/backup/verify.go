@@ -1,0 +1,68 @@
+package backup
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"ib/internal/cli"
+	"ib/internal/verify"
+)
+
+func newVerify(o *common) *cobra.Command {
+	var (
+		deep   bool
+		jobs   int
+		asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "verify ID [--deep]",
+		Short: "Check that the server holds every block of a backup; --deep downloads and re-hashes them",
+		Args:  cli.Args(1, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			if jobs < 1 || jobs > 64 {
+				return cli.Usagef("invalid --jobs %d: want 1 to 64", jobs)
+			}
+			api, _, err := o.client(false)
+			if err != nil {
+				return err
+			}
+			rep, err := verify.Run(c.Context(), api, id, deep, jobs)
+			if err != nil {
+				return notFound(err, "backup "+args[0])
+			}
+			if asJSON {
+				if err := printJSON(o.env.Stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range rep.Missing {
+					fmt.Fprintf(o.env.Stdout, "MISSING %s (%s)\n", p.CID, p.File)
+				}
+				for _, p := range rep.Corrupt {
+					fmt.Fprintf(o.env.Stdout, "CORRUPT %s (%s): %s\n", p.CID, p.File, p.Err)
+				}
+				how := "present"
+				if deep {
+					how = "present and intact"
+				}
+				if rep.OK() {
+					fmt.Fprintf(o.env.Stdout, "backup %d: %d files, %d blocks, all %s\n", id, rep.Files, rep.Blocks, how)
+				}
+			}
+			if !rep.OK() {
+				return fmt.Errorf("backup %d: %d blocks missing, %d corrupt", id, len(rep.Missing), len(rep.Corrupt))
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&deep, "deep", false, "download every block and check it against its CID")
+	f.IntVarP(&jobs, "jobs", "j", 4, "downloads at once with --deep")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
