@@ -67,7 +67,7 @@ func (db *DB) nameID(ctx context.Context, tx *sql.Tx, name string, pending map[s
 
 // cacheNames keeps the names of a committed transaction.
 func (db *DB) cacheNames(pending map[string]int64) {
-	if len(db.names)+len(pending) > 1_000_000 {
+	if len(db.names)+len(pending) > 200_000 { // bounded memory
 		clear(db.names)
 	}
 	for k, v := range pending {

@@ -144,3 +144,24 @@ func TestWrongBytesAreNeverWritten(t *testing.T) {
 		t.Fatalf("%d files written from bad blocks", len(ents))
 	}
 }
+
+// A symlink already in DEST where the backup has a folder must not lead
+// a --force restore outside DEST.
+func TestForceDoesNotFollowSymlinksInDest(t *testing.T) {
+	api, src, id := setup(t)
+	parent := t.TempDir()
+	outside := filepath.Join(parent, "outside")
+	os.Mkdir(outside, 0o755)
+	dst := filepath.Join(parent, "dst")
+	os.Mkdir(dst, 0o755)
+	if err := os.Symlink(outside, filepath.Join(dst, "d")); err != nil { // the backup has a folder "d"
+		t.Fatal(err)
+	}
+	if _, err := restore.Run(context.Background(), api, id, dst, restore.Options{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("restore wrote %d entries through a symlink, outside DEST", len(ents))
+	}
+	ibtest.TreesEqual(t, src, dst, nil)
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -47,6 +48,12 @@ type Options struct {
 	// ScrubRate bounds its reading in bytes per second (0: no bound).
 	ScrubInterval time.Duration
 	ScrubRate     int64
+
+	// HeaderTimeout and BodyIdleTimeout bound slow clients: the time to
+	// send the request headers, and the longest pause inside a body
+	// (defaults 10 s and 60 s).
+	HeaderTimeout   time.Duration
+	BodyIdleTimeout time.Duration
 
 	// WrapBlocks, if set, wraps the block store (fault injection in tests).
 	WrapBlocks func(blockstore.Store) blockstore.Store
@@ -123,10 +130,16 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	m := metrics.New(st)
 	st.SetHooks(m.Hooks())
 	pr := newPruner(st, opts, m)
+	if opts.HeaderTimeout <= 0 {
+		opts.HeaderTimeout = 10 * time.Second
+	}
+	if opts.BodyIdleTimeout <= 0 {
+		opts.BodyIdleTimeout = time.Minute
+	}
 	h := &http.Server{
-		Handler: httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
-			Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler()}),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler: bodyDeadline(opts.BodyIdleTimeout, httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
+			Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler()})),
+		ReadHeaderTimeout: opts.HeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
@@ -205,4 +218,26 @@ func (s *Server) scrubLoop(ctx context.Context) {
 		}
 		s.opts.Log.Info("scrub", "blocks", rep.Blocks, "bytes", rep.Bytes, "corrupt", rep.Corrupt, "took", time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// bodyDeadline cuts a request whose body pauses longer than idle: a slow
+// client cannot hold a connection (and a spooling upload) forever.
+func bodyDeadline(idle time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type idleBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	return b.ReadCloser.Read(p)
 }
