@@ -70,28 +70,11 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 			return 0, false, nil, fmt.Errorf("sqlite: commit tags: %w", err)
 		}
 	}
-	insEntry, err := tx.PrepareContext(ctx, `INSERT INTO entries
-(backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, parent_seq, name_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
-	}
-	defer insEntry.Close()
-	findBlock, err := tx.PrepareContext(ctx, "SELECT id FROM blocks WHERE cid = ? AND corrupt = 0")
-	if err != nil {
-		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
-	}
-	defer findBlock.Close()
-	insRef, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO refs (block_id, backup_id) VALUES (?, ?)")
-	if err != nil {
-		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
-	}
-	defer insRef.Close()
-
 	var s Backup
 	var tree treeTracker
 	newNames := map[string]int64{}
 	seenMissing := map[string]bool{}
+	b := &commitBatch{tx: tx, backup: id}
 	for seq := int64(0); ; seq++ {
 		e, nerr := next()
 		if nerr == io.EOF {
@@ -111,48 +94,36 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		case manifest.TypeFile:
 			s.Files++
 			s.Bytes += e.Size
-			for _, b := range e.Blocks {
-				c, perr := block.ParseCID(b.CID)
+			for _, bl := range e.Blocks {
+				c, perr := block.ParseCID(bl.CID)
 				if perr != nil {
 					return 0, false, nil, perr
 				}
 				cb := c.Bytes()
 				packed = binary.AppendUvarint(packed, uint64(len(cb)))
 				packed = append(packed, cb...)
-				packed = binary.AppendUvarint(packed, uint64(b.Size))
-				var bid int64
-				qerr := findBlock.QueryRowContext(ctx, cb).Scan(&bid)
-				if errors.Is(qerr, sql.ErrNoRows) {
-					if !seenMissing[b.CID] && len(missing) < MaxMissingReported {
-						seenMissing[b.CID] = true
-						missing = append(missing, b.CID)
-					}
-					continue
-				}
-				if qerr != nil {
-					return 0, false, nil, fmt.Errorf("sqlite: commit: %w", qerr)
-				}
-				if len(missing) > 0 {
-					continue // will be rolled back; only collect what is missing
-				}
-				if _, err = insRef.ExecContext(ctx, bid, id); err != nil {
-					return 0, false, nil, fmt.Errorf("sqlite: commit refs: %w", err)
-				}
+				packed = binary.AppendUvarint(packed, uint64(bl.Size))
+				b.addCID(cb, bl.CID)
 			}
 		}
 		s.Entries++
-		if len(missing) > 0 {
-			continue
-		}
 		parent := tree.parent(e.Path, seq, e.Type == manifest.TypeDir)
-		nameID, err := db.nameID(ctx, tx, baseName(e.Path), newNames)
-		if err != nil {
-			return 0, false, nil, err
+		if len(missing) == 0 {
+			nameID, err := db.nameID(ctx, tx, baseName(e.Path), newNames)
+			if err != nil {
+				return 0, false, nil, err
+			}
+			b.rows = append(b.rows, id, seq, e.Path, typeCode(e.Type), e.Mode,
+				e.MTime.Unix(), e.MTime.Nanosecond(), e.Size, e.UID, e.GID, target, packed, parent, nameID)
 		}
-		if _, err = insEntry.ExecContext(ctx, id, seq, e.Path, typeCode(e.Type), e.Mode,
-			e.MTime.Unix(), e.MTime.Nanosecond(), e.Size, e.UID, e.GID, target, packed, parent, nameID); err != nil {
-			return 0, false, nil, fmt.Errorf("sqlite: commit entry %q: %w", e.Path, err)
+		if b.full() {
+			if missing, err = b.flush(ctx, missing, seenMissing); err != nil {
+				return 0, false, nil, err
+			}
 		}
+	}
+	if missing, err = b.flush(ctx, missing, seenMissing); err != nil {
+		return 0, false, nil, err
 	}
 	if len(missing) > 0 {
 		return 0, false, missing, nil
@@ -324,4 +295,91 @@ func unpackBlocks(p []byte) ([]manifest.Block, error) {
 		out = append(out, manifest.Block{CID: c.String(), Size: int64(size)})
 	}
 	return out, nil
+}
+
+// commitBatch gathers a few hundred entries of a commit and writes them
+// with one statement each for the block lookup, the entries and the
+// references: statements, not rows, are what cost in SQLite.
+type commitBatch struct {
+	tx     *sql.Tx
+	backup int64
+	rows   []any // entries, entryCols values each
+	cids   [][]byte
+	names  map[string]string // binary CID → its text
+}
+
+const (
+	entryCols  = 14
+	batchRows  = 256
+	batchCIDs  = 500
+	entriesSQL = "INSERT INTO entries (backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, parent_seq, name_id) VALUES "
+)
+
+func (b *commitBatch) addCID(bin []byte, text string) {
+	if b.names == nil {
+		b.names = map[string]string{}
+	}
+	if _, dup := b.names[string(bin)]; dup {
+		return
+	}
+	b.names[string(bin)] = text
+	b.cids = append(b.cids, bin)
+}
+
+func (b *commitBatch) full() bool {
+	return len(b.rows) >= batchRows*entryCols || len(b.cids) >= batchCIDs
+}
+
+// flush checks the batch's blocks and, while none is missing, writes its
+// entries and references. It returns the missing CIDs so far.
+func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[string]bool) ([]string, error) {
+	defer func() { b.rows, b.cids, b.names = b.rows[:0], b.cids[:0], nil }()
+	ids := make([]int64, 0, len(b.cids))
+	if len(b.cids) > 0 {
+		args := make([]any, len(b.cids))
+		for i, c := range b.cids {
+			args[i] = c
+		}
+		rows, err := b.tx.QueryContext(ctx, "SELECT id, cid FROM blocks WHERE corrupt = 0 AND cid IN ("+placeholders(len(b.cids))+")", args...)
+		if err != nil {
+			return missing, fmt.Errorf("sqlite: commit: %w", err)
+		}
+		found := map[string]bool{}
+		for rows.Next() {
+			var id int64
+			var c []byte
+			if err := rows.Scan(&id, &c); err != nil {
+				rows.Close()
+				return missing, fmt.Errorf("sqlite: commit: %w", err)
+			}
+			found[string(c)] = true
+			ids = append(ids, id)
+		}
+		rows.Close()
+		for _, c := range b.cids {
+			if !found[string(c)] && !seen[b.names[string(c)]] && len(missing) < MaxMissingReported {
+				seen[b.names[string(c)]] = true
+				missing = append(missing, b.names[string(c)])
+			}
+		}
+	}
+	if len(missing) > 0 || len(b.rows) == 0 {
+		return missing, nil // the transaction will be rolled back
+	}
+	n := len(b.rows) / entryCols
+	q := entriesSQL + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",")
+	if _, err := b.tx.ExecContext(ctx, q, b.rows...); err != nil {
+		return missing, fmt.Errorf("sqlite: commit entries: %w", err)
+	}
+	if len(ids) > 0 {
+		args := make([]any, 0, 2*len(ids))
+		for _, id := range ids {
+			args = append(args, id, b.backup)
+		}
+		q := "INSERT OR IGNORE INTO refs (block_id, backup_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?),", len(ids)), ",")
+		if _, err := b.tx.ExecContext(ctx, q, args...); err != nil {
+			return missing, fmt.Errorf("sqlite: commit refs: %w", err)
+		}
+	}
+	return missing, nil
 }
