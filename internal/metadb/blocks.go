@@ -58,30 +58,103 @@ func (db *DB) Present(ctx context.Context, cids [][]byte) (map[string]bool, erro
 
 // PutBlock records a block whose bytes are stored (inline in b.Inline, or
 // already durable in the block store) and reports whether the row is new.
-// Recording it again only refreshes its last-seen time.
+// Recording it again only refreshes its last-seen time (and gives a block
+// marked corrupt its bytes back). Concurrent calls are grouped into one
+// transaction by the writer goroutine: uploads of many small blocks cost
+// one commit per group, not one per block.
 func (db *DB) PutBlock(ctx context.Context, b Block) (bool, error) {
+	req := putReq{b: b, done: make(chan putRes, 1)}
+	select {
+	case db.puts <- req:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-db.closed:
+		return false, errors.New("sqlite: closed")
+	}
+	// Once queued the row is written whatever happens to the request: the
+	// bytes are stored, and a row for them is harmless.
+	select {
+	case r := <-req.done:
+		return r.added, r.err
+	case <-db.putsDone:
+		select {
+		case r := <-req.done:
+			return r.added, r.err
+		default:
+			return false, errors.New("sqlite: closed")
+		}
+	}
+}
+
+type putReq struct {
+	b    Block
+	done chan putRes
+}
+
+type putRes struct {
+	added bool
+	err   error
+}
+
+// putLoop writes queued block rows, as many per transaction as are waiting
+// (up to 512).
+func (db *DB) putLoop() {
+	defer close(db.putsDone)
 	for {
-		now := db.now().UnixNano()
-		res, err := db.w.ExecContext(ctx, `INSERT OR IGNORE INTO blocks (cid, size, wire_size, data, created_at, seen_at)
+		var first putReq
+		select {
+		case first = <-db.puts:
+		case <-db.closed:
+			return
+		}
+		batch := []putReq{first}
+	drain:
+		for len(batch) < 512 {
+			select {
+			case r := <-db.puts:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		added, err := db.putBatch(batch)
+		for i, r := range batch {
+			r.done <- putRes{added: err == nil && added[i], err: err}
+		}
+	}
+}
+
+func (db *DB) putBatch(batch []putReq) ([]bool, error) {
+	ctx := context.Background()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: put block: %w", err)
+	}
+	defer tx.Rollback()
+	now := db.now().UnixNano()
+	added := make([]bool, len(batch))
+	for i, r := range batch {
+		b := r.b
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO blocks (cid, size, wire_size, data, created_at, seen_at)
 VALUES (?, ?, ?, ?, ?, ?)`, b.CID, b.Size, b.WireSize, b.Inline, now, now)
 		if err != nil {
-			return false, fmt.Errorf("sqlite: put block: %w", err)
+			return nil, fmt.Errorf("sqlite: put block: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			return true, nil
+			added[i] = true
+			continue
 		}
 		// A block marked corrupt gets its bytes back: the caller stored
 		// them (inline here, or in the block store before this call).
-		res, err = db.w.ExecContext(ctx, `UPDATE blocks SET seen_at = ?,
-data = CASE WHEN corrupt = 1 THEN ? ELSE data END, corrupt = 0 WHERE cid = ?`, now, b.Inline, b.CID)
-		if err != nil {
-			return false, fmt.Errorf("sqlite: put block: %w", err)
+		if _, err := tx.ExecContext(ctx, `UPDATE blocks SET seen_at = ?,
+data = CASE WHEN corrupt = 1 THEN ? ELSE data END, corrupt = 0 WHERE cid = ?`, now, b.Inline, b.CID); err != nil {
+			return nil, fmt.Errorf("sqlite: put block: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			return false, nil
-		}
-		// collected between the two statements: insert it again
 	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: put block: %w", err)
+	}
+	return added, nil
 }
 
 // Block returns one block's record, with its inline bytes if it has them.

@@ -28,6 +28,10 @@ type DB struct {
 	r   *sql.DB // readers
 	now func() time.Time
 
+	puts     chan putReq
+	closed   chan struct{}
+	putsDone chan struct{}
+
 	// names caches name → id of the names table (rows are never deleted,
 	// so entries never go stale); used under the single writer.
 	names map[string]int64
@@ -61,6 +65,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
 	db.r = r
+	db.puts, db.closed, db.putsDone = make(chan putReq, 512), make(chan struct{}), make(chan struct{})
+	go db.putLoop()
 	return db, nil
 }
 
@@ -69,6 +75,12 @@ func (db *DB) SetClock(now func() time.Time) { db.now = now }
 
 // Close closes both pools; the WAL is checkpointed by the last close.
 func (db *DB) Close() error {
+	select {
+	case <-db.closed:
+	default:
+		close(db.closed)
+		<-db.putsDone
+	}
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 

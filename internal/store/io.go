@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"os"
 )
 
 type countingWriter struct {
@@ -22,3 +23,52 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 func bufReader(r io.Reader) io.Reader { return bufio.NewReaderSize(r, 256<<10) }
 
 func newBufWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 64<<10) }
+
+// spool holds an upload's wire form: in memory while it is small (most
+// blocks of a node's data dir are small files: no temporary file, no
+// system calls), in a temporary file once it outgrows memLimit.
+type spool struct {
+	dir      string
+	memLimit int
+	mem      bytes.Buffer
+	f        *os.File
+	bw       *bufio.Writer
+	n        int64
+}
+
+func (s *spool) Write(p []byte) (int, error) {
+	if s.f == nil && s.mem.Len()+len(p) <= s.memLimit {
+		s.n += int64(len(p))
+		return s.mem.Write(p)
+	}
+	if s.f == nil {
+		f, err := os.CreateTemp(s.dir, "block-*")
+		if err != nil {
+			return 0, err
+		}
+		s.f, s.bw = f, bufio.NewWriterSize(f, 256<<10)
+		if _, err := s.bw.Write(s.mem.Bytes()); err != nil {
+			return 0, err
+		}
+		s.mem = bytes.Buffer{}
+	}
+	n, err := s.bw.Write(p)
+	s.n += int64(n)
+	return n, err
+}
+
+// finish flushes what is buffered for the file.
+func (s *spool) finish() error {
+	if s.bw != nil {
+		return s.bw.Flush()
+	}
+	return nil
+}
+
+// close removes the temporary file, if any (and if still there).
+func (s *spool) close() {
+	if s.f != nil {
+		s.f.Close()
+		os.Remove(s.f.Name())
+	}
+}

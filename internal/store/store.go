@@ -6,6 +6,8 @@
 package store
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -118,15 +120,11 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) err
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	tmp, err := os.CreateTemp(s.tmpDir, "block-*")
-	if err != nil {
-		return fmt.Errorf("block %s: temp file: %w", cidStr, err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-
-	counted := &countingWriter{w: tmp}
-	tee := io.TeeReader(body, counted)
+	sp := &spool{dir: s.tmpDir, memLimit: 1 << 20}
+	defer sp.close()
+	// The body is read through a buffer: the LZ4 decoder reads in small
+	// pieces, and each would otherwise be a system call.
+	tee := io.TeeReader(bufio.NewReaderSize(body, 256<<10), sp)
 	size, err := block.Verify(tee, c, block.MaxSize, nil)
 	if err != nil {
 		if errors.Is(err, block.ErrMismatch) || errors.Is(err, block.ErrBadWire) || errors.Is(err, block.ErrTooLarge) {
@@ -139,10 +137,14 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) err
 	} else if extra > 0 {
 		return fmt.Errorf("%w: block %s: %d bytes after the LZ4 frame", ErrInvalid, cidStr, extra)
 	}
-	rec := metadb.Block{CID: c.Bytes(), Size: size, WireSize: counted.n}
+	if err := sp.finish(); err != nil {
+		return fmt.Errorf("block %s: temp file: %w", cidStr, err)
+	}
+	rec := metadb.Block{CID: c.Bytes(), Size: size, WireSize: sp.n}
 	if size < InlineLimit {
-		rec.Inline, err = os.ReadFile(tmp.Name())
-		if err != nil {
+		if sp.f == nil {
+			rec.Inline = bytes.Clone(sp.mem.Bytes())
+		} else if rec.Inline, err = os.ReadFile(sp.f.Name()); err != nil {
 			return fmt.Errorf("block %s: %w", cidStr, err)
 		}
 		return s.record(ctx, rec)
@@ -152,10 +154,30 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) err
 	// garbage collection from deleting the object between the two.
 	unlock := s.locks.lock(cidStr)
 	defer unlock()
-	if err := s.storeObject(ctx, cidStr, tmp, counted.n); err != nil {
+	if err := s.storeObject(ctx, cidStr, sp); err != nil {
 		return err
 	}
 	return s.record(ctx, rec)
+}
+
+func (s *Store) storeObject(ctx context.Context, key string, sp *spool) error {
+	var err error
+	switch fp, ok := s.blocks.(blockstore.FilePutter); {
+	case sp.f == nil:
+		err = s.blocks.Put(ctx, key, bytes.NewReader(sp.mem.Bytes()), sp.n)
+	case ok:
+		if err = sp.f.Close(); err == nil {
+			err = fp.PutFile(ctx, key, sp.f.Name())
+		}
+	default:
+		if _, err = sp.f.Seek(0, io.SeekStart); err == nil {
+			err = s.blocks.Put(ctx, key, sp.f, sp.n)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: block %s: %w", ErrUnavailable, key, err)
+	}
+	return nil
 }
 
 func (s *Store) record(ctx context.Context, rec metadb.Block) error {
@@ -164,25 +186,6 @@ func (s *Store) record(ctx context.Context, rec metadb.Block) error {
 		s.blockAdded(rec)
 	}
 	return err
-}
-
-func (s *Store) storeObject(ctx context.Context, key string, tmp *os.File, size int64) error {
-	if fp, ok := s.blocks.(blockstore.FilePutter); ok {
-		if err := tmp.Close(); err != nil {
-			return fmt.Errorf("block %s: %w", key, err)
-		}
-		if err := fp.PutFile(ctx, key, tmp.Name()); err != nil {
-			return fmt.Errorf("%w: block %s: %w", ErrUnavailable, key, err)
-		}
-		return nil
-	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("block %s: %w", key, err)
-	}
-	if err := s.blocks.Put(ctx, key, tmp, size); err != nil {
-		return fmt.Errorf("%w: block %s: %w", ErrUnavailable, key, err)
-	}
-	return nil
 }
 
 // OpenBlock returns a block's wire form and its length.
