@@ -19,17 +19,7 @@ import (
 // objects counts the files in the server's block directory.
 func objects(t *testing.T, srv *ibtest.Server) int {
 	t.Helper()
-	n := 0
-	filepath.WalkDir(filepath.Join(srv.DataDir, "blocks"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() && d.Name() == "tmp" {
-			return filepath.SkipDir
-		}
-		if err == nil && !d.IsDir() {
-			n++
-		}
-		return nil
-	})
-	return n
+	return ibtest.CountObjects(srv.DataDir)
 }
 
 func grace0(o *server.Options) { o.GCGrace = 0 }

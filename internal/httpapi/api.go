@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -206,10 +207,14 @@ func summary(b metadb.Backup) manifest.Summary {
 		Symlinks: b.Symlinks, Bytes: b.Bytes, Blocks: b.Blocks, Entries: b.Entries}
 }
 
-// queryTags reads KEY=VALUE query parameters as tags.
-func queryTags(c *gin.Context) (manifest.Tags, error) {
+// queryTags reads KEY=VALUE query parameters as tags, but for the
+// parameters named in skip.
+func queryTags(c *gin.Context, skip ...string) (manifest.Tags, error) {
 	tags := manifest.Tags{}
 	for k, vs := range c.Request.URL.Query() {
+		if slices.Contains(skip, k) {
+			continue
+		}
 		if len(vs) != 1 {
 			return nil, fmt.Errorf("%w: tag %q given %d times", store.ErrInvalid, k, len(vs))
 		}

@@ -210,20 +210,11 @@ func (a *API) serveArchive(c *gin.Context, id int64, lz4 bool) {
 
 // latestArchive redirects the permalink of a tag set to its newest backup.
 func (a *API) latestArchive(c *gin.Context) {
-	q := c.Request.URL.Query()
-	sub := q.Get("path")
-	q.Del("path")
-	tags := manifest.Tags{}
-	for k, vs := range q {
-		if len(vs) != 1 {
-			a.error(c, fmt.Errorf("%w: tag %q given %d times", store.ErrInvalid, k, len(vs)))
-			return
-		}
-		if err := manifest.CheckTag(k, vs[0]); err != nil {
-			a.error(c, fmt.Errorf("%w: %w", store.ErrInvalid, err))
-			return
-		}
-		tags[k] = vs[0]
+	sub := c.Query("path")
+	tags, err := queryTags(c, "path")
+	if err != nil {
+		a.error(c, err)
+		return
 	}
 	b, err := a.store.Latest(c.Request.Context(), tags)
 	if err != nil {

@@ -118,3 +118,18 @@ func WriteFile(t testing.TB, path string, data []byte, mode fs.FileMode, mtime t
 		t.Fatal(err)
 	}
 }
+
+// CountObjects counts the blocks in a server data dir's local block store.
+func CountObjects(dataDir string) int {
+	n := 0
+	filepath.WalkDir(filepath.Join(dataDir, "blocks"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "tmp" {
+			return filepath.SkipDir
+		}
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}

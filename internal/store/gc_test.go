@@ -209,16 +209,4 @@ func TestOrphansAreSwept(t *testing.T) {
 	}
 }
 
-func countObjects(t *testing.T, dir string) int {
-	n := 0
-	filepath.WalkDir(filepath.Join(dir, "blocks"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() && d.Name() == "tmp" {
-			return filepath.SkipDir
-		}
-		if err == nil && !d.IsDir() {
-			n++
-		}
-		return nil
-	})
-	return n
-}
+func countObjects(t *testing.T, dir string) int { return ibtest.CountObjects(dir) }
