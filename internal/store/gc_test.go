@@ -27,7 +27,7 @@ type fixture struct {
 	clock time.Time
 }
 
-func newStore(t *testing.T) *fixture {
+func newStore(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := metadb.Open(context.Background(), filepath.Join(dir, "ib.db"))
