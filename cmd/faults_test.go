@@ -190,8 +190,7 @@ func TestCorruptBlockFailsRestore(t *testing.T) {
 	os.WriteFile(blockFile, data, 0o600)
 
 	dst := filepath.Join(t.TempDir(), "dst")
-	out, errs, code := ib(t, conf, "backup", "restore", "1", dst, "-q")
-	_ = out
+	_, errs, code := ib(t, conf, "backup", "restore", "1", dst, "-q")
 	cid := filepath.Base(blockFile)
 	if code != 1 || !strings.Contains(errs, "chain/big.sst") || !strings.Contains(errs, cid) {
 		t.Fatalf("restore of a corrupt block: exit %d, %q; want 1 naming chain/big.sst and %s", code, errs, cid)
@@ -205,7 +204,7 @@ func TestCorruptBlockFailsRestore(t *testing.T) {
 	if out := mustIB(t, conf, "backup", "verify", "1"); !strings.Contains(out, "all present") {
 		t.Fatalf("verify: %q", out)
 	}
-	out, errs, code = ib(t, conf, "backup", "verify", "1", "--deep")
+	out, errs, code := ib(t, conf, "backup", "verify", "1", "--deep")
 	if code != 1 || !strings.Contains(out, "CORRUPT "+cid+" (chain/big.sst)") || !strings.Contains(errs, "1 corrupt") {
 		t.Fatalf("verify --deep: exit %d, %q, %q", code, out, errs)
 	}
