@@ -299,6 +299,19 @@ func (c *Client) PutBlock(ctx context.Context, cid string, body func() (io.ReadC
 	return nil
 }
 
+// PutBlocks uploads a pack of small blocks (block.AppendFrame).
+func (c *Client) PutBlocks(ctx context.Context, pack []byte) error {
+	resp, err := c.do(ctx, request{method: "POST", path: "/api/v1/blocks", ctype: "application/x-ib-pack",
+		body: func() (io.ReadCloser, int64, error) {
+			return io.NopCloser(bytes.NewReader(pack)), int64(len(pack)), nil
+		}, ok: []int{http.StatusOK, http.StatusNoContent}})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
 // GetBlock opens a block's wire form.
 func (c *Client) GetBlock(ctx context.Context, cid string) (io.ReadCloser, error) {
 	resp, err := c.do(ctx, request{method: "GET", path: "/api/v1/blocks/" + url.PathEscape(cid)})

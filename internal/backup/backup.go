@@ -2,6 +2,7 @@ package backup
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +31,9 @@ type API interface {
 	Manifest(ctx context.Context, id int64) (io.ReadCloser, error)
 	Missing(ctx context.Context, cids []string) ([]string, error)
 	PutBlock(ctx context.Context, cid string, body func() (io.ReadCloser, int64, error)) error
+	// PutBlocks uploads many small blocks in one request: body is their
+	// framed wire forms (see block.AppendFrame).
+	PutBlocks(ctx context.Context, body []byte) error
 	Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error)
 }
 
@@ -167,7 +172,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 	order := make(chan *job, 4096)
 	work := make(chan *job, 256)
 	newBlocks := make(chan source, 4096)
-	uploads := make(chan source, 2*opts.Jobs)
+	uploads := make(chan []source, 2*opts.Jobs)
 
 	g.Go(func() error { // walk and merge-join with the previous manifest
 		defer close(order)
@@ -264,8 +269,14 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 
 	for range opts.Jobs {
 		g.Go(func() error {
-			for s := range uploads {
-				if err := r.upload(gctx, s); err != nil {
+			for pack := range uploads {
+				var err error
+				if len(pack) == 1 && pack[0].size >= packLimit {
+					err = r.upload(gctx, pack[0])
+				} else {
+					err = r.uploadPack(gctx, pack)
+				}
+				if err != nil {
 					return err
 				}
 			}
@@ -382,7 +393,7 @@ func (r *run) hashFile(ctx context.Context, abs string, size int64, buf []byte) 
 // batchMissing asks the server about new CIDs in batches: as many as are
 // waiting (up to 1000) so that slow hashing still gets quick answers, and
 // passes the missing ones on to the uploaders, each CID once.
-func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- source) error {
+func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- []source) error {
 	const maxBatch = 1000
 	const maxRemembered = 200_000
 	scheduled := map[string]struct{}{}
@@ -426,19 +437,108 @@ func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- sou
 		if len(scheduled) > maxRemembered {
 			clear(scheduled) // at worst a block is uploaded twice; puts are idempotent
 		}
+		// Small blocks travel in packs, many to a request; large ones alone.
+		var pack []source
+		var packBytes int64
+		send := func(p []source) error {
+			select {
+			case out <- p:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		for _, c := range missing {
 			s, ok := bySID[c]
 			if !ok {
 				return fmt.Errorf("server answered with a CID it was not asked about: %s", c)
 			}
 			scheduled[c] = struct{}{}
-			select {
-			case out <- s:
-			case <-ctx.Done():
-				return ctx.Err()
+			if s.size >= packLimit {
+				if err := send([]source{s}); err != nil {
+					return err
+				}
+				continue
+			}
+			pack = append(pack, s)
+			packBytes += s.size
+			if packBytes >= packBytesMax || len(pack) >= packBlocksMax {
+				if err := send(pack); err != nil {
+					return err
+				}
+				pack, packBytes = nil, 0
+			}
+		}
+		if len(pack) > 0 {
+			if err := send(pack); err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// Packs: blocks smaller than packLimit go to the server many at a time,
+// up to packBytesMax bytes or packBlocksMax blocks per request, each pack
+// read, checked and compressed in memory by one upload worker.
+const (
+	packLimit     = 256 << 10
+	packBytesMax  = 2 << 20
+	packBlocksMax = 1000
+)
+
+// uploadPack reads small blocks, checks that they still hash to their CIDs,
+// compresses them and sends them in one request.
+func (r *run) uploadPack(ctx context.Context, pack []source) error {
+	var body []byte
+	buf := make([]byte, 0, packLimit)
+	var wire bytes.Buffer
+	zw, err := block.NewEncoder(&wire, r.opts.Level) // one encoder, reset for each block
+	if err != nil {
+		return err
+	}
+	for _, s := range pack {
+		data, err := readRange(s, buf[:0])
+		if err != nil {
+			return err
+		}
+		r.readB.Add(int64(len(data)))
+		if block.Sum(data).String() != s.cid {
+			return fmt.Errorf("%s: %w", s.path, ErrFileChanged)
+		}
+		wire.Reset()
+		zw.Reset(&wire)
+		if _, err := zw.Write(data); err != nil {
+			return fmt.Errorf("lz4: %w", err)
+		}
+		if err := zw.Close(); err != nil {
+			return fmt.Errorf("lz4: %w", err)
+		}
+		body = block.AppendFrame(body, s.cid, wire.Bytes())
+	}
+	if err := r.api.PutBlocks(ctx, body); err != nil {
+		return fmt.Errorf("upload %d blocks (%s, …): %w", len(pack), pack[0].path, err)
+	}
+	r.upBlocks.Add(int64(len(pack)))
+	r.upBytes.Add(int64(len(body)))
+	r.opts.Counters.AddWire(int64(len(body)))
+	return nil
+}
+
+func readRange(s source, buf []byte) ([]byte, error) {
+	f, err := os.Open(s.abs)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.abs, err)
+	}
+	defer f.Close()
+	buf = slices.Grow(buf[:0], int(s.size))[:s.size]
+	n, err := f.ReadAt(buf, s.off)
+	if n < int(s.size) {
+		if err == nil || err == io.EOF {
+			return nil, fmt.Errorf("%s: %w (shorter than before)", s.path, ErrFileChanged)
+		}
+		return nil, fmt.Errorf("read %s: %w", s.abs, err)
+	}
+	return buf, nil
 }
 
 // upload reads a block's range again, streams it through LZ4 to the server

@@ -77,7 +77,13 @@ func (r *run) uploadFromSpool(ctx context.Context, spool *os.File, size int64, m
 			if want[b.CID] {
 				delete(want, b.CID)
 				s := source{cid: b.CID, path: e.Path, abs: filepath.Join(r.root, filepath.FromSlash(e.Path)), off: off, size: b.Size}
-				if err := r.upload(ctx, s); err != nil {
+				var err error
+				if s.size < packLimit {
+					err = r.uploadPack(ctx, []source{s})
+				} else {
+					err = r.upload(ctx, s)
+				}
+				if err != nil {
 					return err
 				}
 			}

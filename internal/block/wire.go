@@ -2,6 +2,7 @@ package block
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -130,3 +131,38 @@ type writeError struct{ err error }
 
 func (e *writeError) Error() string { return e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
+
+// A pack is many blocks in one request body: for each block, the length of
+// its CID (uvarint), the CID's text, the length of its wire form (uvarint)
+// and the wire form.
+
+// AppendFrame appends one block to a pack.
+func AppendFrame(pack []byte, cid string, wire []byte) []byte {
+	pack = binary.AppendUvarint(pack, uint64(len(cid)))
+	pack = append(pack, cid...)
+	pack = binary.AppendUvarint(pack, uint64(len(wire)))
+	return append(pack, wire...)
+}
+
+// ReadFrameHeader reads the CID and wire length of the next block of a
+// pack; io.EOF at a clean end. The caller reads the wire form next.
+func ReadFrameHeader(r io.ByteReader, maxWire int64) (string, int64, error) {
+	n, err := binary.ReadUvarint(r)
+	if err == io.EOF {
+		return "", 0, io.EOF
+	}
+	if err != nil || n == 0 || n > 100 {
+		return "", 0, fmt.Errorf("%w: bad CID length in pack", ErrBadWire)
+	}
+	cid := make([]byte, n)
+	for i := range cid {
+		if cid[i], err = r.ReadByte(); err != nil {
+			return "", 0, fmt.Errorf("%w: pack cut in a CID", ErrBadWire)
+		}
+	}
+	size, err := binary.ReadUvarint(r)
+	if err != nil || size == 0 || size > uint64(maxWire) {
+		return "", 0, fmt.Errorf("%w: bad wire length in pack for %s", ErrBadWire, cid)
+	}
+	return string(cid), int64(size), nil
+}

@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -20,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"ib/internal/api"
+	"ib/internal/block"
 	"ib/internal/dist"
 	"ib/internal/manifest"
 	"ib/internal/metadb"
@@ -94,6 +96,7 @@ func New(cfg Config) *gin.Engine {
 	// The route table: every endpoint on one screen.
 	v1.POST("/blocks/missing", auth, a.missing)
 	v1.PUT("/blocks/:cid", auth, a.putBlock)
+	v1.POST("/blocks", auth, a.putBlocks)
 	v1.GET("/blocks/:cid", a.getBlock)
 	v1.POST("/backups", auth, a.commit)
 	v1.GET("/backups", a.list)
@@ -166,6 +169,34 @@ func (a *API) putBlock(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// maxPack bounds a pack of small blocks.
+const maxPack = 64 << 20
+
+// putBlocks stores a pack of blocks (block.AppendFrame), each checked
+// like a single PUT. A bad block stops the pack with a 400 naming it; the
+// blocks before it are stored (harmless: content-addressed, and collected
+// if no backup uses them).
+func (a *API) putBlocks(c *gin.Context) {
+	body := bufio.NewReaderSize(http.MaxBytesReader(c.Writer, c.Request.Body, maxPack), 256<<10)
+	n := 0
+	for {
+		cid, size, err := block.ReadFrameHeader(body, store.MaxWireSize)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			a.error(c, fmt.Errorf("%w: block %d of the pack: %w", store.ErrInvalid, n+1, err))
+			return
+		}
+		if err := a.store.PutBlock(c.Request.Context(), cid, io.LimitReader(body, size)); err != nil {
+			a.error(c, err)
+			return
+		}
+		n++
+	}
+	c.JSON(http.StatusOK, gin.H{"stored": n})
 }
 
 func (a *API) getBlock(c *gin.Context) {

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -51,6 +52,7 @@ func TestAuth(t *testing.T) {
 	}{
 		{"POST", "/api/v1/blocks/missing", []byte(`{"cids":[]}`)},
 		{"PUT", "/api/v1/blocks/" + c, wire},
+		{"POST", "/api/v1/blocks", block.AppendFrame(nil, c, wire)},
 		{"POST", "/api/v1/backups", []byte(`{"tags":{},"entries":[]}`)},
 		{"DELETE", "/api/v1/backups/1", nil},
 	}
@@ -228,6 +230,48 @@ func TestNotFoundAndBadIDs(t *testing.T) {
 	} {
 		if status, body := do(t, "GET", srv.URL+path, "", nil); status != want || !strings.Contains(body, `"error"`) {
 			t.Errorf("GET %s: %d %s, want %d", path, status, body, want)
+		}
+	}
+}
+
+func TestPacks(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	var pack []byte
+	var cids []string
+	for i := range 50 {
+		data := ibtest.RandomBytes(100 + i)
+		c := block.Sum(data).String()
+		wire, _ := block.Encode(data, block.DefaultLevel)
+		pack = block.AppendFrame(pack, c, wire)
+		cids = append(cids, c)
+	}
+	if status, body := do(t, "POST", srv.URL+"/api/v1/blocks", srv.Token, pack); status != 200 || !strings.Contains(body, `"stored":50`) {
+		t.Fatalf("pack of 50: %d %s", status, body)
+	}
+	if _, bl := stats(t, srv); bl != 50 {
+		t.Fatalf("%d blocks after a pack of 50", bl)
+	}
+	// a forged block inside a pack: 400 naming it, and it is not stored
+	good := ibtest.RandomBytes(300)
+	gw, _ := block.Encode(good, block.DefaultLevel)
+	forged := block.Sum([]byte("something else")).String()
+	bad := block.AppendFrame(block.AppendFrame(nil, block.Sum(good).String(), gw), forged, gw)
+	status, body := do(t, "POST", srv.URL+"/api/v1/blocks", srv.Token, bad)
+	if status != 400 || !strings.Contains(body, forged) {
+		t.Fatalf("pack with a forged block: %d %s", status, body)
+	}
+	missing, err := srv.Store.Missing(context.Background(), []string{forged})
+	if err != nil || len(missing) != 1 {
+		t.Fatalf("the forged block was stored: %v %v", missing, err)
+	}
+	// cut packs and junk
+	for name, p := range map[string][]byte{
+		"cut in a wire form": pack[:len(pack)-7],
+		"cut in a header":    append(append([]byte{}, pack...), 59),
+		"junk":               []byte("not a pack at all"),
+	} {
+		if status, body := do(t, "POST", srv.URL+"/api/v1/blocks", srv.Token, p); status != 400 {
+			t.Errorf("%s: %d %s, want 400", name, status, body)
 		}
 	}
 }
