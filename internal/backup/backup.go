@@ -14,9 +14,11 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pierrec/lz4/v4"
 	"golang.org/x/sync/errgroup"
 
 	"ib/internal/block"
@@ -132,6 +134,10 @@ type run struct {
 	upBlocks atomic.Int64
 	upBytes  atomic.Int64
 	res      Result
+	encoders sync.Pool // *lz4.Writer at opts.Level
+	// compressing bounds the encoders at work: compression is bound by
+	// the CPU, so more of them than cores only hold memory.
+	compressing chan struct{}
 }
 
 // Run backs up the folder root.
@@ -144,7 +150,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		return Result{}, fmt.Errorf("block size %d exceeds the maximum %d", opts.BlockSize, block.MaxSize)
 	}
 	start := time.Now()
-	r := &run{opts: opts, api: api, root: root}
+	r := &run{opts: opts, api: api, root: root, compressing: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 	r.res.Tags = opts.Tags
 
 	prev, err := r.previous(ctx)
@@ -492,10 +498,16 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 	var body []byte
 	buf := make([]byte, 0, packLimit)
 	var wire bytes.Buffer
-	zw, err := block.NewEncoder(&wire, r.opts.Level) // one encoder, reset for each block
+	zw, err := r.encoder(ctx, &wire)
 	if err != nil {
 		return err
 	}
+	released := false
+	defer func() {
+		if !released {
+			r.release(zw)
+		}
+	}()
 	for _, s := range pack {
 		data, err := readRange(s, buf[:0])
 		if err != nil {
@@ -506,7 +518,7 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 			return fmt.Errorf("%s: %w", s.path, ErrFileChanged)
 		}
 		wire.Reset()
-		zw.Reset(&wire)
+		zw.Reset(&wire) // one encoder for the pack, reset for each block
 		if _, err := zw.Write(data); err != nil {
 			return fmt.Errorf("lz4: %w", err)
 		}
@@ -515,6 +527,8 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 		}
 		body = block.AppendFrame(body, s.cid, wire.Bytes())
 	}
+	r.release(zw) // before sending: the network needs no encoder
+	released = true
 	if err := r.api.PutBlocks(ctx, body); err != nil {
 		return fmt.Errorf("upload %d blocks (%s, …): %w", len(pack), pack[0].path, err)
 	}
@@ -522,6 +536,31 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 	r.upBytes.Add(int64(len(body)))
 	r.opts.Counters.AddWire(int64(len(body)))
 	return nil
+}
+
+// encoder takes an LZ4 encoder from the pool (their buffers and HC tables
+// are the bulk of an upload worker's memory) and points it at w.
+func (r *run) encoder(ctx context.Context, w io.Writer) (*lz4.Writer, error) {
+	select {
+	case r.compressing <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if zw, ok := r.encoders.Get().(*lz4.Writer); ok {
+		zw.Reset(w)
+		return zw, nil
+	}
+	zw, err := block.NewEncoder(w, r.opts.Level)
+	if err != nil {
+		<-r.compressing
+	}
+	return zw, err
+}
+
+// release gives an encoder back.
+func (r *run) release(zw *lz4.Writer) {
+	r.encoders.Put(zw)
+	<-r.compressing
 }
 
 func readRange(s source, buf []byte) ([]byte, error) {
@@ -554,11 +593,12 @@ func (r *run) upload(ctx context.Context, s source) error {
 		go func() {
 			defer f.Close()
 			cw := &countWriter{w: pw, c: r.opts.Counters, total: &r.upBytes}
-			zw, err := block.NewEncoder(cw, r.opts.Level)
+			zw, err := r.encoder(ctx, cw)
 			if err != nil {
 				pw.CloseWithError(err)
 				return
 			}
+			defer r.release(zw)
 			h := block.NewHasher()
 			n, err := io.Copy(zw, io.TeeReader(io.NewSectionReader(f, s.off, s.size), h))
 			r.readB.Add(n)
