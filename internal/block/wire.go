@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 	"github.com/pierrec/lz4/v4"
@@ -81,6 +82,10 @@ func Encode(data []byte, level Level) ([]byte, error) {
 // NewDecoder returns a reader of the block's bytes from its wire form.
 func NewDecoder(r io.Reader) io.Reader { return lz4.NewReader(r) }
 
+// decoders keeps LZ4 readers between blocks: each holds frame buffers that
+// would otherwise be allocated again for every small block.
+var decoders = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+
 // Errors of Verify, for callers that branch on them.
 var (
 	ErrMismatch = errors.New("content does not match its CID")
@@ -98,7 +103,10 @@ func Verify(r io.Reader, want cid.Cid, maxSize int64, out io.Writer) (int64, err
 	if out != nil {
 		w = io.MultiWriter(h, outWriter{out})
 	}
-	n, err := io.Copy(w, io.LimitReader(NewDecoder(r), maxSize+1))
+	dec := decoders.Get().(*lz4.Reader)
+	dec.Reset(r)
+	defer func() { dec.Reset(nil); decoders.Put(dec) }()
+	n, err := io.Copy(w, io.LimitReader(dec, maxSize+1))
 	if err != nil {
 		var we *writeError
 		if errors.As(err, &we) {

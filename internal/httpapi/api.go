@@ -3,7 +3,6 @@
 package httpapi
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -21,7 +20,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"ib/internal/api"
-	"ib/internal/block"
 	"ib/internal/dist"
 	"ib/internal/manifest"
 	"ib/internal/metadb"
@@ -179,22 +177,10 @@ const maxPack = 64 << 20
 // blocks before it are stored (harmless: content-addressed, and collected
 // if no backup uses them).
 func (a *API) putBlocks(c *gin.Context) {
-	body := bufio.NewReaderSize(http.MaxBytesReader(c.Writer, c.Request.Body, maxPack), 256<<10)
-	n := 0
-	for {
-		cid, size, err := block.ReadFrameHeader(body, store.MaxWireSize)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			a.error(c, fmt.Errorf("%w: block %d of the pack: %w", store.ErrInvalid, n+1, err))
-			return
-		}
-		if err := a.store.PutBlock(c.Request.Context(), cid, io.LimitReader(body, size)); err != nil {
-			a.error(c, err)
-			return
-		}
-		n++
+	n, err := a.store.PutPack(c.Request.Context(), http.MaxBytesReader(c.Writer, c.Request.Body, maxPack))
+	if err != nil {
+		a.error(c, err)
+		return
 	}
 	c.JSON(http.StatusOK, gin.H{"stored": n})
 }

@@ -117,15 +117,20 @@ func (db *DB) putLoop() {
 				break drain
 			}
 		}
-		added, err := db.putBatch(batch)
+		blocks := make([]Block, len(batch))
+		for i, r := range batch {
+			blocks[i] = r.b
+		}
+		added, err := db.PutBlocks(context.Background(), blocks)
 		for i, r := range batch {
 			r.done <- putRes{added: err == nil && added[i], err: err}
 		}
 	}
 }
 
-func (db *DB) putBatch(batch []putReq) ([]bool, error) {
-	ctx := context.Background()
+// PutBlocks records many blocks in one transaction (see PutBlock) and
+// reports which rows are new.
+func (db *DB) PutBlocks(ctx context.Context, batch []Block) ([]bool, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: put block: %w", err)
@@ -133,8 +138,7 @@ func (db *DB) putBatch(batch []putReq) ([]bool, error) {
 	defer tx.Rollback()
 	now := db.now().UnixNano()
 	added := make([]bool, len(batch))
-	for i, r := range batch {
-		b := r.b
+	for i, b := range batch {
 		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO blocks (cid, size, wire_size, data, created_at, seen_at)
 VALUES (?, ?, ?, ?, ?, ?)`, b.CID, b.Size, b.WireSize, b.Inline, now, now)
 		if err != nil {

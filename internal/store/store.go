@@ -116,42 +116,108 @@ func (s *Store) Missing(ctx context.Context, cids []string) ([]string, error) {
 // that is not one LZ4 frame, that decodes to more than block.MaxSize bytes,
 // or whose content's CID is not cidStr. Putting a block again is harmless.
 func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) error {
+	rec, sp, err := s.receive(cidStr, body)
+	if sp != nil {
+		defer sp.close()
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Inline != nil {
+		return s.record(ctx, rec)
+	}
+	return s.offload(ctx, cidStr, rec, sp)
+}
+
+// PutPack stores a pack of blocks (block.AppendFrame): each is checked like
+// a PutBlock, and the rows of the small ones are written in one
+// transaction at the end. A bad block stops the pack (the ones before it
+// are stored: harmless, content-addressed).
+func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
+	br := bufio.NewReaderSize(body, 256<<10)
+	var inline []metadb.Block
+	n := 0
+	for {
+		cidStr, size, err := block.ReadFrameHeader(br, MaxWireSize)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return n, fmt.Errorf("%w: block %d of the pack: %w", ErrInvalid, n+1, err)
+		}
+		rec, sp, err := s.receive(cidStr, io.LimitReader(br, size))
+		if err == nil && rec.Inline == nil {
+			err = s.offload(ctx, cidStr, rec, sp)
+		} else if err == nil {
+			inline = append(inline, rec)
+		}
+		if sp != nil {
+			sp.close()
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	if len(inline) > 0 {
+		added, err := s.db.PutBlocks(ctx, inline)
+		if err != nil {
+			return 0, err
+		}
+		for i, a := range added {
+			if a {
+				s.blockAdded(inline[i])
+			}
+		}
+	}
+	return n, nil
+}
+
+// receive reads and checks one wire form; a small block comes back with
+// its bytes in rec.Inline, a large one with its bytes in the spool.
+func (s *Store) receive(cidStr string, body io.Reader) (metadb.Block, *spool, error) {
 	c, err := block.ParseCID(cidStr)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return metadb.Block{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	sp := &spool{dir: s.tmpDir, memLimit: 1 << 20}
-	defer sp.close()
 	// The body is read through a buffer: the LZ4 decoder reads in small
 	// pieces, and each would otherwise be a system call.
 	tee := io.TeeReader(bufio.NewReaderSize(body, 256<<10), sp)
 	size, err := block.Verify(tee, c, block.MaxSize, nil)
 	if err != nil {
 		if errors.Is(err, block.ErrMismatch) || errors.Is(err, block.ErrBadWire) || errors.Is(err, block.ErrTooLarge) {
-			return fmt.Errorf("%w: block %s: %w", ErrInvalid, cidStr, err)
+			return metadb.Block{}, sp, fmt.Errorf("%w: block %s: %w", ErrInvalid, cidStr, err)
 		}
-		return fmt.Errorf("block %s: %w", cidStr, err)
+		return metadb.Block{}, sp, fmt.Errorf("block %s: %w", cidStr, err)
 	}
 	if extra, err := io.Copy(io.Discard, tee); err != nil {
-		return fmt.Errorf("block %s: %w", cidStr, err)
+		return metadb.Block{}, sp, fmt.Errorf("block %s: %w", cidStr, err)
 	} else if extra > 0 {
-		return fmt.Errorf("%w: block %s: %d bytes after the LZ4 frame", ErrInvalid, cidStr, extra)
+		return metadb.Block{}, sp, fmt.Errorf("%w: block %s: %d bytes after the LZ4 frame", ErrInvalid, cidStr, extra)
 	}
 	if err := sp.finish(); err != nil {
-		return fmt.Errorf("block %s: temp file: %w", cidStr, err)
+		return metadb.Block{}, sp, fmt.Errorf("block %s: temp file: %w", cidStr, err)
 	}
 	rec := metadb.Block{CID: c.Bytes(), Size: size, WireSize: sp.n}
 	if size < InlineLimit {
 		if sp.f == nil {
 			rec.Inline = bytes.Clone(sp.mem.Bytes())
 		} else if rec.Inline, err = os.ReadFile(sp.f.Name()); err != nil {
-			return fmt.Errorf("block %s: %w", cidStr, err)
+			return metadb.Block{}, sp, fmt.Errorf("block %s: %w", cidStr, err)
 		}
-		return s.record(ctx, rec)
+		if rec.Inline == nil {
+			rec.Inline = []byte{} // inline, even if empty
+		}
 	}
-	// The row comes after the bytes are durable: a crash in between leaves
-	// an orphan object, never a row without bytes. The CID's lock keeps
-	// garbage collection from deleting the object between the two.
+	return rec, sp, nil
+}
+
+// offload stores a large block's bytes in the block store, then its row.
+// The row comes after the bytes are durable: a crash in between leaves an
+// orphan object, never a row without bytes. The CID's lock keeps garbage
+// collection from deleting the object between the two.
+func (s *Store) offload(ctx context.Context, cidStr string, rec metadb.Block, sp *spool) error {
 	unlock := s.locks.lock(cidStr)
 	defer unlock()
 	if err := s.storeObject(ctx, cidStr, sp); err != nil {
