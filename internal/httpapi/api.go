@@ -275,18 +275,20 @@ func (a *API) latest(c *gin.Context) {
 	c.JSON(http.StatusOK, summary(b))
 }
 
-func backupID(c *gin.Context) (int64, error) {
+// backupID reads the :id of the route; on a bad one it answers 400 and
+// returns false.
+func (a *API) backupID(c *gin.Context) (int64, bool) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("%w: backup id %q: want a positive integer", store.ErrInvalid, c.Param("id"))
+		a.error(c, fmt.Errorf("%w: backup id %q: want a positive integer", store.ErrInvalid, c.Param("id")))
+		return 0, false
 	}
-	return id, nil
+	return id, true
 }
 
 func (a *API) show(c *gin.Context) {
-	id, err := backupID(c)
-	if err != nil {
-		a.error(c, err)
+	id, ok := a.backupID(c)
+	if !ok {
 		return
 	}
 	b, err := a.store.Backup(c.Request.Context(), id)
@@ -298,9 +300,8 @@ func (a *API) show(c *gin.Context) {
 }
 
 func (a *API) manifest(c *gin.Context) {
-	id, err := backupID(c)
-	if err != nil {
-		a.error(c, err)
+	id, ok := a.backupID(c)
+	if !ok {
 		return
 	}
 	if _, err := a.store.Backup(c.Request.Context(), id); err != nil {
@@ -317,9 +318,8 @@ func (a *API) manifest(c *gin.Context) {
 }
 
 func (a *API) delete(c *gin.Context) {
-	id, err := backupID(c)
-	if err != nil {
-		a.error(c, err)
+	id, ok := a.backupID(c)
+	if !ok {
 		return
 	}
 	if err := a.store.Delete(c.Request.Context(), id); err != nil {
@@ -405,8 +405,6 @@ func (a *API) error(c *gin.Context, err error) {
 		a.fail(c, http.StatusBadRequest, err)
 	case errors.Is(err, store.ErrNotFound):
 		a.fail(c, http.StatusNotFound, err)
-	case errors.Is(err, store.ErrTooLarge):
-		a.fail(c, http.StatusRequestEntityTooLarge, err)
 	case errors.Is(err, store.ErrUnavailable):
 		a.log.Warn("block store unavailable", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
 		a.fail(c, http.StatusServiceUnavailable, err)

@@ -54,9 +54,8 @@ func subPath(c *gin.Context) (string, error) {
 }
 
 func (a *API) tree(c *gin.Context) {
-	id, err := backupID(c)
-	if err != nil {
-		a.error(c, err)
+	id, ok := a.backupID(c)
+	if !ok {
 		return
 	}
 	p, err := subPath(c)
@@ -103,9 +102,8 @@ func attachment(name string) string {
 }
 
 func (a *API) file(c *gin.Context) {
-	id, err := backupID(c)
-	if err != nil {
-		a.error(c, err)
+	id, ok := a.backupID(c)
+	if !ok {
 		return
 	}
 	p := strings.Trim(c.Param("path"), "/")
@@ -152,9 +150,8 @@ func (r *abortOnError) Read(p []byte) (int, error) {
 func (r *abortOnError) Seek(off int64, whence int) (int64, error) { return r.r.Seek(off, whence) }
 
 func (a *API) archive(c *gin.Context) {
-	id, err := backupID(c)
-	if err != nil {
-		a.error(c, err)
+	id, ok := a.backupID(c)
+	if !ok {
 		return
 	}
 	a.serveArchive(c, id, strings.HasSuffix(c.Request.URL.Path, ".lz4"))
@@ -266,7 +263,7 @@ func (a *API) downloads(c *gin.Context) {
 
 func (a *API) download(c *gin.Context) {
 	f, mtime, err := a.dist.Open(c.Param("name"))
-	if errors.Is(err, errNotExist) {
+	if errors.Is(err, os.ErrNotExist) {
 		a.fail(c, http.StatusNotFound, fmt.Errorf("no binary %q on offer", c.Param("name")))
 		return
 	}
@@ -279,5 +276,3 @@ func (a *API) download(c *gin.Context) {
 	c.Header("Content-Disposition", attachment(c.Param("name")))
 	http.ServeContent(c.Writer, c.Request, "", mtime, f)
 }
-
-var errNotExist = os.ErrNotExist

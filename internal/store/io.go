@@ -7,22 +7,16 @@ import (
 	"os"
 )
 
-type countingWriter struct {
-	w io.Writer
+type countingReader struct {
+	r io.Reader
 	n int64
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
-
-func bufReader(r io.Reader) io.Reader { return bufio.NewReaderSize(r, 256<<10) }
-
-func newBufWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 64<<10) }
 
 // spool holds an upload's wire form: in memory while it is small (most
 // blocks of a node's data dir are small files: no temporary file, no

@@ -96,14 +96,3 @@ func (s *Store) Scrub(ctx context.Context, bytesPerSec int64, onCorrupt func()) 
 		}
 	}
 }
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}

@@ -26,9 +26,8 @@ import (
 
 // Errors the HTTP layer maps to statuses.
 var (
-	ErrInvalid  = errors.New("invalid input")     // 400
-	ErrNotFound = errors.New("not found")         // 404
-	ErrTooLarge = errors.New("request too large") // 413
+	ErrInvalid  = errors.New("invalid input") // 400
+	ErrNotFound = errors.New("not found")     // 404
 	// ErrUnavailable: the block store did not answer (503, worth a retry).
 	ErrUnavailable = errors.New("block store unavailable")
 )
@@ -268,7 +267,7 @@ func (s *Store) OpenBlock(ctx context.Context, cidStr string) (io.ReadCloser, in
 		return nil, 0, err
 	}
 	if rec.Inline != nil {
-		return io.NopCloser(bytesReader(rec.Inline)), rec.WireSize, nil
+		return io.NopCloser(bytes.NewReader(rec.Inline)), rec.WireSize, nil
 	}
 	rc, err := s.blocks.Get(ctx, cidStr)
 	if errors.Is(err, blockstore.ErrNotFound) {
@@ -344,7 +343,7 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 		return CommitResult{}, fmt.Errorf("commit: %w", err)
 	}
 	start := s.now()
-	r = manifest.NewReader(bufReader(tmp), nil)
+	r = manifest.NewReader(bufio.NewReaderSize(tmp, 256<<10), nil)
 	id, existed, missing, err := s.db.Commit(ctx, tags, key, r.Next)
 	if err != nil {
 		return CommitResult{}, err
@@ -416,7 +415,7 @@ func (s *Store) WriteManifest(ctx context.Context, id int64, w io.Writer) error 
 	if err != nil {
 		return err
 	}
-	bw := newBufWriter(w)
+	bw := bufio.NewWriterSize(w, 64<<10)
 	bw.Write(head[:len(head)-1])
 	bw.WriteString(`,"entries":[`)
 	enc := json.NewEncoder(bw)
