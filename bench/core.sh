@@ -48,16 +48,24 @@ start_server() {
 }
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 
-printf '%-28s %8s %8s %6s %8s\n' step wall_s MB/s cpu rss_MiB | tee "$W/results.txt"
+printf '%-28s %8s %8s %6s %8s %10s\n' step wall_s MB/s cpu rss_MiB srv_cpu_s | tee "$W/results.txt"
+# srv_cpu: CPU seconds (user+system) the ib server has used so far
+srv_cpu() {
+  if [ -n "$SERVER" ] && [ -r /proc/$SERVER/stat ]; then
+    awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' /proc/$SERVER/stat
+  else echo 0; fi
+}
 # t NAME CMD...: time a step, print one row
 t() {
   local name=$1; shift
   sync
+  local s0; s0=$(srv_cpu)
   /usr/bin/time -v -o "$W/logs/$name.time" "$@" >"$W/logs/$name.out" 2>&1 || { echo "FAILED: $name" >&2; tail "$W/logs/$name.out" >&2; exit 1; }
-  awk -v n="$name" -v b="$BYTES" -F': ' '
+  local s1; s1=$(srv_cpu)
+  awk -v n="$name" -v b="$BYTES" -v s="$(awk -v a="$s0" -v b="$s1" 'BEGIN { print b - a }')" -F': ' '
     /Elapsed \(wall clock\)/ { k = split($2, p, ":"); w = (k == 3) ? p[1]*3600 + p[2]*60 + p[3] : p[1]*60 + p[2] }
     /Percent of CPU/ { c = $2 } /Maximum resident set size/ { r = $2 / 1024 }
-    END { printf "%-28s %8.2f %8.1f %6s %8.0f\n", n, w, (w > 0 ? b / w / 1e6 : 0), c, r }' \
+    END { printf "%-28s %8.2f %8.1f %6s %8.0f %10.2f\n", n, w, (w > 0 ? b / w / 1e6 : 0), c, r, s }' \
     "$W/logs/$name.time" | tee -a "$W/results.txt"
 }
 

@@ -2,7 +2,6 @@ package backup
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,16 +10,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime"
 	"slices"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/pierrec/lz4/v4"
 	"golang.org/x/sync/errgroup"
 
+	"ib/internal/apiclient"
 	"ib/internal/block"
 	"ib/internal/manifest"
 	"ib/internal/progress"
@@ -134,10 +134,8 @@ type run struct {
 	upBlocks atomic.Int64
 	upBytes  atomic.Int64
 	res      Result
-	encoders sync.Pool // *lz4.Writer at opts.Level
-	// compressing bounds the encoders at work: compression is bound by
-	// the CPU, so more of them than cores only hold memory.
-	compressing chan struct{}
+	// comp compresses every block sent, on one worker per core.
+	comp *block.Compressor
 }
 
 // Run backs up the folder root.
@@ -150,8 +148,14 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		return Result{}, fmt.Errorf("block size %d exceeds the maximum %d", opts.BlockSize, block.MaxSize)
 	}
 	start := time.Now()
-	r := &run{opts: opts, api: api, root: root, compressing: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+	r := &run{opts: opts, api: api, root: root}
 	r.res.Tags = opts.Tags
+	procs := runtime.GOMAXPROCS(0)
+	var err error
+	if r.comp, err = block.NewCompressor(opts.Level, procs, 4*procs); err != nil {
+		return Result{}, err
+	}
+	defer r.comp.Close()
 
 	prev, err := r.previous(ctx)
 	if err != nil {
@@ -495,19 +499,8 @@ const (
 // uploadPack reads small blocks, checks that they still hash to their CIDs,
 // compresses them and sends them in one request.
 func (r *run) uploadPack(ctx context.Context, pack []source) error {
-	var body []byte
+	var body, wire []byte
 	buf := make([]byte, 0, packLimit)
-	var wire bytes.Buffer
-	zw, err := r.encoder(ctx, &wire)
-	if err != nil {
-		return err
-	}
-	released := false
-	defer func() {
-		if !released {
-			r.release(zw)
-		}
-	}()
 	for _, s := range pack {
 		data, err := readRange(s, buf[:0])
 		if err != nil {
@@ -517,18 +510,11 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 		if block.Sum(data).String() != s.cid {
 			return fmt.Errorf("%s: %w", s.path, ErrFileChanged)
 		}
-		wire.Reset()
-		zw.Reset(&wire) // one encoder for the pack, reset for each block
-		if _, err := zw.Write(data); err != nil {
-			return fmt.Errorf("lz4: %w", err)
+		if wire, err = r.comp.AppendWire(ctx, wire[:0], data); err != nil {
+			return err
 		}
-		if err := zw.Close(); err != nil {
-			return fmt.Errorf("lz4: %w", err)
-		}
-		body = block.AppendFrame(body, s.cid, wire.Bytes())
+		body = block.AppendFrame(body, s.cid, wire)
 	}
-	r.release(zw) // before sending: the network needs no encoder
-	released = true
 	if err := r.api.PutBlocks(ctx, body); err != nil {
 		return fmt.Errorf("upload %d blocks (%s, …): %w", len(pack), pack[0].path, err)
 	}
@@ -536,31 +522,6 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 	r.upBytes.Add(int64(len(body)))
 	r.opts.Counters.AddWire(int64(len(body)))
 	return nil
-}
-
-// encoder takes an LZ4 encoder from the pool (their buffers and HC tables
-// are the bulk of an upload worker's memory) and points it at w.
-func (r *run) encoder(ctx context.Context, w io.Writer) (*lz4.Writer, error) {
-	select {
-	case r.compressing <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if zw, ok := r.encoders.Get().(*lz4.Writer); ok {
-		zw.Reset(w)
-		return zw, nil
-	}
-	zw, err := block.NewEncoder(w, r.opts.Level)
-	if err != nil {
-		<-r.compressing
-	}
-	return zw, err
-}
-
-// release gives an encoder back.
-func (r *run) release(zw *lz4.Writer) {
-	r.encoders.Put(zw)
-	<-r.compressing
 }
 
 func readRange(s source, buf []byte) ([]byte, error) {
@@ -580,10 +541,11 @@ func readRange(s source, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// upload reads a block's range again, streams it through LZ4 to the server
-// and checks that the bytes still hash to the block's CID.
+// upload reads a block's range again and streams it through LZ4 to the
+// server. The bytes are not hashed again here: the server checks every
+// block against its CID, and its refusal of one whose file changed since it
+// was hashed is reported as the file having changed.
 func (r *run) upload(ctx context.Context, s source) error {
-	var changed atomic.Bool
 	body := func() (io.ReadCloser, int64, error) {
 		f, err := os.Open(s.abs)
 		if err != nil {
@@ -593,24 +555,10 @@ func (r *run) upload(ctx context.Context, s source) error {
 		go func() {
 			defer f.Close()
 			cw := &countWriter{w: pw, c: r.opts.Counters, total: &r.upBytes}
-			zw, err := r.encoder(ctx, cw)
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			defer r.release(zw)
-			h := block.NewHasher()
-			n, err := io.Copy(zw, io.TeeReader(io.NewSectionReader(f, s.off, s.size), h))
+			n, err := r.comp.Encode(ctx, cw, io.NewSectionReader(f, s.off, s.size))
 			r.readB.Add(n)
 			if err == nil && n != s.size {
 				err = fmt.Errorf("%s: %w (shorter than before)", s.path, ErrFileChanged)
-			}
-			if err == nil && block.FromDigest(h.Sum(nil)).String() != s.cid {
-				changed.Store(true)
-				err = fmt.Errorf("%s: %w", s.path, ErrFileChanged)
-			}
-			if err == nil {
-				err = zw.Close()
 			}
 			if err != nil {
 				pw.CloseWithError(bodyErr(err))
@@ -621,7 +569,8 @@ func (r *run) upload(ctx context.Context, s source) error {
 		return pr, -1, nil
 	}
 	if err := r.api.PutBlock(ctx, s.cid, body); err != nil {
-		if changed.Load() {
+		if ae := (*apiclient.Error)(nil); errors.As(err, &ae) && ae.Status == http.StatusBadRequest &&
+			strings.Contains(ae.Msg, block.ErrMismatch.Error()) {
 			return fmt.Errorf("%s: %w", s.path, ErrFileChanged)
 		}
 		return fmt.Errorf("upload block %s of %s: %w", s.cid, s.path, err)

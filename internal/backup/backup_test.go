@@ -2,9 +2,11 @@ package backup_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,4 +154,48 @@ func (l *losingAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int6
 		return 0, cids, nil
 	}
 	return l.API.Commit(ctx, body)
+}
+
+// changingAPI rewrites a file in place after the client hashed it and
+// before it uploads it (when the client asks which blocks are missing).
+type changingAPI struct {
+	*apiclient.Client
+	path string
+	once bool
+}
+
+func (c *changingAPI) Missing(ctx context.Context, cids []string) ([]string, error) {
+	if !c.once {
+		c.once = true
+		f, err := os.OpenFile(c.path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		f.WriteAt([]byte("rewritten"), 1000)
+		f.Close()
+	}
+	return c.Client.Missing(ctx, cids)
+}
+
+// TestFileChangedAfterHashing: a file rewritten between hashing and
+// uploading (same size) fails the backup with ErrFileChanged naming it, the
+// server refuses its bytes, and nothing is committed.
+func TestFileChangedAfterHashing(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	root := t.TempDir()
+	p := filepath.Join(root, "big")
+	ibtest.WriteFile(t, p, ibtest.RandomBytes(2<<20), 0o644, time.Unix(1700000000, 0))
+	api := &changingAPI{Client: client(t, srv), path: p}
+	opts := backup.Options{Tags: manifest.Tags{"node": "x"}, BlockSize: 4 << 20, IsNotFound: apiclient.IsNotFound}
+	_, err := backup.Run(context.Background(), api, root, opts)
+	if !errors.Is(err, backup.ErrFileChanged) || !strings.Contains(err.Error(), "big") {
+		t.Fatalf("backup of a file changed after hashing: %v, want ErrFileChanged naming it", err)
+	}
+	list, err := api.List(context.Background(), nil)
+	if err != nil || len(list) != 0 {
+		t.Fatalf("backups after the failure: %v, %v", list, err)
+	}
+	if st, err := api.Stats(context.Background()); err != nil || st.Blocks != 0 {
+		t.Fatalf("server stored %d blocks of a changed file (%v)", st.Blocks, err)
+	}
 }

@@ -74,7 +74,7 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 	var tree treeTracker
 	newNames := map[string]int64{}
 	seenMissing := map[string]bool{}
-	b := &commitBatch{tx: tx, backup: id}
+	b := &commitBatch{tx: tx, backup: id, pending: newNames}
 	for seq := int64(0); ; seq++ {
 		e, nerr := next()
 		if nerr == io.EOF {
@@ -109,12 +109,9 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 		s.Entries++
 		parent := tree.parent(e.Path, seq, e.Type == manifest.TypeDir)
 		if len(missing) == 0 {
-			nameID, err := db.nameID(ctx, tx, baseName(e.Path), newNames)
-			if err != nil {
-				return 0, false, nil, err
-			}
 			b.rows = append(b.rows, id, seq, e.Path, typeCode(e.Type), e.Mode,
-				e.MTime.Unix(), e.MTime.Nanosecond(), e.Size, e.UID, e.GID, target, packed, parent, nameID)
+				e.MTime.Unix(), e.MTime.Nanosecond(), e.Size, e.UID, e.GID, target, packed, parent, nil)
+			b.setName(db, baseName(e.Path), newNames)
 		}
 		if b.full() {
 			if missing, err = b.flush(ctx, missing, seenMissing); err != nil {
@@ -306,6 +303,67 @@ type commitBatch struct {
 	rows   []any // entries, entryCols values each
 	cids   [][]byte
 	names  map[string]string // binary CID → its text
+	// File names not yet in the names table, with the rows that use them;
+	// pending holds the ids given in this transaction.
+	newNames map[string][]int
+	pending  map[string]int64
+}
+
+// setName fills in the last row's name id, or leaves it for flush to find
+// with the batch's other new names.
+func (b *commitBatch) setName(db *DB, name string, pending map[string]int64) {
+	at := len(b.rows) - 1
+	if id, ok := db.names[name]; ok {
+		b.rows[at] = id
+	} else if id, ok := pending[name]; ok {
+		b.rows[at] = id
+	} else {
+		if b.newNames == nil {
+			b.newNames = map[string][]int{}
+		}
+		b.newNames[name] = append(b.newNames[name], at)
+	}
+}
+
+// resolveNames records the batch's new names with two statements and fills
+// in their ids: one statement per name cost more than the entries.
+func (b *commitBatch) resolveNames(ctx context.Context) error {
+	if len(b.newNames) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(b.newNames))
+	for name := range b.newNames {
+		args = append(args, name)
+	}
+	ph := placeholders(len(args))
+	if _, err := b.tx.ExecContext(ctx, "INSERT OR IGNORE INTO names (name) VALUES "+
+		strings.TrimSuffix(strings.Repeat("(?),", len(args)), ","), args...); err != nil {
+		return fmt.Errorf("sqlite: names: %w", err)
+	}
+	rows, err := b.tx.QueryContext(ctx, "SELECT id, name FROM names WHERE name IN ("+ph+")", args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: names: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return fmt.Errorf("sqlite: names: %w", err)
+		}
+		for _, at := range b.newNames[name] {
+			b.rows[at] = id
+		}
+		b.pending[name] = id
+		delete(b.newNames, name)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: names: %w", err)
+	}
+	if len(b.newNames) > 0 {
+		return fmt.Errorf("sqlite: names: %d names not found after their insert", len(b.newNames))
+	}
+	return nil
 }
 
 const (
@@ -333,7 +391,7 @@ func (b *commitBatch) full() bool {
 // flush checks the batch's blocks and, while none is missing, writes its
 // entries and references. It returns the missing CIDs so far.
 func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[string]bool) ([]string, error) {
-	defer func() { b.rows, b.cids, b.names = b.rows[:0], b.cids[:0], nil }()
+	defer func() { b.rows, b.cids, b.names, b.newNames = b.rows[:0], b.cids[:0], nil, nil }()
 	ids := make([]int64, 0, len(b.cids))
 	if len(b.cids) > 0 {
 		args := make([]any, len(b.cids))
@@ -365,6 +423,9 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 	}
 	if len(missing) > 0 || len(b.rows) == 0 {
 		return missing, nil // the transaction will be rolled back
+	}
+	if err := b.resolveNames(ctx); err != nil {
+		return missing, err
 	}
 	n := len(b.rows) / entryCols
 	q := entriesSQL + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"sync"
 )
 
 type countingReader struct {
@@ -24,10 +25,20 @@ func (c *countingReader) Read(p []byte) (int, error) {
 type spool struct {
 	dir      string
 	memLimit int
-	mem      bytes.Buffer
+	mem      *bytes.Buffer
 	f        *os.File
 	bw       *bufio.Writer
 	n        int64
+}
+
+// spoolBuffers keeps the in-memory spools between uploads: growing a fresh
+// one to 1 MiB for every large block cost more than decoding it.
+var spoolBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func newSpool(dir string, memLimit int) *spool {
+	b := spoolBuffers.Get().(*bytes.Buffer)
+	b.Reset()
+	return &spool{dir: dir, memLimit: memLimit, mem: b}
 }
 
 func (s *spool) Write(p []byte) (int, error) {
@@ -44,7 +55,7 @@ func (s *spool) Write(p []byte) (int, error) {
 		if _, err := s.bw.Write(s.mem.Bytes()); err != nil {
 			return 0, err
 		}
-		s.mem = bytes.Buffer{}
+		s.mem.Reset()
 	}
 	n, err := s.bw.Write(p)
 	s.n += int64(n)
@@ -59,8 +70,13 @@ func (s *spool) finish() error {
 	return nil
 }
 
-// close removes the temporary file, if any (and if still there).
+// close removes the temporary file, if any (and if still there), and gives
+// the memory back.
 func (s *spool) close() {
+	if s.mem != nil && s.mem.Cap() <= 2*s.memLimit {
+		spoolBuffers.Put(s.mem)
+	}
+	s.mem = nil
 	if s.f != nil {
 		s.f.Close()
 		os.Remove(s.f.Name())

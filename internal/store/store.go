@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"ib/internal/block"
@@ -115,7 +116,12 @@ func (s *Store) Missing(ctx context.Context, cids []string) ([]string, error) {
 // that is not one LZ4 frame, that decodes to more than block.MaxSize bytes,
 // or whose content's CID is not cidStr. Putting a block again is harmless.
 func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) error {
-	rec, sp, err := s.receive(cidStr, body)
+	// The body is read through a buffer: the LZ4 decoder reads in small
+	// pieces, and each would otherwise be a system call.
+	br := bodyReaders.Get().(*bufio.Reader)
+	br.Reset(body)
+	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
+	rec, sp, err := s.receive(cidStr, br)
 	if sp != nil {
 		defer sp.close()
 	}
@@ -172,17 +178,18 @@ func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
 	return n, nil
 }
 
-// receive reads and checks one wire form; a small block comes back with
-// its bytes in rec.Inline, a large one with its bytes in the spool.
+var bodyReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}
+
+// receive reads and checks one wire form from a buffered body; a small
+// block comes back with its bytes in rec.Inline, a large one with its bytes
+// in the spool.
 func (s *Store) receive(cidStr string, body io.Reader) (metadb.Block, *spool, error) {
 	c, err := block.ParseCID(cidStr)
 	if err != nil {
 		return metadb.Block{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	sp := &spool{dir: s.tmpDir, memLimit: 1 << 20}
-	// The body is read through a buffer: the LZ4 decoder reads in small
-	// pieces, and each would otherwise be a system call.
-	tee := io.TeeReader(bufio.NewReaderSize(body, 256<<10), sp)
+	sp := newSpool(s.tmpDir, 1<<20)
+	tee := io.TeeReader(body, sp)
 	size, err := block.Verify(tee, c, block.MaxSize, nil)
 	if err != nil {
 		if errors.Is(err, block.ErrMismatch) || errors.Is(err, block.ErrBadWire) || errors.Is(err, block.ErrTooLarge) {
