@@ -75,6 +75,7 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 	newNames := map[string]int64{}
 	seenMissing := map[string]bool{}
 	b := &commitBatch{tx: tx, backup: id, pending: newNames}
+	defer b.close()
 	for seq := int64(0); ; seq++ {
 		e, nerr := next()
 		if nerr == io.EOF {
@@ -307,6 +308,31 @@ type commitBatch struct {
 	// pending holds the ids given in this transaction.
 	newNames map[string][]int
 	pending  map[string]int64
+	// stmts are the batch statements prepared once per commit: parsing a
+	// statement of hundreds of placeholders cost as much as running it.
+	stmts map[string]*sql.Stmt
+}
+
+// exec runs a statement of the transaction, prepared on first use.
+func (b *commitBatch) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := b.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := b.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if b.stmts == nil {
+		b.stmts = map[string]*sql.Stmt{}
+	}
+	b.stmts[q] = st
+	return st, nil
+}
+
+func (b *commitBatch) close() {
+	for _, st := range b.stmts {
+		st.Close()
+	}
 }
 
 // setName fills in the last row's name id, or leaves it for flush to find
@@ -394,11 +420,20 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 	defer func() { b.rows, b.cids, b.names, b.newNames = b.rows[:0], b.cids[:0], nil, nil }()
 	ids := make([]int64, 0, len(b.cids))
 	if len(b.cids) > 0 {
-		args := make([]any, len(b.cids))
+		// The list is padded to a fixed length with its first CID, so that
+		// one prepared statement serves every batch.
+		args := make([]any, max(len(b.cids), batchCIDs))
+		for i := range args {
+			args[i] = b.cids[0]
+		}
 		for i, c := range b.cids {
 			args[i] = c
 		}
-		rows, err := b.tx.QueryContext(ctx, "SELECT id, cid FROM blocks WHERE corrupt = 0 AND cid IN ("+placeholders(len(b.cids))+")", args...)
+		st, err := b.stmt(ctx, "SELECT id, cid FROM blocks WHERE corrupt = 0 AND cid IN ("+placeholders(len(args))+")")
+		if err != nil {
+			return missing, fmt.Errorf("sqlite: commit: %w", err)
+		}
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return missing, fmt.Errorf("sqlite: commit: %w", err)
 		}
@@ -429,16 +464,33 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 	}
 	n := len(b.rows) / entryCols
 	q := entriesSQL + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",")
-	if _, err := b.tx.ExecContext(ctx, q, b.rows...); err != nil {
+	var err error
+	if n == batchRows {
+		var st *sql.Stmt
+		if st, err = b.stmt(ctx, q); err == nil {
+			_, err = st.ExecContext(ctx, b.rows...)
+		}
+	} else {
+		_, err = b.tx.ExecContext(ctx, q, b.rows...)
+	}
+	if err != nil {
 		return missing, fmt.Errorf("sqlite: commit entries: %w", err)
 	}
 	if len(ids) > 0 {
-		args := make([]any, 0, 2*len(ids))
+		// Padded like the lookup: repeated pairs are ignored.
+		args := make([]any, 0, 2*max(len(ids), batchCIDs))
 		for _, id := range ids {
 			args = append(args, id, b.backup)
 		}
-		q := "INSERT OR IGNORE INTO refs (block_id, backup_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?),", len(ids)), ",")
-		if _, err := b.tx.ExecContext(ctx, q, args...); err != nil {
+		for len(args) < cap(args) {
+			args = append(args, ids[0], b.backup)
+		}
+		q := "INSERT OR IGNORE INTO refs (block_id, backup_id) VALUES " + strings.TrimSuffix(strings.Repeat("(?,?),", len(args)/2), ",")
+		st, err := b.stmt(ctx, q)
+		if err == nil {
+			_, err = st.ExecContext(ctx, args...)
+		}
+		if err != nil {
 			return missing, fmt.Errorf("sqlite: commit refs: %w", err)
 		}
 	}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -79,4 +80,47 @@ func vmHWM() string {
 		}
 	}
 	return "?"
+}
+
+// BenchmarkCommitDataset commits, again and again, the manifest of a tree
+// shaped like the benchmark dataset's file count: 20,000 files of one
+// distinct block each in 200 folders. This is the server's share of a
+// no-change backup.
+//
+//	go test -run '^$' -bench BenchmarkCommitDataset ./internal/store/
+func BenchmarkCommitDataset(b *testing.B) {
+	f := newStore(b)
+	const files = 20_000
+	cids := make([]string, files)
+	var pack []byte
+	for i := range files {
+		data := fmt.Appendf(nil, "block number %d", i)
+		cids[i] = block.Sum(data).String()
+		wire, _ := block.Encode(data, block.Level{})
+		pack = block.AppendFrame(pack, cids[i], wire)
+		if (i+1)%1000 == 0 {
+			if _, err := f.st.PutPack(context.Background(), bytes.NewReader(pack)); err != nil {
+				b.Fatal(err)
+			}
+			pack = pack[:0]
+		}
+	}
+	var body bytes.Buffer
+	body.WriteString(`{"tags":{"node":"bench"},"entries":[{"path":".","type":"dir","mode":493,"mtime":"2024-01-01T00:00:00Z"},{"path":"small","type":"dir","mode":493,"mtime":"2024-01-01T00:00:00Z"}`)
+	for d := range 200 {
+		fmt.Fprintf(&body, `,{"path":"small/a%03d","type":"dir","mode":493,"mtime":"2024-01-01T00:00:00Z"}`, d)
+		for i := range files / 200 {
+			n := d*(files/200) + i
+			fmt.Fprintf(&body, `,{"path":"small/a%03d/%06d.json","type":"file","mode":420,"mtime":"2024-01-01T00:00:00.123456789Z","size":%d,"uid":1000,"gid":1000,"blocks":[{"cid":%q,"size":%d}]}`,
+				d, n, 20, cids[n], 20)
+		}
+	}
+	body.WriteString("]}")
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := f.st.Commit(context.Background(), bytes.NewReader(body.Bytes()))
+		if err != nil || res.ID == 0 || len(res.Missing) > 0 {
+			b.Fatalf("commit: %+v %v", res, err)
+		}
+	}
 }

@@ -320,8 +320,10 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 			return fmt.Errorf("unknown field")
 		}
 	}
-	r := manifest.NewReader(io.TeeReader(body, tmp), header)
+	r := manifest.NewReader(body, header)
 	var v manifest.Validator
+	sw := bufio.NewWriterSize(tmp, 256<<10)
+	var buf []byte
 	for {
 		e, err := r.Next()
 		if err == io.EOF {
@@ -333,6 +335,10 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 		if err := v.Add(e); err != nil {
 			return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
+		buf = appendEntry(buf[:0], e)
+		if _, err := sw.Write(buf); err != nil {
+			return CommitResult{}, fmt.Errorf("commit: temp file: %w", err)
+		}
 	}
 	if v.Count() == 0 {
 		return CommitResult{}, fmt.Errorf("%w: manifest has no entries", ErrInvalid)
@@ -343,15 +349,18 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 	if len(key) > 128 {
 		return CommitResult{}, fmt.Errorf("%w: idempotency_key longer than 128 bytes", ErrInvalid)
 	}
-	if _, err := io.Copy(io.Discard, io.TeeReader(body, tmp)); err != nil {
+	if _, err := io.Copy(io.Discard, body); err != nil {
 		return CommitResult{}, fmt.Errorf("commit: %w", err)
+	}
+	if err := sw.Flush(); err != nil {
+		return CommitResult{}, fmt.Errorf("commit: temp file: %w", err)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return CommitResult{}, fmt.Errorf("commit: %w", err)
 	}
 	start := s.now()
-	r = manifest.NewReader(bufio.NewReaderSize(tmp, 256<<10), nil)
-	id, existed, missing, err := s.db.Commit(ctx, tags, key, r.Next)
+	er := &entryReader{r: bufio.NewReaderSize(tmp, 256<<10)}
+	id, existed, missing, err := s.db.Commit(ctx, tags, key, er.next)
 	if err != nil {
 		return CommitResult{}, err
 	}
