@@ -321,6 +321,17 @@ func (c *Client) GetBlock(ctx context.Context, cid string) (io.ReadCloser, error
 	return resp.Body, nil
 }
 
+// FetchBlocks downloads the wire forms of many blocks as one pack (see
+// block.ReadFrameHeader), in the order asked.
+func (c *Client) FetchBlocks(ctx context.Context, cids []string) (io.ReadCloser, error) {
+	resp, err := c.do(ctx, request{method: "POST", path: "/api/v1/blocks/fetch",
+		body: jsonBody(map[string][]string{"cids": cids}), ctype: "application/json"})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // Commit sends a manifest commit. It returns the backup's id, or the CIDs
 // the server lacks (and no id) on 409.
 func (c *Client) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error) {

@@ -146,10 +146,15 @@ func (e *writeError) Unwrap() error { return e.err }
 
 // AppendFrame appends one block to a pack.
 func AppendFrame(pack []byte, cid string, wire []byte) []byte {
+	return append(AppendFrameHeader(pack, cid, int64(len(wire))), wire...)
+}
+
+// AppendFrameHeader appends what comes before a block's wire form in a
+// pack, for a writer that streams the wire form itself.
+func AppendFrameHeader(pack []byte, cid string, wireLen int64) []byte {
 	pack = binary.AppendUvarint(pack, uint64(len(cid)))
 	pack = append(pack, cid...)
-	pack = binary.AppendUvarint(pack, uint64(len(wire)))
-	return append(pack, wire...)
+	return binary.AppendUvarint(pack, uint64(wireLen))
 }
 
 // ReadFrameHeader reads the CID and wire length of the next block of a

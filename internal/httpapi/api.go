@@ -31,6 +31,7 @@ import (
 const (
 	maxMissingBody = 16 << 20
 	maxMissingCIDs = 100_000
+	maxFetchBody   = 1 << 20
 )
 
 // Pruner runs retention and garbage collection.
@@ -96,6 +97,7 @@ func New(cfg Config) *gin.Engine {
 	v1.PUT("/blocks/:cid", auth, a.putBlock)
 	v1.POST("/blocks", auth, a.putBlocks)
 	v1.GET("/blocks/:cid", a.getBlock)
+	v1.POST("/blocks/fetch", a.fetchBlocks)
 	v1.POST("/backups", auth, a.commit)
 	v1.GET("/backups", a.list)
 	v1.GET("/backups/latest", a.latest)
@@ -199,6 +201,44 @@ func (a *API) getBlock(c *gin.Context) {
 	if _, err := io.Copy(c.Writer, rc); err != nil {
 		a.log.Warn("send block", "cid", c.Param("cid"), "err", err)
 	}
+}
+
+// fetchBlocks answers many small blocks in one pack: restoring a tree of
+// small files is otherwise a request per file.
+func (a *API) fetchBlocks(c *gin.Context) {
+	var req struct {
+		CIDs []string `json:"cids"`
+	}
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxFetchBody)
+	if err := json.NewDecoder(body).Decode(&req); err != nil {
+		a.error(c, fmt.Errorf("%w: body: %w", store.ErrInvalid, err))
+		return
+	}
+	c.Writer.Header().Set("Content-Type", "application/x-ib-pack")
+	// Nothing is written before every CID is found, so errors are clean.
+	w := &lazyStatus{c: c}
+	if err := a.store.WriteBlocks(c.Request.Context(), req.CIDs, w); err != nil {
+		if !w.started {
+			a.error(c, err)
+			return
+		}
+		a.log.Warn("send blocks", "count", len(req.CIDs), "err", err)
+		panic(http.ErrAbortHandler) // cut the connection: the client sees a short pack
+	}
+}
+
+// lazyStatus sends 200 on the first write.
+type lazyStatus struct {
+	c       *gin.Context
+	started bool
+}
+
+func (l *lazyStatus) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.c.Status(http.StatusOK)
+	}
+	return l.c.Writer.Write(p)
 }
 
 func (a *API) commit(c *gin.Context) {

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -274,4 +275,76 @@ func TestPacks(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400", name, status, body)
 		}
 	}
+}
+
+// TestFetchBlocks: many blocks in one pack, in the order asked, inline and
+// block-store ones alike, public like GET /blocks/{cid}; bad requests are
+// 400 and a missing block is 404 naming it, with no partial answer.
+func TestFetchBlocks(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	var datas [][]byte
+	var cids []string
+	for _, size := range []int{10, 1000, 300_000, 5} { // 300 KB: block store, not inline
+		data := ibtest.RandomBytes(size)
+		c := block.Sum(data).String()
+		wire, _ := block.Encode(data, block.DefaultLevel)
+		if status, body := do(t, "PUT", srv.URL+"/api/v1/blocks/"+c, srv.Token, wire); status != 204 && status != 200 && status != 201 {
+			t.Fatalf("put: %d %s", status, body)
+		}
+		datas = append(datas, data)
+		cids = append(cids, c)
+	}
+	ask := []int{3, 0, 2, 1, 0} // any order, repeats allowed
+	var req []string
+	for _, i := range ask {
+		req = append(req, cids[i])
+	}
+	body, _ := json.Marshal(map[string][]string{"cids": req})
+	status, pack := do(t, "POST", srv.URL+"/api/v1/blocks/fetch", "", body)
+	if status != 200 {
+		t.Fatalf("fetch: %d %s", status, pack)
+	}
+	br := bufio.NewReader(strings.NewReader(pack))
+	for _, i := range ask {
+		c, n, err := block.ReadFrameHeader(br, 1<<20)
+		if err != nil || c != cids[i] {
+			t.Fatalf("frame for %s: got %s, %v", cids[i], c, err)
+		}
+		var out bytes.Buffer
+		if _, err := block.Verify(io.LimitReader(br, n), block.Sum(datas[i]), block.MaxSize, &out); err != nil || !bytes.Equal(out.Bytes(), datas[i]) {
+			t.Fatalf("block %d: %v", i, err)
+		}
+	}
+	if _, _, err := block.ReadFrameHeader(br, 1<<20); err != io.EOF {
+		t.Fatalf("pack goes on after the blocks asked: %v", err)
+	}
+
+	absent := block.Sum([]byte("never stored")).String()
+	many := make([]string, 1001)
+	for i := range many {
+		many[i] = cids[0]
+	}
+	for name, tc := range map[string]struct {
+		body   string
+		status int
+		says   string
+	}{
+		"missing block": {`{"cids":["` + cids[0] + `","` + absent + `"]}`, 404, absent},
+		"no cids":       {`{"cids":[]}`, 400, "CIDs"},
+		"bad cid":       {`{"cids":["bafy-not-a-cid"]}`, 400, "CID"},
+		"not json":      {`cids please`, 400, "body"},
+		"too many":      {string(must(json.Marshal(map[string][]string{"cids": many}))), 400, "1000"},
+	} {
+		status, got := do(t, "POST", srv.URL+"/api/v1/blocks/fetch", "", []byte(tc.body))
+		if status != tc.status || !strings.Contains(got, tc.says) || !strings.HasPrefix(got, `{"error"`) {
+			t.Errorf("%s: %d %s, want %d naming %q", name, status, got, tc.status, tc.says)
+		}
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -175,6 +175,35 @@ func (db *DB) Block(ctx context.Context, cid []byte) (Block, error) {
 	return b, nil
 }
 
+// InlineBlocks returns the rows of those of cids that exist, by binary CID,
+// with the wire form of the inline ones.
+func (db *DB) InlineBlocks(ctx context.Context, cids [][]byte) (map[string]Block, error) {
+	out := make(map[string]Block, len(cids))
+	if len(cids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(cids))
+	for i, c := range cids {
+		args[i] = c
+	}
+	rows, err := db.r.QueryContext(ctx, "SELECT cid, size, wire_size, data FROM blocks WHERE cid IN ("+placeholders(len(cids))+")", args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: blocks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b Block
+		if err := rows.Scan(&b.CID, &b.Size, &b.WireSize, &b.Inline); err != nil {
+			return nil, fmt.Errorf("sqlite: blocks: %w", err)
+		}
+		out[string(b.CID)] = b
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: blocks: %w", err)
+	}
+	return out, nil
+}
+
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }

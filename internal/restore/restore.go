@@ -40,6 +40,8 @@ import (
 type API interface {
 	Manifest(ctx context.Context, id int64) (io.ReadCloser, error)
 	GetBlock(ctx context.Context, cid string) (io.ReadCloser, error)
+	// FetchBlocks answers many small blocks as one pack.
+	FetchBlocks(ctx context.Context, cids []string) (io.ReadCloser, error)
 }
 
 // Options of a restore.
@@ -80,7 +82,18 @@ type blockJob struct {
 	file *fileState
 	b    manifest.Block
 	off  int64
+	// small, instead of the above: files of one small block each, fetched
+	// in one request and written whole.
+	small []manifest.Entry
 }
+
+// Files of one block smaller than smallLimit are fetched many at a time,
+// up to smallBatchBytes or smallBatchFiles per request.
+const (
+	smallLimit      = 256 << 10
+	smallBatchBytes = 2 << 20
+	smallBatchFiles = 1000
+)
 
 type dirMeta struct {
 	path string
@@ -93,9 +106,12 @@ type run struct {
 	root  *os.Root
 	dest  string
 	owner bool
+	// fresh: DEST was empty, so no name in it needs checking or clearing.
+	fresh bool
 	res   Result
 	mu    sync.Mutex
 	open  map[*fileState]bool // files being written, removed on failure
+	dirs  dirRoots
 }
 
 // Run restores backup id into dest.
@@ -123,7 +139,8 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 		return Result{}, fmt.Errorf("backup %d: %w", id, err)
 	}
 
-	if err := prepare(dest, opts.Force); err != nil {
+	fresh, err := prepare(dest, opts.Force)
+	if err != nil {
 		return Result{}, err
 	}
 	root, err := os.OpenRoot(dest)
@@ -134,7 +151,9 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 	if err := root.WriteFile(Marker, []byte(fmt.Sprintf("%d\n", id)), 0o600); err != nil {
 		return Result{}, fmt.Errorf("restore: %w", err)
 	}
-	r := &run{api: api, opts: opts, root: root, dest: dest, owner: os.Geteuid() == 0, open: map[*fileState]bool{}}
+	r := &run{api: api, opts: opts, root: root, dest: dest, owner: os.Geteuid() == 0, fresh: fresh, open: map[*fileState]bool{}}
+	r.dirs.parent = root
+	defer r.dirs.close()
 
 	dirs, err := r.restore(ctx, spool)
 	if err != nil {
@@ -203,37 +222,38 @@ func check(f *os.File, sub string) error {
 	return nil
 }
 
-// prepare creates dest or checks that it may be written to.
-func prepare(dest string, force bool) error {
+// prepare creates dest or checks that it may be written to. It reports
+// whether dest is new or empty.
+func prepare(dest string, force bool) (bool, error) {
 	fi, err := os.Lstat(dest)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dest, 0o700); err != nil {
-			return fmt.Errorf("restore: %w", err)
+			return false, fmt.Errorf("restore: %w", err)
 		}
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return false, fmt.Errorf("restore: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("restore: %s is not a directory", dest)
-	}
-	if force {
-		return nil
+		return false, fmt.Errorf("restore: %s is not a directory", dest)
 	}
 	ents, err := os.ReadDir(dest)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return false, fmt.Errorf("restore: %w", err)
+	}
+	if len(ents) == 0 {
+		return true, nil
+	}
+	if force {
+		return false, nil
 	}
 	for _, e := range ents {
 		if e.Name() == Marker {
-			return nil // an interrupted restore: resume it
+			return false, nil // an interrupted restore: resume it
 		}
 	}
-	if len(ents) > 0 {
-		return fmt.Errorf("restore: %s: %w", dest, ErrNotEmpty)
-	}
-	return nil
+	return false, fmt.Errorf("restore: %s: %w", dest, ErrNotEmpty)
 }
 
 func (r *run) restore(ctx context.Context, spool *os.File) ([]dirMeta, error) {
@@ -243,7 +263,13 @@ func (r *run) restore(ctx context.Context, spool *os.File) ([]dirMeta, error) {
 	for range r.opts.Jobs {
 		g.Go(func() error {
 			for j := range jobs {
-				if err := r.fetchBlock(gctx, j); err != nil {
+				var err error
+				if j.small != nil {
+					err = r.fetchSmall(gctx, j.small)
+				} else {
+					err = r.fetchBlock(gctx, j)
+				}
+				if err != nil {
 					return err
 				}
 			}
@@ -253,10 +279,24 @@ func (r *run) restore(ctx context.Context, spool *os.File) ([]dirMeta, error) {
 	g.Go(func() error {
 		defer close(jobs)
 		mr := entries(spool)
+		var small []manifest.Entry
+		var smallBytes int64
+		flush := func() error {
+			if len(small) == 0 {
+				return nil
+			}
+			select {
+			case jobs <- blockJob{small: small}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			small, smallBytes = nil, 0
+			return nil
+		}
 		for {
 			e, err := mr.Next()
 			if err == io.EOF {
-				return nil
+				return flush()
 			}
 			if err != nil {
 				return err
@@ -286,6 +326,18 @@ func (r *run) restore(ctx context.Context, spool *os.File) ([]dirMeta, error) {
 				}
 				r.res.Symlinks++
 			case manifest.TypeFile:
+				if len(e.Blocks) == 1 && e.Blocks[0].Size < smallLimit && (r.fresh || !r.complete(*e)) {
+					r.res.Files++
+					r.res.Bytes += e.Size
+					small = append(small, *e)
+					smallBytes += e.Size
+					if len(small) >= smallBatchFiles || smallBytes >= smallBatchBytes {
+						if err := flush(); err != nil {
+							return err
+						}
+					}
+					continue
+				}
 				if err := r.file(gctx, *e, jobs); err != nil {
 					return err
 				}
@@ -365,32 +417,19 @@ func (r *run) complete(e manifest.Entry) bool {
 }
 
 func (r *run) file(ctx context.Context, e manifest.Entry, jobs chan<- blockJob) error {
-	if r.complete(e) {
+	if !r.fresh && r.complete(e) {
 		r.res.Kept++
 		r.res.Files++
 		r.res.Bytes += e.Size
 		r.opts.Counters.AddFile(e.Size)
 		return nil
 	}
-	dir, name := path.Split(e.Path)
-	st := &fileState{e: e, tmp: dir + "." + name + partSuffix}
-	if len(name)+len(partSuffix)+1 > manifest.MaxNameLen {
-		st.tmp = dir + fmt.Sprintf(".ib-%x%s", time.Now().UnixNano(), partSuffix)
-	}
-	if err := r.clear(st.tmp); err != nil {
-		return err
-	}
-	f, err := r.root.OpenFile(st.tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	st := &fileState{e: e, tmp: tmpName(e.Path)}
+	f, err := r.create(st.tmp)
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", e.Path, err)
 	}
 	st.f = f
-	if e.Size > 0 {
-		if err := f.Truncate(e.Size); err != nil {
-			f.Close()
-			return fmt.Errorf("restore %s: %w", e.Path, err)
-		}
-	}
 	r.mu.Lock()
 	r.open[st] = true
 	r.mu.Unlock()
@@ -469,26 +508,82 @@ func (r *run) fetchOnce(ctx context.Context, j blockJob, want cid.Cid) error {
 	return err
 }
 
+// tmpName is where a file is written before it is complete.
+func tmpName(p string) string {
+	dir, name := path.Split(p)
+	if len(name)+len(partSuffix)+1 > manifest.MaxNameLen {
+		return dir + fmt.Sprintf(".ib-%x%s", time.Now().UnixNano(), partSuffix)
+	}
+	return dir + "." + name + partSuffix
+}
+
+// create makes a new file at tmp, removing what an interrupted or forced
+// run left there.
+func (r *run) create(tmp string) (*os.File, error) {
+	if !r.fresh {
+		if err := r.clear(tmp); err != nil {
+			return nil, err
+		}
+	}
+	d, name, release, err := r.dirs.at(tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return d.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+}
+
 // finish gives a fully written file its metadata and its name.
 func (r *run) finish(st *fileState) error {
-	e := st.e
-	if err := st.f.Close(); err != nil {
-		return fmt.Errorf("restore %s: %w", e.Path, err)
-	}
-	if err := r.meta(st.tmp, e); err != nil {
+	if err := r.place(st.f, st.tmp, st.e); err != nil {
 		return err
-	}
-	if err := r.clear(e.Path); err != nil {
-		return err
-	}
-	if err := r.root.Rename(st.tmp, e.Path); err != nil {
-		return fmt.Errorf("restore %s: %w", e.Path, err)
 	}
 	r.mu.Lock()
 	delete(r.open, st)
 	r.mu.Unlock()
 	r.opts.Counters.AddFile(0)
 	return nil
+}
+
+// place applies a written file's metadata through its descriptor, closes
+// it and renames it to its final name. Each step is one system call on the
+// file's directory, not a walk from DEST.
+func (r *run) place(f *os.File, tmp string, e manifest.Entry) error {
+	err := r.fileMeta(f, e)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	if !r.fresh {
+		if err := r.clear(e.Path); err != nil {
+			return err
+		}
+	}
+	d, name, release, err := r.dirs.at(tmp)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	defer release()
+	if err := d.Chtimes(name, e.MTime, e.MTime); err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	if err := d.Rename(name, path.Base(e.Path)); err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	return nil
+}
+
+// fileMeta applies ownership (as root) and mode through the descriptor;
+// chown comes first because it clears setuid and setgid.
+func (r *run) fileMeta(f *os.File, e manifest.Entry) error {
+	if r.owner {
+		if err := f.Chown(int(e.UID), int(e.GID)); err != nil {
+			return err
+		}
+	}
+	return f.Chmod(manifest.FSMode(e.Mode))
 }
 
 // meta applies ownership (as root), mode and mtime; chown comes first

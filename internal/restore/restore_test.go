@@ -5,6 +5,7 @@ package restore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -166,4 +167,133 @@ func TestForceDoesNotFollowSymlinksInDest(t *testing.T) {
 		t.Fatalf("restore wrote %d entries through a symlink, outside DEST", len(ents))
 	}
 	ibtest.TreesEqual(t, src, dst, nil)
+}
+
+// setupSmall backs up 300 small files (one block each) in three folders,
+// some with the same content.
+func setupSmall(t *testing.T) (*apiclient.Client, string, int64) {
+	t.Helper()
+	srv := ibtest.StartServer(t)
+	api, err := apiclient.New(srv.URL, srv.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	same := ibtest.RandomBytes(777)
+	for i := range 300 {
+		data := ibtest.RandomBytes(1 + i*17)
+		if i%50 == 0 {
+			data = same
+		}
+		ibtest.WriteFile(t, filepath.Join(src, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f%03d", i)), data, 0o600+os.FileMode(i%2)*0o44, time.Unix(1700000000, int64(i)))
+	}
+	res, err := backup.Run(context.Background(), api, src, backup.Options{IsNotFound: apiclient.IsNotFound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api, src, res.ID
+}
+
+// cutting cuts the first n pack answers after a few KiB and fails the
+// restore's context after the mth pack when asked.
+type cutting struct {
+	restore.API
+	cuts   atomic.Int64
+	packs  atomic.Int64
+	cancel func()
+	after  int64
+}
+
+func (c *cutting) FetchBlocks(ctx context.Context, cids []string) (io.ReadCloser, error) {
+	rc, err := c.API.FetchBlocks(ctx, cids)
+	if err != nil {
+		return nil, err
+	}
+	if c.cancel != nil && c.packs.Add(1) == c.after {
+		c.cancel()
+	}
+	if c.cuts.Add(-1) >= 0 {
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(io.LimitReader(rc, 5000), iotestErr{}), rc}, nil
+	}
+	return rc, nil
+}
+
+type iotestErr struct{}
+
+func (iotestErr) Read([]byte) (int, error) { return 0, errors.New("connection reset by peer") }
+
+// TestSmallFilesInPacks: small files come many per request; a pack cut
+// short is asked for again from where it stopped, and the tree is exact.
+func TestSmallFilesInPacks(t *testing.T) {
+	api, src, id := setupSmall(t)
+	c := &cutting{API: api}
+	c.cuts.Store(2)
+	dst := filepath.Join(t.TempDir(), "dst")
+	res, err := restore.Run(context.Background(), c, id, dst, restore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 300 || c.cuts.Load() >= 0 {
+		t.Fatalf("restored %d files with %d cuts left; want 300 and both cuts used", res.Files, c.cuts.Load())
+	}
+	ibtest.TreesEqual(t, src, dst, nil)
+}
+
+// TestSmallFilesInterruptedResume: cancelled between packs, no partial
+// file is left, and the same command completes the tree.
+func TestSmallFilesInterruptedResume(t *testing.T) {
+	api, src, id := setupSmall(t)
+	dst := filepath.Join(t.TempDir(), "dst")
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &cutting{API: api, cancel: cancel, after: 1}
+	if _, err := restore.Run(ctx, c, id, dst, restore.Options{Jobs: 1}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted restore: %v", err)
+	}
+	parts, _ := filepath.Glob(filepath.Join(dst, "*", "*.ib-part"))
+	if len(parts) != 0 {
+		t.Fatalf("partial files left behind: %v", parts)
+	}
+	if _, err := restore.Run(context.Background(), api, id, dst, restore.Options{}); err != nil {
+		t.Fatalf("resumed restore: %v", err)
+	}
+	ibtest.TreesEqual(t, src, dst, nil)
+}
+
+// lyingPacks answers packs whose blocks are not the ones asked for.
+type lyingPacks struct {
+	restore.API
+	swap bool // answer another stored block under the CID asked for
+}
+
+func (l lyingPacks) FetchBlocks(ctx context.Context, cids []string) (io.ReadCloser, error) {
+	data := []byte("not what you asked for")
+	wire, _ := block.Encode(data, block.DefaultLevel)
+	var pack []byte
+	for _, c := range cids {
+		if l.swap {
+			pack = block.AppendFrame(pack, c, wire)
+		} else {
+			pack = block.AppendFrame(pack, block.Sum(data).String(), wire)
+		}
+	}
+	return io.NopCloser(strings.NewReader(string(pack))), nil
+}
+
+func TestSmallFilesWrongBytesAreNeverWritten(t *testing.T) {
+	api, _, id := setupSmall(t)
+	for _, swap := range []bool{true, false} {
+		dst := filepath.Join(t.TempDir(), "dst")
+		_, err := restore.Run(context.Background(), lyingPacks{api, swap}, id, dst, restore.Options{})
+		if err == nil {
+			t.Fatalf("swap=%v: restore from a lying server succeeded", swap)
+		}
+		for _, d := range []string{"d0", "d1", "d2"} {
+			if ents, _ := os.ReadDir(filepath.Join(dst, d)); len(ents) != 0 {
+				t.Fatalf("swap=%v: %d files written from bad blocks: %v", swap, len(ents), err)
+			}
+		}
+	}
 }

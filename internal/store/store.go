@@ -260,6 +260,66 @@ func (s *Store) record(ctx context.Context, rec metadb.Block) error {
 	return err
 }
 
+// MaxFetch bounds the blocks of one WriteBlocks.
+const MaxFetch = 1000
+
+// WriteBlocks writes the wire forms of cids to w as a pack (block.AppendFrame),
+// in the order given. Every CID is checked to exist before anything is
+// written, so that a missing one is a clean ErrNotFound naming it.
+func (s *Store) WriteBlocks(ctx context.Context, cids []string, w io.Writer) error {
+	if len(cids) == 0 || len(cids) > MaxFetch {
+		return fmt.Errorf("%w: want 1 to %d CIDs, got %d", ErrInvalid, MaxFetch, len(cids))
+	}
+	bin := make([][]byte, len(cids))
+	for i, c := range cids {
+		parsed, err := block.ParseCID(c)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		bin[i] = parsed.Bytes()
+	}
+	rows, err := s.db.InlineBlocks(ctx, bin)
+	if err != nil {
+		return err
+	}
+	for i, c := range cids {
+		if _, ok := rows[string(bin[i])]; !ok {
+			return fmt.Errorf("block %s: %w", c, ErrNotFound)
+		}
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	var hdr []byte
+	for i, c := range cids {
+		rec := rows[string(bin[i])]
+		if rec.Inline != nil {
+			hdr = block.AppendFrame(hdr[:0], c, rec.Inline)
+			if _, err := bw.Write(hdr); err != nil {
+				return err
+			}
+			continue
+		}
+		rc, err := s.blocks.Get(ctx, c)
+		if err != nil {
+			s.log.Error("block recorded but not readable from the block store", "cid", c, "store", s.blocks.String(), "err", err)
+			return fmt.Errorf("%w: block %s: %w", ErrUnavailable, c, err)
+		}
+		hdr = block.AppendFrameHeader(hdr[:0], c, rec.WireSize)
+		_, err = bw.Write(hdr)
+		if err == nil {
+			var n int64
+			n, err = io.Copy(bw, rc)
+			if err == nil && n != rec.WireSize {
+				err = fmt.Errorf("block %s: %d bytes in the block store, %d recorded", c, n, rec.WireSize)
+			}
+		}
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
 // OpenBlock returns a block's wire form and its length.
 func (s *Store) OpenBlock(ctx context.Context, cidStr string) (io.ReadCloser, int64, error) {
 	c, err := block.ParseCID(cidStr)

@@ -1,0 +1,131 @@
+package restore
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"ib/internal/block"
+	"ib/internal/manifest"
+)
+
+// maxSmallWire bounds the wire form of a small block in a pack: LZ4 never
+// grows 256 KiB by more than a few hundred bytes.
+const maxSmallWire = smallLimit + 64<<10
+
+// fetchSmall restores files of one small block each: their blocks come in
+// one request, and each file is written whole, stamped and renamed. A pack
+// cut short is asked for again from where it stopped.
+func (r *run) fetchSmall(ctx context.Context, files []manifest.Entry) error {
+	users := map[string][]int{} // CID → the files made of it
+	var cids []string
+	for i, e := range files {
+		c := e.Blocks[0].CID
+		if _, ok := users[c]; !ok {
+			cids = append(cids, c)
+		}
+		users[c] = append(users[c], i)
+	}
+	var buf bytes.Buffer
+	for attempt := 1; ; attempt++ {
+		done, err := r.fetchSmallOnce(ctx, files, cids, users, &buf)
+		cids = cids[done:]
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt == 5 ||
+			errors.Is(err, block.ErrMismatch) || errors.Is(err, block.ErrTooLarge) || errors.Is(err, errSize) ||
+			errors.Is(err, errPack) || isAPIError(err) || errors.As(err, new(*writeErr)) {
+			return err
+		}
+		r.opts.Log.Warn("block download cut; fetching the rest again", "blocks", len(cids), "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+}
+
+var errPack = errors.New("the server answered other blocks than those asked for")
+
+// writeErr marks a failure to write the destination, which no new request
+// mends.
+type writeErr struct{ error }
+
+func (w *writeErr) Unwrap() error { return w.error }
+
+// fetchSmallOnce returns how many of cids it restored.
+func (r *run) fetchSmallOnce(ctx context.Context, files []manifest.Entry, cids []string, users map[string][]int, buf *bytes.Buffer) (int, error) {
+	rc, err := r.api.FetchBlocks(ctx, cids)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(&wireCounter{r: rc, c: r.opts.Counters}, 256<<10)
+	for done, c := range cids {
+		got, n, err := block.ReadFrameHeader(br, maxSmallWire)
+		if err == io.EOF {
+			return done, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return done, err
+		}
+		if got != c {
+			return done, fmt.Errorf("%w: got %s, want %s", errPack, got, c)
+		}
+		first := files[users[c][0]]
+		want, err := block.ParseCID(c)
+		if err != nil {
+			return done, fmt.Errorf("restore %s: %w", first.Path, err)
+		}
+		buf.Reset()
+		lr := &io.LimitedReader{R: br, N: n}
+		size, err := block.Verify(lr, want, first.Blocks[0].Size, buf)
+		if err == nil && size != first.Blocks[0].Size {
+			err = fmt.Errorf("%w: %d bytes, the manifest says %d", errSize, size, first.Blocks[0].Size)
+		}
+		if err == nil && lr.N != 0 {
+			err = fmt.Errorf("%w: %d bytes after the LZ4 frame", block.ErrBadWire, lr.N)
+		}
+		if err != nil {
+			// A frame cut by the connection reads as a bad frame: asked
+			// for again, like a cut download of a large block.
+			return done, fmt.Errorf("restore %s: block %s: %w", first.Path, c, err)
+		}
+		for _, i := range users[c] {
+			if err := r.writeSmall(files[i], buf.Bytes()); err != nil {
+				return done, &writeErr{err}
+			}
+		}
+	}
+	return len(cids), nil
+}
+
+// writeSmall writes a whole file under its temporary name and places it.
+func (r *run) writeSmall(e manifest.Entry, data []byte) error {
+	tmp := tmpName(e.Path)
+	f, err := r.create(tmp)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		r.root.Remove(tmp)
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	r.opts.Counters.AddBytes(int64(len(data)))
+	if err := r.place(f, tmp, e); err != nil {
+		r.root.Remove(tmp)
+		return err
+	}
+	r.opts.Counters.AddFile(0)
+	return nil
+}
