@@ -136,6 +136,9 @@ type run struct {
 	res      Result
 	// comp compresses every block sent, on one worker per core.
 	comp *block.Compressor
+	// packing bounds the packs being built and sent: each holds up to
+	// packBytesMax in memory, and a few in flight keep the server busy.
+	packing chan struct{}
 }
 
 // Run backs up the folder root.
@@ -148,7 +151,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		return Result{}, fmt.Errorf("block size %d exceeds the maximum %d", opts.BlockSize, block.MaxSize)
 	}
 	start := time.Now()
-	r := &run{opts: opts, api: api, root: root}
+	r := &run{opts: opts, api: api, root: root, packing: make(chan struct{}, max(2, 2*runtime.GOMAXPROCS(0)))}
 	r.res.Tags = opts.Tags
 	procs := runtime.GOMAXPROCS(0)
 	var err error
@@ -499,6 +502,12 @@ const (
 // uploadPack reads small blocks, checks that they still hash to their CIDs,
 // compresses them and sends them in one request.
 func (r *run) uploadPack(ctx context.Context, pack []source) error {
+	select {
+	case r.packing <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.packing }()
 	var body, wire []byte
 	buf := make([]byte, 0, packLimit)
 	for _, s := range pack {

@@ -46,7 +46,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		}
 		return "file:" + path + "?" + q.Encode() + extra
 	}
-	w, err := sql.Open("sqlite", dsn("&_txlock=immediate"))
+	w, err := sql.Open("sqlite", dsn("&_txlock=immediate&_pragma=cache_size(-32768)"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
