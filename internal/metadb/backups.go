@@ -380,6 +380,12 @@ func (b *commitBatch) resolveNames(ctx context.Context) error {
 		for _, at := range b.newNames[name] {
 			b.rows[at] = id
 		}
+		if len(b.pending) >= maxPendingNames {
+			// Only a cache: a name missing from it is looked up again.
+			// A commit of a million distinct names would otherwise hold
+			// them all.
+			clear(b.pending)
+		}
 		b.pending[name] = id
 		delete(b.newNames, name)
 	}
@@ -393,10 +399,11 @@ func (b *commitBatch) resolveNames(ctx context.Context) error {
 }
 
 const (
-	entryCols  = 14
-	batchRows  = 256
-	batchCIDs  = 500
-	entriesSQL = "INSERT INTO entries (backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, parent_seq, name_id) VALUES "
+	maxPendingNames = 50_000
+	entryCols       = 14
+	batchRows       = 256
+	batchCIDs       = 500
+	entriesSQL      = "INSERT INTO entries (backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, parent_seq, name_id) VALUES "
 )
 
 func (b *commitBatch) addCID(bin []byte, text string) {

@@ -17,7 +17,8 @@ import (
 )
 
 // BenchmarkCommitMillion commits a manifest of 1,000,000 entries (1,000
-// folders of 1,000 one-block files) streamed from a pipe, and reports the
+// folders of 1,000 one-block files, every name distinct) streamed from a
+// pipe, and reports the
 // time and the peak Go heap during the commit. Run with
 //
 //	go test -run '^$' -bench BenchmarkCommitMillion -benchtime 1x ./internal/store/
@@ -37,8 +38,8 @@ func BenchmarkCommitMillion(b *testing.B) {
 			for d := range 1000 {
 				fmt.Fprintf(w, `,{"path":"d%04d","type":"dir","mode":493,"mtime":"2024-01-01T00:00:00Z"}`, d)
 				for i := range 1000 {
-					fmt.Fprintf(w, `,{"path":"d%04d/f%06d","type":"file","mode":420,"mtime":"2024-01-01T00:00:00.123456789Z","size":%d,"blocks":[{"cid":%q,"size":%d}]}`,
-						d, i, len(data), c, len(data))
+					fmt.Fprintf(w, `,{"path":"d%04d/f%07d","type":"file","mode":420,"mtime":"2024-01-01T00:00:00.123456789Z","size":%d,"blocks":[{"cid":%q,"size":%d}]}`,
+						d, d*1000+i, len(data), c, len(data))
 				}
 			}
 			w.WriteString("]}")
