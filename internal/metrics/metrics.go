@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"ib/internal/api"
+	"ib/internal/httpapi"
 	"ib/internal/manifest"
 	"ib/internal/store"
 )
@@ -103,7 +104,7 @@ func (m *Metrics) Middleware() gin.HandlerFunc {
 		}
 		m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
 		m.upload.Add(float64(body.n))
-		if n := c.Writer.Size(); n > 0 {
+		if n := httpapi.BytesSent(c); n > 0 {
 			m.download.Add(float64(n))
 		}
 	}
