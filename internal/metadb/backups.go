@@ -313,7 +313,10 @@ type commitBatch struct {
 	stmts map[string]*sql.Stmt
 }
 
-// exec runs a statement of the transaction, prepared on first use.
+// padded rounds n up to a multiple of 64.
+func padded(n int) int { return (n + 63) &^ 63 }
+
+// stmt returns a statement of the transaction, prepared on first use.
 func (b *commitBatch) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	if st, ok := b.stmts[q]; ok {
 		return st, nil
@@ -427,9 +430,9 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 	defer func() { b.rows, b.cids, b.names, b.newNames = b.rows[:0], b.cids[:0], nil, nil }()
 	ids := make([]int64, 0, len(b.cids))
 	if len(b.cids) > 0 {
-		// The list is padded to a fixed length with its first CID, so that
-		// one prepared statement serves every batch.
-		args := make([]any, max(len(b.cids), batchCIDs))
+		// The list is padded with its first CID to a multiple of 64, so
+		// that a few prepared statements serve every batch.
+		args := make([]any, padded(len(b.cids)))
 		for i := range args {
 			args[i] = b.cids[0]
 		}
@@ -485,7 +488,7 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 	}
 	if len(ids) > 0 {
 		// Padded like the lookup: repeated pairs are ignored.
-		args := make([]any, 0, 2*max(len(ids), batchCIDs))
+		args := make([]any, 0, 2*padded(len(ids)))
 		for _, id := range ids {
 			args = append(args, id, b.backup)
 		}

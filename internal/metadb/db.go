@@ -174,6 +174,30 @@ CREATE INDEX entries_by_name ON entries(name_id);
 	`
 ALTER TABLE blocks ADD COLUMN corrupt INTEGER NOT NULL DEFAULT 0;
 `,
+	// 5: the commit's and the restore's lookups by CID answer from this
+	// index alone: a small block's row holds its bytes, and reaching the
+	// corrupt flag after them meant reading its overflow pages.
+	`
+CREATE INDEX blocks_by_cid_live ON blocks(cid, corrupt);
+`,
+	// 6: refs without the foreign key on blocks. Checking it read a
+	// blocks row (with a small block's bytes in it) for each reference of
+	// each commit: three quarters of the time of recording a backup's
+	// references. Both writers of the pair already hold the invariant in
+	// their transaction: a commit references only blocks it has just
+	// looked up, and garbage collection deletes a block only where no
+	// reference exists (DeleteBlocks).
+	`
+CREATE TABLE refs_new (
+	block_id  INTEGER NOT NULL,
+	backup_id INTEGER NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+	PRIMARY KEY (block_id, backup_id)
+) WITHOUT ROWID;
+INSERT INTO refs_new (block_id, backup_id) SELECT block_id, backup_id FROM refs;
+DROP TABLE refs;
+ALTER TABLE refs_new RENAME TO refs;
+CREATE INDEX refs_by_backup ON refs(backup_id);
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

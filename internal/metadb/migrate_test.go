@@ -1,0 +1,60 @@
+package metadb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestMigrationKeepsRefs: a database of schema 5 with references opens
+// under the current schema with every reference kept, refs no longer
+// bound to blocks by a foreign key, and garbage collection still sparing
+// referenced blocks.
+func TestMigrationKeepsRefs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ib.db")
+	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, m := range migrations[:5] {
+		if _, err := old.ExecContext(ctx, m); err != nil {
+			t.Fatalf("migration %d: %v", v+1, err)
+		}
+	}
+	stmts := []string{
+		"PRAGMA user_version = 5",
+		"INSERT INTO backups (id, created_at, tagset, files, dirs, symlinks, bytes, blocks, entries) VALUES (1, 0, '{}', 0, 0, 0, 0, 2, 0)",
+	}
+	for i := 1; i <= 3; i++ {
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO blocks (id, cid, size, wire_size, data, created_at, seen_at) VALUES (%d, x'0%d', 1, 1, x'00', 0, 0)", i, i))
+	}
+	stmts = append(stmts, "INSERT INTO refs (block_id, backup_id) VALUES (1, 1), (2, 1)")
+	for _, q := range stmts {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.w.QueryRowContext(ctx, "SELECT count(*) FROM refs WHERE backup_id = 1").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("refs after the migration: %d, %v", n, err)
+	}
+	var fks int
+	if err := db.w.QueryRowContext(ctx, "SELECT count(*) FROM pragma_foreign_key_list('refs') WHERE \"table\" = 'blocks'").Scan(&fks); err != nil || fks != 0 {
+		t.Fatalf("refs still has %d foreign keys to blocks (%v)", fks, err)
+	}
+	deleted, _, err := db.DeleteBlocks(ctx, []int64{1, 2, 3}, time.Unix(1, 0))
+	if err != nil || len(deleted) != 1 || string(deleted[0].CID) != "\x03" {
+		t.Fatalf("GC after the migration deleted %v (%v), want only the unreferenced block 3", deleted, err)
+	}
+}
