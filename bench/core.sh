@@ -71,8 +71,9 @@ t() {
 
 # This machine is a VM: memory the guest has not touched for a while costs a fault on the host
 # the first time it is written, which made whichever step first wrote 2 GB of new files up to a
-# third slower. Writing and deleting 6 GiB first hands every step memory that is already backed.
-dd if=/dev/zero of="$W/warm-up" bs=1M count=6144 status=none && rm -f "$W/warm-up"
+# third slower (a restore, or a backup into an empty repository). warm writes and deletes 4 GiB
+# so that the next step, whichever tool runs it, gets memory that is already backed.
+warm() { dd if=/dev/zero of="$W/warm-up" bs=1M count=4096 status=none && rm -f "$W/warm-up" && sync; }
 
 # Work on a copy so that the mutation does not touch the cached dataset.
 cp -a "$DS" "$W/work"
@@ -83,20 +84,25 @@ restic init >/dev/null
 for lv in ${LEVELS-1 fast}; do
   start_server "$W/ib-data-level-$lv"
   "$IB" login "http://127.0.0.1:$PORT" --token "$("$IB" server token show)" >/dev/null
+  warm
   t "ib_backup1_level_$lv" "$IB" backup create -q --json --bench=core --level "$lv" "$W/work"
   echo "  stored: $(du -sb "$W/ib-data-level-$lv" | cut -f1) bytes" | tee -a "$W/results.txt"
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=; rm -rf "$W/ib-data-level-$lv"
 done
 start_server "$W/ib-data"
 "$IB" login "http://127.0.0.1:$PORT" --token "$("$IB" server token show)" >/dev/null
+warm
 t ib_backup1 "$IB" backup create -q --json --bench=core "$W/work"
 t ib_backup2_nochange "$IB" backup create -q --json --bench=core "$W/work"
+warm
 t restic_backup1 restic backup -q "$W/work"
 t restic_backup2_nochange restic backup -q "$W/work"
 "$SHARED/mutate-dataset.sh" "$W/work" 5 >"$W/logs/mutate.txt" 2>&1
 t ib_backup3_5pct "$IB" backup create -q --json --bench=core "$W/work"
 t restic_backup3_5pct restic backup -q "$W/work"
+warm
 t ib_restore "$IB" backup restore -q latest --bench=core "$W/restore-ib"
+warm
 t restic_restore restic restore -q latest --target "$W/restore-restic"
 
 # tmp/ is in the dataset's .gitignore: ib leaves it out, restic backs it up

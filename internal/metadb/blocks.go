@@ -165,9 +165,16 @@ func (db *DB) PutBlocks(ctx context.Context, batch []Block) ([]bool, error) {
 	defer tx.Rollback()
 	now := db.now().UnixNano()
 	added := make([]bool, len(batch))
+	// Prepared once per transaction: parsing the statement again for each
+	// row cost as much as inserting it.
+	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO blocks (cid, size, wire_size, data, created_at, seen_at)
+VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: put block: %w", err)
+	}
+	defer ins.Close()
 	for i, b := range batch {
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO blocks (cid, size, wire_size, data, created_at, seen_at)
-VALUES (?, ?, ?, ?, ?, ?)`, b.CID, b.Size, b.WireSize, b.Inline, now, now)
+		res, err := ins.ExecContext(ctx, b.CID, b.Size, b.WireSize, b.Inline, now, now)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: put block: %w", err)
 		}
