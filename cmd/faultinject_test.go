@@ -22,7 +22,9 @@ import (
 func faultTree(t *testing.T) string {
 	t.Helper()
 	src := t.TempDir()
-	for i := range 8 {
+	// 20 files of 400 KiB: enough uploads at once that a proxy cutting
+	// every 3rd connection always has connections to cut.
+	for i := range 20 {
 		ibtest.WriteFile(t, filepath.Join(src, "db", string(rune('a'+i))+".sst"), ibtest.RandomBytes(400<<10+i), 0o644, time.Unix(1700000000, int64(i)))
 		ibtest.WriteFile(t, filepath.Join(src, "small", string(rune('a'+i))), ibtest.RandomBytes(100+i), 0o644, time.Unix(1700000000, int64(i)))
 	}
