@@ -236,10 +236,17 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		})
 	}
 
+	key := newKey()
+	head, tail, err := commitFrame(opts.Tags, key)
+	if err != nil {
+		return Result{}, err
+	}
+	stream := r.startStream(ctx, head)
 	bw := bufio.NewWriterSize(spool, 256<<10)
+	out := io.MultiWriter(bw, stream)
 	g.Go(func() error { // collect in walk order
 		defer close(newBlocks)
-		enc := json.NewEncoder(bw)
+		enc := json.NewEncoder(out)
 		n := 0
 		for j := range order {
 			select {
@@ -251,7 +258,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 				return j.err
 			}
 			if n > 0 {
-				bw.WriteByte(',')
+				out.Write([]byte{','})
 			}
 			if err := enc.Encode(&j.entry); err != nil {
 				return fmt.Errorf("manifest spool: %w", err)
@@ -300,6 +307,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 	err = g.Wait()
 	hashers.Wait()
 	if err != nil {
+		stream.abort(err)
 		return Result{}, err
 	}
 	if r.res.Skipped.Special > 0 {
@@ -309,7 +317,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		opts.Log.Warn("skipped a name a manifest cannot hold (NUL or backslash)", "path", p)
 	}
 
-	id, err := r.commit(ctx, spool)
+	id, err := r.commit(ctx, spool, head, tail, stream)
 	if err != nil {
 		return Result{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,5 +198,52 @@ func TestFileChangedAfterHashing(t *testing.T) {
 	}
 	if st, err := api.Stats(context.Background()); err != nil || st.Blocks != 0 {
 		t.Fatalf("server stored %d blocks of a changed file (%v)", st.Blocks, err)
+	}
+}
+
+// commitCounter counts commits and can fail the first one after reading
+// part of its body, as a cut connection would.
+type commitCounter struct {
+	*apiclient.Client
+	calls     atomic.Int64
+	failFirst bool
+}
+
+func (c *commitCounter) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error) {
+	if c.calls.Add(1) == 1 && c.failFirst {
+		rc, _, err := body()
+		if err != nil {
+			return 0, nil, err
+		}
+		io.CopyN(io.Discard, rc, 10)
+		rc.Close()
+		return 0, nil, errors.New("connection reset by peer")
+	}
+	return c.Client.Commit(ctx, body)
+}
+
+// TestStreamedCommit: the manifest goes to the server in one request
+// opened at the start of the backup; when that request fails, the spooled
+// manifest is committed instead, once, under the same idempotency key.
+func TestStreamedCommit(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	root := tree(t)
+	tags := manifest.Tags{"node": "stream"}
+
+	c := &commitCounter{Client: client(t, srv)}
+	first := run(t, c, root, tags, nil)
+	second := run(t, c, root, tags, nil)
+	if c.calls.Load() != 2 || first.ID == 0 || second.ID == first.ID {
+		t.Fatalf("%d commit requests for 2 backups (ids %d, %d); want one each", c.calls.Load(), first.ID, second.ID)
+	}
+
+	failing := &commitCounter{Client: client(t, srv), failFirst: true}
+	third := run(t, failing, root, tags, nil)
+	if failing.calls.Load() != 2 || third.ID == 0 {
+		t.Fatalf("after a failed stream: %d commit requests, id %d; want 2 and a backup", failing.calls.Load(), third.ID)
+	}
+	list, err := c.List(context.Background(), tags)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("backups: %d (%v), want 3", len(list), err)
 	}
 }

@@ -15,21 +15,27 @@ import (
 
 func bufReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 256<<10) }
 
-// commit sends the spooled manifest. When the server lacks blocks (for
-// example garbage-collected since the previous backup it reuses), it
-// uploads them from the files and commits again.
-func (r *run) commit(ctx context.Context, spool *os.File) (int64, error) {
-	head, err := json.Marshal(struct {
+// commitFrame is what comes before and after the entries in a commit body.
+func commitFrame(tags manifest.Tags, key string) (head, tail []byte, err error) {
+	head, err = json.Marshal(struct {
 		Tags manifest.Tags `json:"tags"`
 		Key  string        `json:"idempotency_key"`
-	}{r.opts.Tags, newKey()})
+	}{tags, key})
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
 	head = append(head[:len(head)-1], []byte(`,"entries":[`)...)
-	tail := []byte("]}")
+	return head, []byte("]}"), nil
+}
+
+// commit ends the streamed manifest and, if the stream was abandoned,
+// sends the spooled one. When the server lacks blocks (for example
+// garbage-collected since the previous backup it reuses), it uploads them
+// from the files and commits again.
+func (r *run) commit(ctx context.Context, spool *os.File, head, tail []byte, stream *commitStream) (int64, error) {
 	fi, err := spool.Stat()
 	if err != nil {
+		stream.abort(err)
 		return 0, fmt.Errorf("manifest spool: %w", err)
 	}
 	length := int64(len(head)) + fi.Size() + int64(len(tail))
@@ -37,11 +43,22 @@ func (r *run) commit(ctx context.Context, spool *os.File) (int64, error) {
 		return io.NopCloser(io.MultiReader(bytes.NewReader(head),
 			io.NewSectionReader(spool, 0, fi.Size()), bytes.NewReader(tail))), length, nil
 	}
+	id, missing, ok, err := stream.finish(tail)
+	if ok && len(missing) == 0 {
+		return id, nil
+	}
+	if !ok {
+		r.opts.Log.Debug("streamed commit abandoned; committing the spooled manifest", "err", err)
+	}
+	first := true
 	for round := 1; ; round++ {
-		id, missing, err := r.api.Commit(ctx, body)
-		if err != nil {
-			return 0, fmt.Errorf("commit: %w", err)
+		if !(first && ok) { // a streamed answer of missing blocks counts as the first round
+			id, missing, err = r.api.Commit(ctx, body)
+			if err != nil {
+				return 0, fmt.Errorf("commit: %w", err)
+			}
 		}
+		first = false
 		if len(missing) == 0 {
 			return id, nil
 		}

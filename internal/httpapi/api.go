@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -45,11 +46,12 @@ type Pruner interface {
 
 // API serves the store over HTTP.
 type API struct {
-	store  *store.Store
-	pruner Pruner
-	dist   *dist.Catalog
-	token  [32]byte // sha256 of the token: compared in constant time, whatever its length
-	log    *slog.Logger
+	store    *store.Store
+	pruner   Pruner
+	dist     *dist.Catalog
+	token    [32]byte // sha256 of the token: compared in constant time, whatever its length
+	log      *slog.Logger
+	draining <-chan struct{}
 }
 
 // Config assembles the API.
@@ -65,6 +67,10 @@ type Config struct {
 	// UI serves the web UI for every path outside /api/, /healthz and
 	// /downloads/; nil serves nothing there.
 	UI http.Handler
+	// Draining is closed when the server starts shutting down: commits
+	// still receiving their manifest (clients stream it while they back
+	// up) are cut then, rather than holding the shutdown up.
+	Draining <-chan struct{}
 }
 
 // New returns the gin engine serving the API.
@@ -73,7 +79,7 @@ func New(cfg Config) *gin.Engine {
 	if cfg.Dist == nil {
 		cfg.Dist = dist.New("")
 	}
-	a := &API{store: cfg.Store, pruner: cfg.Pruner, dist: cfg.Dist, token: sha256.Sum256([]byte(cfg.Token)), log: cfg.Log}
+	a := &API{store: cfg.Store, pruner: cfg.Pruner, dist: cfg.Dist, token: sha256.Sum256([]byte(cfg.Token)), log: cfg.Log, draining: cfg.Draining}
 	r := gin.New()
 	r.Use(a.recover, a.logRequests)
 	r.Use(cfg.Middleware...)
@@ -219,6 +225,39 @@ func (a *API) getBlock(c *gin.Context) {
 	}
 }
 
+// cutOnDrain makes a commit's body reads fail once the server drains, and
+// wakes a read blocked on a client with nothing to send yet.
+func cutOnDrain(draining <-chan struct{}, stop <-chan struct{}, cut *atomic.Bool, rc *http.ResponseController) {
+	select {
+	case <-draining:
+	case <-stop:
+		return
+	}
+	cut.Store(true)
+	for {
+		rc.SetReadDeadline(time.Unix(1, 0))
+		select {
+		case <-stop:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+var errDraining = errors.New("the server is shutting down")
+
+type drainBody struct {
+	io.ReadCloser
+	cut *atomic.Bool
+}
+
+func (d *drainBody) Read(p []byte) (int, error) {
+	if d.cut.Load() {
+		return 0, errDraining
+	}
+	return d.ReadCloser.Read(p)
+}
+
 // sentKey holds the bytes of a response written past gin's writer.
 const sentKey = "ib.sent"
 
@@ -266,8 +305,21 @@ func (l *lazyStatus) Write(p []byte) (int, error) {
 }
 
 func (a *API) commit(c *gin.Context) {
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, store.MaxManifestBytes)
+	var body io.ReadCloser = http.MaxBytesReader(c.Writer, c.Request.Body, store.MaxManifestBytes)
+	var cut atomic.Bool
+	if a.draining != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go cutOnDrain(a.draining, stop, &cut, http.NewResponseController(c.Writer))
+		body = &drainBody{ReadCloser: body, cut: &cut}
+	}
 	res, err := a.store.Commit(c.Request.Context(), body)
+	if err != nil && cut.Load() {
+		// Nothing was recorded; the client commits again once the
+		// server is back. No answer: the request was never whole.
+		a.log.Info("commit still receiving its manifest cut by the shutdown")
+		panic(http.ErrAbortHandler)
+	}
 	if err != nil {
 		a.error(c, err)
 		return

@@ -80,6 +80,8 @@ type Server struct {
 	http    *http.Server
 	pruner  *pruner
 	metrics *metrics.Metrics
+	// draining is closed when shutdown starts (see httpapi.Config).
+	draining chan struct{}
 }
 
 // MetricsHandler serves /metrics; the caller serves it on its own port.
@@ -136,14 +138,15 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if opts.BodyIdleTimeout <= 0 {
 		opts.BodyIdleTimeout = time.Minute
 	}
+	draining := make(chan struct{})
 	h := &http.Server{
 		Handler: bodyDeadline(opts.BodyIdleTimeout, httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
-			Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler()})),
+			Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler(), Draining: draining})),
 		ReadHeaderTimeout: opts.HeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
-	return &Server{opts: opts, db: db, Store: st, http: h, pruner: pr, metrics: m}, nil
+	return &Server{opts: opts, db: db, Store: st, http: h, pruner: pr, metrics: m, draining: draining}, nil
 }
 
 // Serve answers on ln until ctx ends, then stops accepting, lets in-flight
@@ -179,6 +182,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.opts.Log.Info("shutting down: no new connections; finishing requests in flight (30 s at most)")
+	close(s.draining)
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(sctx)
