@@ -76,6 +76,9 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 	seenMissing := map[string]bool{}
 	b := &commitBatch{tx: tx, backup: id, pending: newNames}
 	defer b.close()
+	if err = b.loadCorrupt(ctx); err != nil {
+		return 0, false, nil, err
+	}
 	for seq := int64(0); ; seq++ {
 		e, nerr := next()
 		if nerr == io.EOF {
@@ -311,6 +314,27 @@ type commitBatch struct {
 	// stmts are the batch statements prepared once per commit: parsing a
 	// statement of hundreds of placeholders cost as much as running it.
 	stmts map[string]*sql.Stmt
+	// corrupt holds the ids of blocks a scrub found rotten (read once, in
+	// the transaction; almost always none).
+	corrupt map[int64]bool
+}
+
+// loadCorrupt reads the ids of the blocks marked corrupt.
+func (b *commitBatch) loadCorrupt(ctx context.Context) error {
+	rows, err := b.tx.QueryContext(ctx, "SELECT id FROM blocks WHERE corrupt = 1")
+	if err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	defer rows.Close()
+	b.corrupt = map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("sqlite: commit: %w", err)
+		}
+		b.corrupt[id] = true
+	}
+	return rows.Err()
 }
 
 // padded rounds n up to a multiple of 64.
@@ -439,7 +463,7 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 		for i, c := range b.cids {
 			args[i] = c
 		}
-		st, err := b.stmt(ctx, "SELECT id, cid FROM blocks WHERE corrupt = 0 AND cid IN ("+placeholders(len(args))+")")
+		st, err := b.stmt(ctx, "SELECT id, cid FROM blocks WHERE cid IN ("+placeholders(len(args))+")")
 		if err != nil {
 			return missing, fmt.Errorf("sqlite: commit: %w", err)
 		}
@@ -454,6 +478,9 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 			if err := rows.Scan(&id, &c); err != nil {
 				rows.Close()
 				return missing, fmt.Errorf("sqlite: commit: %w", err)
+			}
+			if b.corrupt[id] {
+				continue // reported missing: the client's upload heals it
 			}
 			found[string(c)] = true
 			ids = append(ids, id)
