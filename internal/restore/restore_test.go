@@ -22,7 +22,9 @@ import (
 	"ib/internal/restore"
 )
 
-func setup(t *testing.T) (*apiclient.Client, string, int64) {
+// backedUp starts a server, lets fill write a tree and backs it up with
+// blocks of blockSize (0: the default).
+func backedUp(t *testing.T, blockSize int64, fill func(src string)) (*apiclient.Client, string, int64) {
 	t.Helper()
 	srv := ibtest.StartServer(t)
 	api, err := apiclient.New(srv.URL, srv.Token)
@@ -30,14 +32,21 @@ func setup(t *testing.T) (*apiclient.Client, string, int64) {
 		t.Fatal(err)
 	}
 	src := t.TempDir()
-	for i := range 20 {
-		ibtest.WriteFile(t, filepath.Join(src, "d", strings.Repeat("f", i+1)), ibtest.RandomBytes(100_000+i), 0o640, time.Unix(1700000000, int64(i)))
-	}
-	res, err := backup.Run(context.Background(), api, src, backup.Options{BlockSize: 32 << 10, IsNotFound: apiclient.IsNotFound})
+	fill(src)
+	res, err := backup.Run(context.Background(), api, src, backup.Options{BlockSize: blockSize, IsNotFound: apiclient.IsNotFound})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return api, src, res.ID
+}
+
+// setup backs up 20 files of about 100 KB in 32 KiB blocks.
+func setup(t *testing.T) (*apiclient.Client, string, int64) {
+	return backedUp(t, 32<<10, func(src string) {
+		for i := range 20 {
+			ibtest.WriteFile(t, filepath.Join(src, "d", strings.Repeat("f", i+1)), ibtest.RandomBytes(100_000+i), 0o640, time.Unix(1700000000, int64(i)))
+		}
+	})
 }
 
 // cancelling cancels the restore after n blocks.
@@ -172,26 +181,16 @@ func TestForceDoesNotFollowSymlinksInDest(t *testing.T) {
 // setupSmall backs up 300 small files (one block each) in three folders,
 // some with the same content.
 func setupSmall(t *testing.T) (*apiclient.Client, string, int64) {
-	t.Helper()
-	srv := ibtest.StartServer(t)
-	api, err := apiclient.New(srv.URL, srv.Token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := t.TempDir()
-	same := ibtest.RandomBytes(777)
-	for i := range 300 {
-		data := ibtest.RandomBytes(1 + i*17)
-		if i%50 == 0 {
-			data = same
+	return backedUp(t, 0, func(src string) {
+		same := ibtest.RandomBytes(777)
+		for i := range 300 {
+			data := ibtest.RandomBytes(1 + i*17)
+			if i%50 == 0 {
+				data = same
+			}
+			ibtest.WriteFile(t, filepath.Join(src, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f%03d", i)), data, 0o600+os.FileMode(i%2)*0o44, time.Unix(1700000000, int64(i)))
 		}
-		ibtest.WriteFile(t, filepath.Join(src, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f%03d", i)), data, 0o600+os.FileMode(i%2)*0o44, time.Unix(1700000000, int64(i)))
-	}
-	res, err := backup.Run(context.Background(), api, src, backup.Options{IsNotFound: apiclient.IsNotFound})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return api, src, res.ID
+	})
 }
 
 // cutting cuts the first n pack answers after a few KiB and fails the
