@@ -2,8 +2,10 @@ package block
 
 import (
 	"bytes"
-
+	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -48,10 +50,47 @@ func TestParseLevel(t *testing.T) {
 			t.Errorf("ParseLevel(%q): %v", s, err)
 		}
 	}
-	for _, s := range []string{"0", "10", "best", "-1"} {
+	for _, s := range []string{"0", "10", "best", "-1", "05", " 5", "+5"} {
 		if _, err := ParseLevel(s); err == nil {
 			t.Errorf("ParseLevel(%q) accepted", s)
 		}
+	}
+}
+
+// TestLevelsTradeOff: a higher level searches deeper and stores text
+// smaller (pierrec's own HC levels compress it all alike), and Encode writes
+// the bytes a Compressor at that level writes.
+func TestLevelsTradeOff(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var text []byte
+	words := []string{"block", "imported", "peer", "connected", "height", "hash", "INFO", "WARN", "validator", "round"}
+	for len(text) < 2*frameBytes+999 {
+		text = fmt.Appendf(text, "%d %s %s %s number=%d\n", 1700000000+len(text), words[rng.IntN(len(words))],
+			words[rng.IntN(len(words))], words[rng.IntN(len(words))], rng.IntN(100000))
+	}
+	size := map[string]int{}
+	for _, name := range []string{"fast", "1", "5", "9", "max"} {
+		lv, _ := ParseLevel(name)
+		wire, err := Encode(text, lv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decode(t, wire, text)
+		c, _ := NewCompressor(lv, 2, 4)
+		var viaCompressor bytes.Buffer
+		c.Encode(context.Background(), &viaCompressor, bytes.NewReader(text))
+		c.Close()
+		if !bytes.Equal(wire, viaCompressor.Bytes()) {
+			t.Errorf("level %s: Encode and Compressor.Encode differ", name)
+		}
+		size[name] = len(wire)
+	}
+	t.Logf("wire sizes of %d bytes of text: %v", len(text), size)
+	if !(size["fast"] > size["1"] && size["1"] > size["5"] && size["5"] > size["9"] && size["9"] >= size["max"]) {
+		t.Errorf("sizes do not shrink as the level rises: %v", size)
+	}
+	if float64(size["1"]) < 1.05*float64(size["max"]) {
+		t.Errorf("level 1 (%d bytes) searches about as deep as max (%d)", size["1"], size["max"])
 	}
 }
 

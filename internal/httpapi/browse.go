@@ -186,7 +186,7 @@ func (a *API) serveArchive(c *gin.Context, id int64, lz4 bool) {
 		if c.Request.Method == http.MethodHead {
 			return
 		}
-		zw, err := block.NewEncoder(c.Writer, block.Level{})
+		zw, err := block.NewEncoder(c.Writer)
 		if err != nil {
 			a.error(c, err)
 			return
