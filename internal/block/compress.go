@@ -104,8 +104,8 @@ const runDepth = 256
 // dst[:0] and returns it.
 func (e *frameEncoder) appendBlock(dst, src []byte, level Level) []byte {
 	dst = dst[:0]
-	if cap(dst) < 4+lz4.CompressBlockBound(len(src)) {
-		dst = make([]byte, 0, 4+lz4.CompressBlockBound(frameBytes))
+	if need := 4 + lz4.CompressBlockBound(len(src)); cap(dst) < need {
+		dst = make([]byte, 0, need)
 	}
 	out := dst[4 : 4+lz4.CompressBlockBound(len(src))]
 	var n int

@@ -1,6 +1,7 @@
 package metadb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -32,12 +33,13 @@ type Backup struct {
 // uploads them and commits again, learning of any others then.
 const MaxMissingReported = 100_000
 
-// Commit records a backup in one transaction. next yields the manifest's
-// entries, already validated, until io.EOF. If a backup with the same
+// Commit records a backup in one transaction. open returns a reader of the
+// manifest's entries, already validated, from the first until io.EOF; it is
+// called again when a second pass is needed. If a backup with the same
 // idempotency key exists, Commit returns its id and existed=true and reads
 // no entry. If some blocks are not stored, nothing is recorded and their
 // CIDs are returned.
-func (db *DB) Commit(ctx context.Context, tags manifest.Tags, key string, next func() (*manifest.Entry, error)) (id int64, existed bool, missing []string, err error) {
+func (db *DB) Commit(ctx context.Context, tags manifest.Tags, key string, open func() (func() (*manifest.Entry, error), error)) (id int64, existed bool, missing []string, err error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
@@ -79,6 +81,34 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 	if err = b.loadCorrupt(ctx); err != nil {
 		return 0, false, nil, err
 	}
+	// The match with the parent relies on its references; with blocks
+	// marked corrupt, every block is looked up (and the corrupt ones are
+	// reported missing).
+	var ps *parentScan
+	if len(b.corrupt) == 0 {
+		if ps, err = findParent(ctx, tx, tags, id, func(q string) (*sql.Stmt, error) { return b.stmt(ctx, q) }); err != nil {
+			return 0, false, nil, err
+		}
+	}
+	var gone goneBlocks
+	var reused seqSet // entries whose blocks are the parent's
+	anyReused := false
+	db.reused = 0
+	var goneErr error
+	dropped := func(pe *parentEntry) {
+		if goneErr == nil {
+			goneErr = gone.add(pe.blocks)
+		}
+	}
+	next, err := open()
+	if err != nil {
+		return 0, false, nil, err
+	}
+	type cidPair struct {
+		bin  []byte
+		text string
+	}
+	var cids []cidPair
 	for seq := int64(0); ; seq++ {
 		e, nerr := next()
 		if nerr == io.EOF {
@@ -89,6 +119,7 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 		}
 		var packed []byte
 		var target any
+		cids = cids[:0]
 		switch e.Type {
 		case manifest.TypeDir:
 			s.Dirs++
@@ -107,7 +138,28 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 				packed = binary.AppendUvarint(packed, uint64(len(cb)))
 				packed = append(packed, cb...)
 				packed = binary.AppendUvarint(packed, uint64(bl.Size))
-				b.addCID(cb, bl.CID)
+				cids = append(cids, cidPair{cb, bl.CID})
+			}
+		}
+		var pe *parentEntry
+		if ps != nil {
+			if pe, err = ps.match(ctx, e.Path, dropped); err != nil {
+				return 0, false, nil, err
+			}
+			if goneErr != nil {
+				return 0, false, nil, goneErr
+			}
+		}
+		if pe != nil && len(packed) > 0 && bytes.Equal(pe.blocks, packed) {
+			reused.add(seq)
+			anyReused = true
+			db.reused++
+		} else {
+			if pe != nil {
+				dropped(pe)
+			}
+			for _, c := range cids {
+				b.addCID(c.bin, c.text)
 			}
 		}
 		s.Entries++
@@ -115,7 +167,11 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 		if len(missing) == 0 {
 			b.rows = append(b.rows, id, seq, e.Path, typeCode(e.Type), e.Mode,
 				e.MTime.Unix(), e.MTime.Nanosecond(), e.Size, e.UID, e.GID, target, packed, parent, nil)
-			b.setName(db, baseName(e.Path), newNames)
+			if pe != nil && pe.nameID != 0 {
+				b.rows[len(b.rows)-1] = pe.nameID // same path, same name
+			} else {
+				b.setName(db, baseName(e.Path), newNames)
+			}
 		}
 		if b.full() {
 			if missing, err = b.flush(ctx, missing, seenMissing); err != nil {
@@ -123,11 +179,25 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 			}
 		}
 	}
+	if ps != nil {
+		// What the parent has past the new backup's last entry was dropped.
+		if err = ps.drain(ctx, dropped); err != nil {
+			return 0, false, nil, err
+		}
+		if goneErr != nil {
+			return 0, false, nil, goneErr
+		}
+	}
 	if missing, err = b.flush(ctx, missing, seenMissing); err != nil {
 		return 0, false, nil, err
 	}
 	if len(missing) > 0 {
 		return 0, false, missing, nil
+	}
+	if anyReused {
+		if err = b.refReused(ctx, ps.id, open, reused, &gone); err != nil {
+			return 0, false, nil, err
+		}
 	}
 	if err = tx.QueryRowContext(ctx, "SELECT count(*) FROM refs WHERE backup_id = ?", id).Scan(&s.Blocks); err != nil {
 		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
@@ -493,25 +563,27 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 			}
 		}
 	}
-	if len(missing) > 0 || len(b.rows) == 0 {
+	if len(missing) > 0 {
 		return missing, nil // the transaction will be rolled back
 	}
-	if err := b.resolveNames(ctx); err != nil {
-		return missing, err
-	}
-	n := len(b.rows) / entryCols
-	q := entriesSQL + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",")
-	var err error
-	if n == batchRows {
-		var st *sql.Stmt
-		if st, err = b.stmt(ctx, q); err == nil {
-			_, err = st.ExecContext(ctx, b.rows...)
+	if len(b.rows) > 0 {
+		if err := b.resolveNames(ctx); err != nil {
+			return missing, err
 		}
-	} else {
-		_, err = b.tx.ExecContext(ctx, q, b.rows...)
-	}
-	if err != nil {
-		return missing, fmt.Errorf("sqlite: commit entries: %w", err)
+		n := len(b.rows) / entryCols
+		q := entriesSQL + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",")
+		var err error
+		if n == batchRows {
+			var st *sql.Stmt
+			if st, err = b.stmt(ctx, q); err == nil {
+				_, err = st.ExecContext(ctx, b.rows...)
+			}
+		} else {
+			_, err = b.tx.ExecContext(ctx, q, b.rows...)
+		}
+		if err != nil {
+			return missing, fmt.Errorf("sqlite: commit entries: %w", err)
+		}
 	}
 	if len(ids) > 0 {
 		// Padded like the lookup: repeated pairs are ignored.

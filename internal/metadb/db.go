@@ -35,6 +35,9 @@ type DB struct {
 	// names caches name → id of the names table (rows are never deleted,
 	// so entries never go stale); used under the single writer.
 	names map[string]int64
+	// reused counts the entries of the last commit whose blocks were taken
+	// from the parent backup (tests read it).
+	reused int64
 }
 
 // Open opens or creates the database at path and migrates it.

@@ -415,12 +415,15 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 	if err := sw.Flush(); err != nil {
 		return CommitResult{}, fmt.Errorf("commit: temp file: %w", err)
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return CommitResult{}, fmt.Errorf("commit: %w", err)
-	}
 	start := s.now()
-	er := &entryReader{r: bufio.NewReaderSize(tmp, 256<<10)}
-	id, existed, missing, err := s.db.Commit(ctx, tags, key, er.next)
+	open := func() (func() (*manifest.Entry, error), error) {
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("commit: %w", err)
+		}
+		er := &entryReader{r: bufio.NewReaderSize(tmp, 256<<10)}
+		return er.next, nil
+	}
+	id, existed, missing, err := s.db.Commit(ctx, tags, key, open)
 	if err != nil {
 		return CommitResult{}, err
 	}
