@@ -176,15 +176,33 @@ func TestCommitMatchesParent(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				// Change about a fifth of the files; drop some, add some.
+				// Change about a third of the files: drop some, give some
+				// other blocks, other metadata with the same blocks, make
+				// folders or links of them; add some, and now and then a
+				// whole folder, before or after the others.
 				for _, e := range es {
-					switch r := rng.IntN(20); {
-					case e.Type != manifest.TypeFile:
+					ne := *e
+					switch r := rng.IntN(30); {
+					case e.Type == manifest.TypeDir:
 					case r < 2:
 						delete(tr, e.Path)
 					case r < 4:
 						tr[e.Path] = file(e.Path)
-					case r == 4 && overflow == (round%2 == 0):
+					case r == 4:
+						ne.Mode ^= 0o100
+						tr[e.Path] = &ne
+					case r == 5:
+						ne.MTime = ne.MTime.Add(time.Duration(rng.IntN(1e9)))
+						tr[e.Path] = &ne
+					case r == 6:
+						ne.UID, ne.GID = ne.UID+1, ne.GID+2
+						tr[e.Path] = &ne
+					case r == 7 && e.Type == manifest.TypeSymlink:
+						ne.Target += "x"
+						tr[e.Path] = &ne
+					case r == 7:
+						tr[e.Path] = &manifest.Entry{Path: e.Path, Type: manifest.TypeSymlink, Mode: 0o777, MTime: mtime, Target: "elsewhere"}
+					case r == 8 && overflow == (round%2 == 0):
 						// The file becomes a folder with a file in it.
 						tr[e.Path] = dir(e.Path)
 						tr[e.Path+"/inner"] = file(e.Path + "/inner")
@@ -194,10 +212,19 @@ func TestCommitMatchesParent(t *testing.T) {
 					p := fmt.Sprintf("d%d/new%d", rng.IntN(5), rng.IntN(1000))
 					tr[p] = file(p)
 				}
+				if round%4 == 1 {
+					d := []string{"a", "e", "z"}[rng.IntN(3)] + fmt.Sprint(round)
+					tr[d] = dir(d)
+					for f := range 5 {
+						p := fmt.Sprintf("%s/f%d", d, f)
+						tr[p] = file(p)
+					}
+				}
 			}
 			if reusedTotal == 0 {
 				t.Fatal("no commit took any entry's blocks from its parent")
 			}
+			t.Logf("entries whose blocks came from the parent: %d", reusedTotal)
 
 			// A reused block that a scrub found corrupt is reported missing.
 			es := tr.entries()
