@@ -62,7 +62,7 @@ func TestClientKilledAtRandomPoints(t *testing.T) {
 		before := srv.Store.Stats().Backups
 		c := exec.Command(ibBinary, "backup", "create", "-q", "--full", "--node=kill", "--block-size", "256KiB", "-j", "2",
 			"--server", srv.URL, "--token", srv.Token, src)
-		c.Env = append(os.Environ(), "IB_CONFIG_DIR="+t.TempDir())
+		c.Env = append(os.Environ(), "IB_CONFIG_DIR="+t.TempDir(), "IB_CACHE_DIR="+t.TempDir())
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}

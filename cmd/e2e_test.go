@@ -22,6 +22,7 @@ import (
 func ib(t *testing.T, confDir string, args ...string) (string, string, int) {
 	t.Helper()
 	t.Setenv("IB_CONFIG_DIR", confDir)
+	t.Setenv("IB_CACHE_DIR", filepath.Join(confDir, "cache"))
 	var out, errb bytes.Buffer
 	code := cmd.Execute(context.Background(), args, &out, &errb)
 	return out.String(), errb.String(), code
@@ -159,5 +160,36 @@ func TestRestoreSubPath(t *testing.T) {
 	_, errs, code := ib(t, conf, "backup", "restore", "1", filepath.Join(t.TempDir(), "x"), "--path", "nope")
 	if code != 1 || !strings.Contains(errs, "not in the backup") {
 		t.Errorf("--path nope: exit %d %q", code, errs)
+	}
+}
+
+// TestManifestCacheDir: backup create keeps the manifest under
+// $IB_CACHE_DIR/manifests/<server>/, and --no-cache neither reads nor writes
+// it; the second backup reuses every file either way.
+func TestManifestCacheDir(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	src := filepath.Join(t.TempDir(), "src")
+	buildTree(t, src)
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	cached := func() []string {
+		m, _ := filepath.Glob(filepath.Join(conf, "cache", "manifests", "*", "*.json"))
+		return m
+	}
+	mustIB(t, conf, "backup", "create", "--node=n", "--no-cache", "-q", src)
+	if c := cached(); len(c) != 0 {
+		t.Fatalf("--no-cache wrote %v", c)
+	}
+	for range 2 {
+		out := mustIB(t, conf, "backup", "create", "--node=n", "--json", "-q", src)
+		var res struct {
+			ReusedFiles int `json:"reused_files"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil || res.ReusedFiles != 5 {
+			t.Fatalf("backup reused %d files (%v), want 5 (all but the empty one)\n%s", res.ReusedFiles, err, out)
+		}
+		if c := cached(); len(c) != 1 {
+			t.Fatalf("cache files %v, want one", c)
+		}
 	}
 }

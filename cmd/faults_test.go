@@ -72,7 +72,7 @@ func TestClientKilledMidUploadLeavesNoBackup(t *testing.T) {
 
 	c := exec.Command(ibBinary, "backup", "create", "-q", "--node=k", "--block-size", "256KiB", "-j", "1",
 		"--server", srv.URL, "--token", srv.Token, src)
-	c.Env = append(os.Environ(), "IB_CONFIG_DIR="+t.TempDir())
+	c.Env = append(os.Environ(), "IB_CONFIG_DIR="+t.TempDir(), "IB_CACHE_DIR="+t.TempDir())
 	var stderr bytes.Buffer
 	c.Stderr = &stderr
 	if err := c.Start(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"ib/internal/backup"
 	"ib/internal/block"
 	"ib/internal/cli"
+	"ib/internal/config"
 	"ib/internal/ignore"
 	"ib/internal/manifest"
 	"ib/internal/progress"
@@ -26,6 +27,7 @@ func newCreate(o *common) *cobra.Command {
 		blockSize string
 		level     string
 		full      bool
+		noCache   bool
 		asJSON    bool
 		dryRun    bool
 		explain   bool
@@ -70,12 +72,21 @@ func newCreate(o *common) *cobra.Command {
 			if jobs == 0 {
 				jobs = settings.Jobs
 			}
+			var cache *backup.ManifestCache
+			if !noCache {
+				dir, err := config.CacheDir(api.URL())
+				if err != nil {
+					return err
+				}
+				cache = &backup.ManifestCache{Dir: dir}
+			}
 			counters := &progress.Counters{}
 			stop := o.progress(c.Context(), counters, "backed up")
 			res, err := backup.Run(c.Context(), api, args[0], backup.Options{
 				Tags: tags, BlockSize: bs, Level: lv, Jobs: jobs, Full: full,
 				NewIgnorer: func() scan.Ignorer { return ignore.New() },
 				Counters:   counters, Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
+				Cache: cache,
 			})
 			stop()
 			if err != nil {
@@ -99,6 +110,7 @@ func newCreate(o *common) *cobra.Command {
 	f.StringVar(&blockSize, "block-size", "128MiB", "block size, at most 128MiB")
 	f.StringVar(&level, "level", "max", "LZ4 level: fast, 1-9 or max")
 	f.BoolVar(&full, "full", false, "read every file, ignoring the previous backup")
+	f.BoolVar(&noCache, "no-cache", false, "download the previous backup's manifest instead of reading it from the cache ($IB_CACHE_DIR)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	f.BoolVar(&dryRun, "dry-run", false, "list what would be backed up (+) and what is ignored (-); contact no server")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -55,6 +56,9 @@ type Options struct {
 	Log     *slog.Logger
 	// IsNotFound tells the API's "no such backup" from other errors.
 	IsNotFound func(error) bool
+	// Cache keeps the manifest of each backup made for the next one with
+	// the same tags; nil downloads it every time.
+	Cache *ManifestCache
 }
 
 // Result is what a backup did. Its JSON form is `backup create --json`.
@@ -242,7 +246,12 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		return Result{}, err
 	}
 	stream := r.startStream(ctx, head)
-	bw := bufio.NewWriterSize(spool, 256<<10)
+	var spoolW io.Writer = spool
+	spoolSum := sha256.New()
+	if opts.Cache != nil {
+		spoolW = io.MultiWriter(spool, spoolSum)
+	}
+	bw := bufio.NewWriterSize(spoolW, 256<<10)
 	out := io.MultiWriter(bw, stream)
 	g.Go(func() error { // collect in walk order
 		defer close(newBlocks)
@@ -328,6 +337,9 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 	r.res.DurationMS = time.Since(start).Milliseconds()
 	if s, err := api.Latest(ctx, opts.Tags); err == nil && s.ID == id {
 		r.res.CreatedAt = s.CreatedAt
+		if err := opts.Cache.store(opts.Tags, id, s.CreatedAt, spool, spoolSum.Sum(nil)); err != nil {
+			opts.Log.Warn("the next backup will download this one's manifest", "err", err)
+		}
 	} else {
 		r.res.CreatedAt = time.Now().UTC()
 	}

@@ -3,6 +3,7 @@ package backup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -246,4 +247,84 @@ func TestStreamedCommit(t *testing.T) {
 	if err != nil || len(list) != 3 {
 		t.Fatalf("backups: %d (%v), want 3", len(list), err)
 	}
+}
+
+// manifestCounter counts the manifests downloaded.
+type manifestCounter struct {
+	backup.API
+	n atomic.Int64
+}
+
+func (m *manifestCounter) Manifest(ctx context.Context, id int64) (io.ReadCloser, error) {
+	m.n.Add(1)
+	return m.API.Manifest(ctx, id)
+}
+
+// TestManifestCache: a backup keeps its manifest in the cache, and the next
+// one with the same tags reads it from there instead of downloading it,
+// with the same result; one file per tag set. A damaged cache file, or a
+// newer backup made elsewhere, makes the next backup download the newest
+// manifest again (and still reuse what it may).
+func TestManifestCache(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	api := &manifestCounter{API: client(t, srv)}
+	root := tree(t)
+	tags := manifest.Tags{"node": "tezos"}
+	cache := &backup.ManifestCache{Dir: filepath.Join(t.TempDir(), "cache")}
+	withCache := func(o *backup.Options) { o.Cache = cache }
+	files := func() []string {
+		m, _ := filepath.Glob(filepath.Join(cache.Dir, "*.json"))
+		return m
+	}
+
+	first := run(t, api, root, tags, withCache)
+	if n := len(files()); n != 1 {
+		t.Fatalf("%d cache files after the first backup, want 1", n)
+	}
+	second := run(t, api, root, tags, withCache)
+	if api.n.Load() != 0 || second.ParentID != first.ID || second.ReusedFiles != 4 || second.ReadBytes != 0 {
+		t.Fatalf("second backup: %d manifests downloaded, parent %d (want %d), reused %d, read %d; want 0 downloads, 4 reused, 0 read",
+			api.n.Load(), second.ParentID, first.ID, second.ReusedFiles, second.ReadBytes)
+	}
+	if f := files(); len(f) != 1 || !strings.Contains(filepath.Base(f[0]), fmt.Sprintf("-%d-", second.ID)) {
+		t.Fatalf("cache files %v, want only backup %d's", f, second.ID)
+	}
+	run(t, api, root, manifest.Tags{"node": "other"}, withCache)
+	if n := len(files()); n != 2 {
+		t.Fatalf("%d cache files for two tag sets, want 2", n)
+	}
+
+	t.Run("damaged", func(t *testing.T) {
+		var mine string
+		for _, f := range files() {
+			if strings.Contains(filepath.Base(f), fmt.Sprintf("-%d-", second.ID)) {
+				mine = f
+			}
+		}
+		b, err := os.ReadFile(mine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 1
+		os.WriteFile(mine, b, 0o600)
+		before := api.n.Load()
+		res := run(t, api, root, tags, withCache)
+		if api.n.Load() != before+1 || res.ReusedFiles != 4 || res.ParentID != second.ID {
+			t.Fatalf("damaged cache: %d downloads, reused %d, parent %d; want 1, 4, %d", api.n.Load()-before, res.ReusedFiles, res.ParentID, second.ID)
+		}
+	})
+
+	t.Run("newer backup made elsewhere", func(t *testing.T) {
+		p := filepath.Join(root, "d", "a")
+		mt := time.Unix(1800000000, 0)
+		os.WriteFile(p, []byte("changed elsewhere"), 0o644)
+		os.Chtimes(p, mt, mt)
+		elsewhere := run(t, api, root, tags, nil) // no cache: as another machine
+		before := api.n.Load()
+		res := run(t, api, root, tags, withCache)
+		if api.n.Load() != before+1 || res.ParentID != elsewhere.ID || res.ReusedFiles != 4 {
+			t.Fatalf("after a backup made elsewhere: %d downloads, parent %d (want %d), reused %d (want 4)",
+				api.n.Load()-before, res.ParentID, elsewhere.ID, res.ReusedFiles)
+		}
+	})
 }

@@ -3,7 +3,9 @@ package backup
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"ib/internal/apiclient"
 	"ib/internal/manifest"
@@ -30,6 +32,11 @@ func (r *run) previous(ctx context.Context) (*prevManifest, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("previous backup: %w", err)
+	}
+	if f := r.opts.Cache.open(r.opts.Tags, s); f != nil {
+		r.res.ParentID = s.ID
+		body := io.MultiReader(strings.NewReader(`{"entries":[`), f, strings.NewReader(`]}`))
+		return &prevManifest{f: f, r: manifest.NewReader(bufReader(body), nil)}, nil
 	}
 	f, err := os.CreateTemp("", "ib-previous-*")
 	if err != nil {

@@ -7,6 +7,7 @@ package config
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -63,6 +64,21 @@ func Dir() (string, error) {
 		return "", fmt.Errorf("config dir: %w (set IB_CONFIG_DIR)", err)
 	}
 	return filepath.Join(d, "ib"), nil
+}
+
+// CacheDir is the client's cache of manifests (see backup.ManifestCache):
+// $IB_CACHE_DIR, else <user cache dir>/ib, with one folder per server URL.
+func CacheDir(serverURL string) (string, error) {
+	d := os.Getenv("IB_CACHE_DIR")
+	if d == "" {
+		c, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("cache dir: %w (set IB_CACHE_DIR)", err)
+		}
+		d = filepath.Join(c, "ib")
+	}
+	sum := sha256.Sum256([]byte(serverURL))
+	return filepath.Join(d, "manifests", hex.EncodeToString(sum[:8])), nil
 }
 
 // ClientPath is the client file: explicit if given, else Dir()/config.toml.
