@@ -46,8 +46,8 @@ PY
 fi
 IB=$W/ib
 (cd "$HERE/.." && go build -o "$IB" .)
-export IB_CONFIG_DIR=$W/tiny-config RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$W/tiny-restic RESTIC_CACHE_DIR=$W/tiny-restic-cache
-rm -rf "$W/tiny-data" "$IB_CONFIG_DIR" "$RESTIC_REPOSITORY" "$RESTIC_CACHE_DIR"
+export IB_CONFIG_DIR=$W/tiny-config IB_CACHE_DIR=$W/tiny-ib-cache RESTIC_PASSWORD=bench RESTIC_REPOSITORY=$W/tiny-restic RESTIC_CACHE_DIR=$W/tiny-restic-cache
+rm -rf "$W/tiny-data" "$IB_CONFIG_DIR" "$IB_CACHE_DIR" "$RESTIC_REPOSITORY" "$RESTIC_CACHE_DIR"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$IB" server serve --listen 127.0.0.1:$PORT --data-dir "$W/tiny-data" >"$W/logs/tiny-server.log" 2>&1 &
 SERVER=$!

@@ -34,8 +34,8 @@ echo "dataset: $BYTES bytes in $NFILES files" >&2
 
 (cd "$REPO" && go build -o "$W/ib" .)
 IB=$W/ib
-export IB_CONFIG_DIR=$W/ib-config
-rm -rf "$W"/ib-data* "$IB_CONFIG_DIR" "$W/restic-repo" "$W/restic-cache" "$W"/restore-* "$W/work"
+export IB_CONFIG_DIR=$W/ib-config IB_CACHE_DIR=$W/ib-cache
+rm -rf "$W"/ib-data* "$IB_CONFIG_DIR" "$IB_CACHE_DIR" "$W/restic-repo" "$W/restic-cache" "$W"/restore-* "$W/work"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 SERVER=
 # start_server DATA_DIR: (re)start the ib server on $PORT with that data dir
