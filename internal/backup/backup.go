@@ -516,7 +516,7 @@ func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- []s
 const (
 	packLimit     = 256 << 10
 	packBytesMax  = 2 << 20
-	packBlocksMax = 1000
+	packBlocksMax = 8000
 )
 
 // uploadPack reads small blocks, checks that they still hash to their CIDs,
