@@ -43,7 +43,7 @@ func (c *ManifestCache) open(tags manifest.Tags, s manifest.Summary) *os.File {
 	if c == nil || c.Dir == "" {
 		return nil
 	}
-	matches, _ := filepath.Glob(filepath.Join(c.Dir, c.key(tags, s.ID, s.CreatedAt)+"*.json"))
+	matches := c.files(c.key(tags, s.ID, s.CreatedAt))
 	if len(matches) != 1 {
 		return nil
 	}
@@ -81,13 +81,25 @@ func (c *ManifestCache) store(tags manifest.Tags, id int64, created time.Time, s
 			return fmt.Errorf("manifest cache: %w", err)
 		}
 	}
-	olds, _ := filepath.Glob(filepath.Join(c.Dir, c.prefix(tags)+"*.json"))
-	for _, old := range olds {
+	for _, old := range c.files(c.prefix(tags)) {
 		if old != name {
 			os.Remove(old)
 		}
 	}
 	return nil
+}
+
+// files lists the cache files whose names start with prefix (read from the
+// folder, not globbed: the folder's own name may hold glob characters).
+func (c *ManifestCache) files(prefix string) []string {
+	des, _ := os.ReadDir(c.Dir)
+	var out []string
+	for _, de := range des {
+		if strings.HasPrefix(de.Name(), prefix) && strings.HasSuffix(de.Name(), ".json") {
+			out = append(out, filepath.Join(c.Dir, de.Name()))
+		}
+	}
+	return out
 }
 
 func copyInto(name string, src *os.File) error {
