@@ -2,7 +2,7 @@
 # compare.sh — ib against restic, one run, same machine, with the ratios of issue #8:
 #   1. bench/core.sh on the shared dataset (initial, no-change, 5% changed, restore), ratios ib/restic;
 #   2. a tree of TINY small files (default 1,000,000, of 1-200 bytes, 1,000 folders): initial and
-#      no-change backups with wall time and peak RSS of both tools.
+#      no-change backups and a restore, with wall time and peak RSS of both tools.
 # Usage: bench/compare.sh [WORK_DIR]    (TINY=100000 for a quicker second table; SKIP_CORE=1)
 # Needs what core.sh needs. Benchmarks never run in CI.
 set -euo pipefail
@@ -65,4 +65,9 @@ row ib_tiny_initial "$IB" backup create -q --bench=tiny "$T"
 row ib_tiny_nochange "$IB" backup create -q --bench=tiny "$T"
 row restic_tiny_initial restic backup -q "$T"
 row restic_tiny_nochange restic backup -q "$T"
+rm -rf "$W/tiny-restore-ib" "$W/tiny-restore-restic"
+row ib_tiny_restore "$IB" backup restore latest --bench=tiny -q "$W/tiny-restore-ib"
+row restic_tiny_restore restic restore latest -q --target "$W/tiny-restore-restic"
+diff -r -q "$T" "$W/tiny-restore-ib" >/dev/null && echo "ib restore: identical to the source" || echo "ib restore DIFFERS from the source"
+rm -rf "$W/tiny-restore-ib" "$W/tiny-restore-restic"
 echo "ib server peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$SERVER/status)"
