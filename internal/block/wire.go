@@ -96,6 +96,11 @@ func NewDecoder(r io.Reader) io.Reader { return lz4.NewReader(r) }
 // would otherwise be allocated again for every small block.
 var decoders = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
 
+// copyBufs keeps Verify's copy buffers: io.Copy allocated 32 KiB for every
+// block, which on a pack of tiny blocks was most of the server's work
+// (1,000,000 blocks: 32 GB allocated, 5.7 of 7.7 CPU-seconds of checking).
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // Errors of Verify, for callers that branch on them.
 var (
 	ErrMismatch = errors.New("content does not match its CID")
@@ -115,8 +120,9 @@ func Verify(r io.Reader, want cid.Cid, maxSize int64, out io.Writer) (int64, err
 	}
 	dec := decoders.Get().(*lz4.Reader)
 	dec.Reset(r)
-	defer func() { dec.Reset(nil); decoders.Put(dec) }()
-	n, err := io.Copy(w, io.LimitReader(dec, maxSize+1))
+	buf := copyBufs.Get().(*[]byte)
+	defer func() { dec.Reset(nil); decoders.Put(dec); copyBufs.Put(buf) }()
+	n, err := io.CopyBuffer(w, io.LimitReader(dec, maxSize+1), *buf)
 	if err != nil {
 		var we *writeError
 		if errors.As(err, &we) {
