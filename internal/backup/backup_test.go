@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -289,9 +290,15 @@ func TestManifestCache(t *testing.T) {
 	if f := files(); len(f) != 1 || !strings.Contains(filepath.Base(f[0]), fmt.Sprintf("-%d-", second.ID)) {
 		t.Fatalf("cache files %v, want only backup %d's", f, second.ID)
 	}
+	// A tag set not backed up for over a month loses its file at the next
+	// backup of any other.
+	stale := filepath.Join(cache.Dir, "0123456789abcdef-1-1-00.json")
+	os.WriteFile(stale, []byte("{}"), 0o600)
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	os.Chtimes(stale, old, old)
 	run(t, api, root, manifest.Tags{"node": "other"}, withCache)
-	if n := len(files()); n != 2 {
-		t.Fatalf("%d cache files for two tag sets, want 2", n)
+	if f := files(); len(f) != 2 || slices.Contains(f, stale) {
+		t.Fatalf("cache files %v, want one per live tag set and not the stale one", f)
 	}
 
 	t.Run("damaged", func(t *testing.T) {

@@ -86,8 +86,19 @@ func (c *ManifestCache) store(tags manifest.Tags, id int64, created time.Time, s
 			os.Remove(old)
 		}
 	}
+	// Tag sets not backed up for a month (a version tag that moved on)
+	// give their space back.
+	for _, f := range c.files("") {
+		if fi, err := os.Stat(f); err == nil && time.Since(fi.ModTime()) > cacheMaxAge {
+			os.Remove(f)
+		}
+	}
 	return nil
 }
+
+// cacheMaxAge is how long the manifest of a tag set with no newer backup
+// from this machine is kept.
+const cacheMaxAge = 30 * 24 * time.Hour
 
 // files lists the cache files whose names start with prefix (read from the
 // folder, not globbed: the folder's own name may hold glob characters).
