@@ -430,9 +430,37 @@ func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- []s
 	const maxBatch = 1000
 	const maxRemembered = 200_000
 	scheduled := map[string]struct{}{}
+	// Small blocks travel in packs, many to a request; large ones alone.
+	// A pack fills across batches while more CIDs are waiting, and goes
+	// as soon as none is.
+	var pack []source
+	var packBytes int64
+	send := func(p []source) error {
+		select {
+		case out <- p:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for {
-		first, ok := <-in
+		var first source
+		var ok bool
+		select {
+		case first, ok = <-in:
+		default:
+			if len(pack) > 0 {
+				if err := send(pack); err != nil {
+					return err
+				}
+				pack, packBytes = nil, 0
+			}
+			first, ok = <-in
+		}
 		if !ok {
+			if len(pack) > 0 {
+				return send(pack)
+			}
 			return nil
 		}
 		batch := []source{first}
@@ -470,17 +498,6 @@ func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- []s
 		if len(scheduled) > maxRemembered {
 			clear(scheduled) // at worst a block is uploaded twice; puts are idempotent
 		}
-		// Small blocks travel in packs, many to a request; large ones alone.
-		var pack []source
-		var packBytes int64
-		send := func(p []source) error {
-			select {
-			case out <- p:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
 		for _, c := range missing {
 			s, ok := bySID[c]
 			if !ok {
@@ -500,11 +517,6 @@ func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- []s
 					return err
 				}
 				pack, packBytes = nil, 0
-			}
-		}
-		if len(pack) > 0 {
-			if err := send(pack); err != nil {
-				return err
 			}
 		}
 	}

@@ -86,20 +86,34 @@ func (db *DB) Present(ctx context.Context, cids [][]byte) (_ map[string]bool, er
 // PutBlock records a block whose bytes are stored (inline in b.Inline, or
 // already durable in the block store) and reports whether the row is new.
 // Recording it again only refreshes its last-seen time (and gives a block
-// marked corrupt its bytes back). Concurrent calls are grouped into one
-// transaction by the writer goroutine: uploads of many small blocks cost
-// one commit per group, not one per block.
+// marked corrupt its bytes back).
 func (db *DB) PutBlock(ctx context.Context, b Block) (bool, error) {
-	req := putReq{b: b, done: make(chan putRes, 1)}
+	added, err := db.PutBlocks(ctx, []Block{b})
+	if err != nil {
+		return false, err
+	}
+	return added[0], nil
+}
+
+// PutBlocks records many blocks (see PutBlock) and reports which rows are
+// new. Calls made while the writer is busy are grouped into one
+// transaction by the writer goroutine: uploads of many small blocks, or
+// packs of them from several clients, cost one commit per group, and a
+// page of the CID index that several of them touch is written once.
+func (db *DB) PutBlocks(ctx context.Context, batch []Block) ([]bool, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	req := putReq{bs: batch, done: make(chan putRes, 1)}
 	select {
 	case db.puts <- req:
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return nil, ctx.Err()
 	case <-db.closed:
-		return false, errors.New("sqlite: closed")
+		return nil, errors.New("sqlite: closed")
 	}
-	// Once queued the row is written whatever happens to the request: the
-	// bytes are stored, and a row for them is harmless.
+	// Once queued the rows are written whatever happens to the request:
+	// the bytes are stored, and a row for them is harmless.
 	select {
 	case r := <-req.done:
 		return r.added, r.err
@@ -108,23 +122,26 @@ func (db *DB) PutBlock(ctx context.Context, b Block) (bool, error) {
 		case r := <-req.done:
 			return r.added, r.err
 		default:
-			return false, errors.New("sqlite: closed")
+			return nil, errors.New("sqlite: closed")
 		}
 	}
 }
 
 type putReq struct {
-	b    Block
+	bs   []Block
 	done chan putRes
 }
 
 type putRes struct {
-	added bool
+	added []bool
 	err   error
 }
 
+// maxPutGroup bounds the rows of one grouped transaction.
+const maxPutGroup = 32768
+
 // putLoop writes queued block rows, as many per transaction as are waiting
-// (up to 512).
+// (up to maxPutGroup rows, or one request's rows if it has more).
 func (db *DB) putLoop() {
 	defer close(db.putsDone)
 	for {
@@ -134,30 +151,39 @@ func (db *DB) putLoop() {
 		case <-db.closed:
 			return
 		}
-		batch := []putReq{first}
+		group := []putReq{first}
+		rows := len(first.bs)
 	drain:
-		for len(batch) < 512 {
+		for rows < maxPutGroup {
 			select {
 			case r := <-db.puts:
-				batch = append(batch, r)
+				group = append(group, r)
+				rows += len(r.bs)
 			default:
 				break drain
 			}
 		}
-		blocks := make([]Block, len(batch))
-		for i, r := range batch {
-			blocks[i] = r.b
+		blocks := first.bs
+		if len(group) > 1 {
+			blocks = make([]Block, 0, rows)
+			for _, r := range group {
+				blocks = append(blocks, r.bs...)
+			}
 		}
-		added, err := db.PutBlocks(context.Background(), blocks)
-		for i, r := range batch {
-			r.done <- putRes{added: err == nil && added[i], err: err}
+		added, err := db.putTx(context.Background(), blocks)
+		for _, r := range group {
+			if err != nil {
+				r.done <- putRes{err: err}
+				continue
+			}
+			r.done <- putRes{added: added[:len(r.bs):len(r.bs)]}
+			added = added[len(r.bs):]
 		}
 	}
 }
 
-// PutBlocks records many blocks in one transaction (see PutBlock) and
-// reports which rows are new.
-func (db *DB) PutBlocks(ctx context.Context, batch []Block) ([]bool, error) {
+// putTx records blocks in one transaction.
+func (db *DB) putTx(ctx context.Context, batch []Block) ([]bool, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: put block: %w", err)
