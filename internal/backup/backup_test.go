@@ -321,6 +321,15 @@ func TestManifestCache(t *testing.T) {
 		}
 	})
 
+	t.Run("unusable cache folder", func(t *testing.T) {
+		notDir := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(notDir, nil, 0o600)
+		res := run(t, api, root, tags, func(o *backup.Options) { o.Cache = &backup.ManifestCache{Dir: notDir} })
+		if res.ID == 0 || res.ReusedFiles != 4 {
+			t.Fatalf("backup with an unusable cache: %+v", res)
+		}
+	})
+
 	t.Run("newer backup made elsewhere", func(t *testing.T) {
 		p := filepath.Join(root, "d", "a")
 		mt := time.Unix(1800000000, 0)
