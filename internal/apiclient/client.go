@@ -334,23 +334,30 @@ func (c *Client) FetchBlocks(ctx context.Context, cids []string) (io.ReadCloser,
 
 // Commit sends a manifest commit. It returns the backup's id, or the CIDs
 // the server lacks (and no id) on 409.
-func (c *Client) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error) {
+func (c *Client) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (Committed, error) {
 	resp, err := c.do(ctx, request{method: "POST", path: "/api/v1/backups", body: body,
 		ctype: "application/json", ok: []int{http.StatusCreated, http.StatusOK, http.StatusConflict}})
 	if err != nil {
-		return 0, nil, err
+		return Committed{}, err
 	}
-	var out struct {
-		ID      int64    `json:"id"`
-		Missing []string `json:"missing"`
-	}
+	var out Committed
 	if err := decode(resp, &out); err != nil {
-		return 0, nil, err
+		return Committed{}, err
 	}
 	if resp.StatusCode == http.StatusConflict {
-		return 0, out.Missing, nil
+		return Committed{Missing: out.Missing}, nil
 	}
-	return out.ID, nil, nil
+	out.Missing = nil
+	return out, nil
+}
+
+// Committed is the server's answer to a commit: the backup, or the blocks
+// it lacks (then no backup was made).
+type Committed struct {
+	ID int64 `json:"id"`
+	// CreatedAt is zero from a server that does not send it.
+	CreatedAt time.Time `json:"created_at"`
+	Missing   []string  `json:"missing"`
 }
 
 func tagQuery(tags manifest.Tags) url.Values {

@@ -37,7 +37,7 @@ type API interface {
 	// PutBlocks uploads many small blocks in one request: body is their
 	// framed wire forms (see block.AppendFrame).
 	PutBlocks(ctx context.Context, body []byte) error
-	Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error)
+	Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (apiclient.Committed, error)
 }
 
 // Options of a backup.
@@ -326,22 +326,29 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		opts.Log.Warn("skipped a name a manifest cannot hold (NUL or backslash)", "path", p)
 	}
 
-	id, err := r.commit(ctx, spool, head, tail, stream)
+	done, err := r.commit(ctx, spool, head, tail, stream)
 	if err != nil {
 		return Result{}, err
 	}
+	id := done.ID
 	r.res.ID = id
 	r.res.NewBlocks = r.upBlocks.Load()
 	r.res.UploadedBytes = r.upBytes.Load()
 	r.res.ReadBytes = r.readB.Load()
 	r.res.DurationMS = time.Since(start).Milliseconds()
-	if s, err := api.Latest(ctx, opts.Tags); err == nil && s.ID == id {
-		r.res.CreatedAt = s.CreatedAt
-		if err := opts.Cache.store(opts.Tags, id, s.CreatedAt, spool, spoolSum.Sum(nil)); err != nil {
+	created := done.CreatedAt
+	if created.IsZero() { // a server that does not say
+		if s, err := api.Latest(ctx, opts.Tags); err == nil && s.ID == id {
+			created = s.CreatedAt
+		}
+	}
+	if created.IsZero() {
+		r.res.CreatedAt = time.Now().UTC()
+	} else {
+		r.res.CreatedAt = created
+		if err := opts.Cache.store(opts.Tags, id, created, spool, spoolSum.Sum(nil)); err != nil {
 			opts.Log.Warn("the next backup will download this one's manifest", "err", err)
 		}
-	} else {
-		r.res.CreatedAt = time.Now().UTC()
 	}
 	return r.res, nil
 }

@@ -134,13 +134,13 @@ type losingAPI struct {
 	commits int
 }
 
-func (l *losingAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error) {
+func (l *losingAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (apiclient.Committed, error) {
 	l.commits++
 	if l.lose {
 		l.lose = false
 		rc, _, err := body()
 		if err != nil {
-			return 0, nil, err
+			return apiclient.Committed{}, err
 		}
 		defer rc.Close()
 		var cids []string
@@ -154,7 +154,7 @@ func (l *losingAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int6
 				cids = append(cids, b.CID)
 			}
 		}
-		return 0, cids, nil
+		return apiclient.Committed{Missing: cids}, nil
 	}
 	return l.API.Commit(ctx, body)
 }
@@ -211,15 +211,15 @@ type commitCounter struct {
 	failFirst bool
 }
 
-func (c *commitCounter) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error) {
+func (c *commitCounter) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (apiclient.Committed, error) {
 	if c.calls.Add(1) == 1 && c.failFirst {
 		rc, _, err := body()
 		if err != nil {
-			return 0, nil, err
+			return apiclient.Committed{}, err
 		}
 		io.CopyN(io.Discard, rc, 10)
 		rc.Close()
-		return 0, nil, errors.New("connection reset by peer")
+		return apiclient.Committed{}, errors.New("connection reset by peer")
 	}
 	return c.Client.Commit(ctx, body)
 }
@@ -281,6 +281,11 @@ func TestManifestCache(t *testing.T) {
 	first := run(t, api, root, tags, withCache)
 	if n := len(files()); n != 1 {
 		t.Fatalf("%d cache files after the first backup, want 1", n)
+	}
+	// The commit's answer gives the creation time the cache is keyed by.
+	if s, err := api.Latest(context.Background(), tags); err != nil || !s.CreatedAt.Equal(first.CreatedAt) ||
+		!strings.Contains(files()[0], fmt.Sprintf("-%d-%d-", first.ID, first.CreatedAt.UnixNano())) {
+		t.Fatalf("backup %d created at %v; the server says %v (%v); cache file %s", first.ID, first.CreatedAt, s.CreatedAt, err, files()[0])
 	}
 	second := run(t, api, root, tags, withCache)
 	if api.n.Load() != 0 || second.ParentID != first.ID || second.ReusedFiles != 4 || second.ReadBytes != 0 {

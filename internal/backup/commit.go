@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"ib/internal/apiclient"
 	"io"
 	"os"
 	"path/filepath"
@@ -32,20 +33,20 @@ func commitFrame(tags manifest.Tags, key string) (head, tail []byte, err error) 
 // sends the spooled one. When the server lacks blocks (for example
 // garbage-collected since the previous backup it reuses), it uploads them
 // from the files and commits again.
-func (r *run) commit(ctx context.Context, spool *os.File, head, tail []byte, stream *commitStream) (int64, error) {
+func (r *run) commit(ctx context.Context, spool *os.File, head, tail []byte, stream *commitStream) (apiclient.Committed, error) {
 	fi, err := spool.Stat()
 	if err != nil {
 		stream.abort(err)
-		return 0, fmt.Errorf("manifest spool: %w", err)
+		return apiclient.Committed{}, fmt.Errorf("manifest spool: %w", err)
 	}
 	length := int64(len(head)) + fi.Size() + int64(len(tail))
 	body := func() (io.ReadCloser, int64, error) {
 		return io.NopCloser(io.MultiReader(bytes.NewReader(head),
 			io.NewSectionReader(spool, 0, fi.Size()), bytes.NewReader(tail))), length, nil
 	}
-	id, missing, ok, err := stream.finish(tail)
-	if ok && len(missing) == 0 {
-		return id, nil
+	ans, ok, err := stream.finish(tail)
+	if ok && len(ans.Missing) == 0 {
+		return ans, nil
 	}
 	if !ok {
 		r.opts.Log.Debug("streamed commit abandoned; committing the spooled manifest", "err", err)
@@ -53,21 +54,20 @@ func (r *run) commit(ctx context.Context, spool *os.File, head, tail []byte, str
 	first := true
 	for round := 1; ; round++ {
 		if !(first && ok) { // a streamed answer of missing blocks counts as the first round
-			id, missing, err = r.api.Commit(ctx, body)
-			if err != nil {
-				return 0, fmt.Errorf("commit: %w", err)
+			if ans, err = r.api.Commit(ctx, body); err != nil {
+				return apiclient.Committed{}, fmt.Errorf("commit: %w", err)
 			}
 		}
 		first = false
-		if len(missing) == 0 {
-			return id, nil
+		if len(ans.Missing) == 0 {
+			return ans, nil
 		}
 		if round == 5 { // garbage collection may race a few times with a grace of 0
-			return 0, fmt.Errorf("commit: the server still lacks %d blocks after %d uploads (first: %s)", len(missing), round-1, missing[0])
+			return apiclient.Committed{}, fmt.Errorf("commit: the server still lacks %d blocks after %d uploads (first: %s)", len(ans.Missing), round-1, ans.Missing[0])
 		}
-		r.opts.Log.Info("server lacks blocks; uploading them", "count", len(missing))
-		if err := r.uploadFromSpool(ctx, spool, fi.Size(), missing); err != nil {
-			return 0, err
+		r.opts.Log.Info("server lacks blocks; uploading them", "count", len(ans.Missing))
+		if err := r.uploadFromSpool(ctx, spool, fi.Size(), ans.Missing); err != nil {
+			return apiclient.Committed{}, err
 		}
 	}
 }

@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"errors"
+	"ib/internal/apiclient"
 	"io"
 	"sync"
 	"time"
@@ -27,10 +28,9 @@ type commitStream struct {
 	broken bool
 	closed bool
 
-	done    chan struct{} // closed when the request has returned
-	id      int64
-	missing []string
-	err     error
+	done chan struct{} // closed when the request has returned
+	ans  apiclient.Committed
+	err  error
 }
 
 const (
@@ -60,7 +60,7 @@ func (r *run) startStream(ctx context.Context, head []byte) *commitStream {
 	}
 	go func() {
 		defer close(s.done)
-		s.id, s.missing, s.err = r.api.Commit(ctx, body)
+		s.ans, s.err = r.api.Commit(ctx, body)
 		pr.CloseWithError(errors.New("commit request ended"))
 	}()
 	go s.pump()
@@ -144,7 +144,7 @@ func (s *commitStream) breakLocked(err error) {
 
 // finish ends the body with tail and waits for the server's answer. ok is
 // false if the stream was abandoned; the caller commits from the spool.
-func (s *commitStream) finish(tail []byte) (id int64, missing []string, ok bool, err error) {
+func (s *commitStream) finish(tail []byte) (ans apiclient.Committed, ok bool, err error) {
 	s.mu.Lock()
 	if !s.broken {
 		s.cur = append(s.cur, tail...)
@@ -156,9 +156,9 @@ func (s *commitStream) finish(tail []byte) (id int64, missing []string, ok bool,
 	s.mu.Unlock()
 	<-s.done
 	if broken {
-		return 0, nil, false, s.err
+		return apiclient.Committed{}, false, s.err
 	}
-	return s.id, s.missing, s.err == nil, s.err
+	return s.ans, s.err == nil, s.err
 }
 
 // abort cuts the body (the backup failed) and waits for the request.

@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"errors"
+	"ib/internal/apiclient"
 	"io"
 	"testing"
 	"time"
@@ -14,14 +15,14 @@ type stalledAPI struct {
 	release chan struct{}
 }
 
-func (s *stalledAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (int64, []string, error) {
+func (s *stalledAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (apiclient.Committed, error) {
 	rc, _, err := body()
 	if err != nil {
-		return 0, nil, err
+		return apiclient.Committed{}, err
 	}
 	<-s.release
 	_, err = io.Copy(io.Discard, rc)
-	return 0, nil, err
+	return apiclient.Committed{}, err
 }
 
 // TestStreamNeverHoldsTheBackup: with a server that does not read the
@@ -46,7 +47,7 @@ func TestStreamNeverHoldsTheBackup(t *testing.T) {
 		t.Fatal("writes into the stream blocked on a server that does not read")
 	}
 	close(api.release)
-	_, _, ok, err := s.finish([]byte("]}"))
+	_, ok, err := s.finish([]byte("]}"))
 	if ok || !errors.Is(err, errStreamBehind) {
 		t.Fatalf("finish after a full queue: ok=%v err=%v; want the stream abandoned for being behind", ok, err)
 	}

@@ -332,7 +332,7 @@ func (a *API) commit(c *gin.Context) {
 	if res.Existed {
 		status = http.StatusOK
 	}
-	c.JSON(status, gin.H{"id": res.ID})
+	c.JSON(status, gin.H{"id": res.ID, "created_at": res.CreatedAt})
 }
 
 func summary(b metadb.Backup) manifest.Summary {

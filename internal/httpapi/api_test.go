@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"ib/internal/block"
 	"ib/internal/ibtest"
@@ -214,6 +215,21 @@ func TestBadManifests(t *testing.T) {
 	}
 	if b, _ := stats(t, srv); b != 1 {
 		t.Fatalf("%d backups after a retried commit, want 1", b)
+	}
+	// The answer names the backup and when it was made, as the backup's
+	// own record does.
+	var ans struct {
+		ID        int64     `json:"id"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	json.Unmarshal([]byte(r1), &ans)
+	_, rec := do(t, "GET", fmt.Sprintf("%s/api/v1/backups/%d", srv.URL, ans.ID), "", nil)
+	var got struct {
+		CreatedAt time.Time `json:"created_at"`
+	}
+	json.Unmarshal([]byte(rec), &got)
+	if ans.ID == 0 || ans.CreatedAt.IsZero() || !ans.CreatedAt.Equal(got.CreatedAt) {
+		t.Fatalf("commit answer %s; the backup says created_at %v", r1, got.CreatedAt)
 	}
 }
 

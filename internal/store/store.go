@@ -350,9 +350,10 @@ func (s *Store) OpenBlock(ctx context.Context, cidStr string) (io.ReadCloser, in
 
 // CommitResult is the outcome of a commit.
 type CommitResult struct {
-	ID      int64
-	Existed bool     // an earlier commit with the same idempotency key
-	Missing []string // blocks to upload before committing again; no backup was made
+	ID        int64
+	CreatedAt time.Time // of the backup, when one was made or existed
+	Existed   bool      // an earlier commit with the same idempotency key
+	Missing   []string  // blocks to upload before committing again; no backup was made
 }
 
 // Commit reads a manifest commit ({"tags", "entries", "idempotency_key"})
@@ -427,16 +428,20 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 	if err != nil {
 		return CommitResult{}, err
 	}
-	if len(missing) == 0 && !existed {
+	res := CommitResult{ID: id, Existed: existed, Missing: missing}
+	if len(missing) == 0 {
 		b, err := s.db.Get(ctx, id)
 		if err != nil {
 			return CommitResult{}, err
 		}
-		s.backupAdded(b)
-		s.log.Info("backup committed", "id", id, "tags", tags.String(), "entries", v.Count(),
-			"bytes", b.Bytes, "took", s.now().Sub(start).Round(time.Millisecond))
+		res.CreatedAt = b.CreatedAt
+		if !existed {
+			s.backupAdded(b)
+			s.log.Info("backup committed", "id", id, "tags", tags.String(), "entries", v.Count(),
+				"bytes", b.Bytes, "took", s.now().Sub(start).Round(time.Millisecond))
+		}
 	}
-	return CommitResult{ID: id, Existed: existed, Missing: missing}, nil
+	return res, nil
 }
 
 // Backup returns one backup's summary.
