@@ -123,31 +123,8 @@ func (a *API) file(c *gin.Context) {
 	c.Header("Content-Disposition", attachment(name))
 	c.Header("ETag", fmt.Sprintf(`"ib-file-%d-%x"`, id, []byte(e.MTime.Format(time.RFC3339Nano)+strconv.FormatInt(e.Size, 10))))
 	c.Header("X-Content-Type-Options", "nosniff")
-	http.ServeContent(c.Writer, c.Request, "", e.MTime, &abortOnError{r: f, a: a, what: e.Path})
+	a.serveContent(c, e.MTime, f, e.Path)
 }
-
-// abortOnError turns a failure in the middle of a body (a corrupt block)
-// into a cut connection, so the client cannot take a short body for a
-// whole one.
-type abortOnError struct {
-	r interface {
-		io.Reader
-		io.Seeker
-	}
-	a    *API
-	what string
-}
-
-func (r *abortOnError) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
-		r.a.log.Error("download failed mid-body", "file", r.what, "err", err)
-		panic(http.ErrAbortHandler)
-	}
-	return n, err
-}
-
-func (r *abortOnError) Seek(off int64, whence int) (int64, error) { return r.r.Seek(off, whence) }
 
 func (a *API) archive(c *gin.Context) {
 	id, ok := a.backupID(c)
@@ -191,18 +168,18 @@ func (a *API) serveArchive(c *gin.Context, id int64, lz4 bool) {
 			a.error(c, err)
 			return
 		}
-		if _, err := io.Copy(zw, &abortOnError{r: ar, a: a, what: name}); err != nil {
-			panic(http.ErrAbortHandler)
+		if _, err := io.Copy(zw, ar); err != nil {
+			a.cut(c, name, err)
 		}
 		if err := zw.Close(); err != nil {
-			panic(http.ErrAbortHandler)
+			a.cut(c, name, err)
 		}
 		return
 	}
 	c.Header("Content-Type", "application/x-tar")
 	c.Header("Content-Disposition", attachment(name+".tar"))
 	c.Header("ETag", ar.ETag())
-	http.ServeContent(c.Writer, c.Request, "", b.CreatedAt, &abortOnError{r: ar, a: a, what: name})
+	a.serveContent(c, b.CreatedAt, ar, name)
 }
 
 // latestArchive redirects the permalink of a tag set to its newest backup.
@@ -274,5 +251,5 @@ func (a *API) download(c *gin.Context) {
 	defer f.Close()
 	c.Header("Content-Type", "application/octet-stream")
 	c.Header("Content-Disposition", attachment(c.Param("name")))
-	http.ServeContent(c.Writer, c.Request, "", mtime, f)
+	a.serveContent(c, mtime, f, c.Param("name"))
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -54,6 +53,10 @@ type Options struct {
 	// (defaults 10 s and 60 s).
 	HeaderTimeout   time.Duration
 	BodyIdleTimeout time.Duration
+	// WriteIdleTimeout cuts a response whose client stops reading for
+	// this long (default 60 s); a slow download that keeps moving never
+	// times out.
+	WriteIdleTimeout time.Duration
 
 	// WrapBlocks, if set, wraps the block store (fault injection in tests).
 	WrapBlocks func(blockstore.Store) blockstore.Store
@@ -138,11 +141,15 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if opts.BodyIdleTimeout <= 0 {
 		opts.BodyIdleTimeout = time.Minute
 	}
+	if opts.WriteIdleTimeout <= 0 {
+		opts.WriteIdleTimeout = time.Minute
+	}
 	draining := make(chan struct{})
 	h := &http.Server{
-		Handler: bodyDeadline(opts.BodyIdleTimeout, httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
+		Handler: deadlines(opts.BodyIdleTimeout, opts.WriteIdleTimeout, httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
 			Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler(), Draining: draining})),
 		ReadHeaderTimeout: opts.HeaderTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
@@ -222,26 +229,4 @@ func (s *Server) scrubLoop(ctx context.Context) {
 		}
 		s.opts.Log.Info("scrub", "blocks", rep.Blocks, "bytes", rep.Bytes, "corrupt", rep.Corrupt, "took", time.Since(start).Round(time.Millisecond))
 	}
-}
-
-// bodyDeadline cuts a request whose body pauses longer than idle: a slow
-// client cannot hold a connection (and a spooling upload) forever.
-func bodyDeadline(idle time.Duration, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-type idleBody struct {
-	io.ReadCloser
-	rc   *http.ResponseController
-	idle time.Duration
-}
-
-func (b *idleBody) Read(p []byte) (int, error) {
-	b.rc.SetReadDeadline(time.Now().Add(b.idle))
-	return b.ReadCloser.Read(p)
 }

@@ -104,6 +104,11 @@ func (f *FileReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > f.left {
 		p = p[:f.left]
 	}
+	if f.hasher != nil && f.left > 1 && int64(len(p)) == f.left {
+		// Hold a verified block's last byte back until the whole block
+		// matched its CID: a corrupt block never yields a whole body.
+		p = p[:f.left-1]
+	}
 	n, err := f.cur.Read(p)
 	if f.hasher != nil {
 		f.hasher.Write(p[:n])
@@ -112,9 +117,9 @@ func (f *FileReader) Read(p []byte) (int, error) {
 	f.curPos = f.pos
 	f.left -= int64(n)
 	if f.left == 0 {
-		verr := f.finishBlock()
-		if verr != nil {
-			return n, verr
+		if verr := f.finishBlock(); verr != nil {
+			f.pos -= int64(n)
+			return 0, verr
 		}
 		return n, nil
 	}
@@ -136,12 +141,19 @@ func (f *FileReader) open() error {
 				return fmt.Errorf("%q: %w", f.e.Path, err)
 			}
 			f.closer = rc
-			dec := block.NewDecoder(rc)
-			f.hasher = block.NewHasher()
+			var dec io.Reader
 			if skip := f.pos - start; skip > 0 {
-				if _, err := io.CopyN(f.hasher, dec, skip); err != nil {
+				// Entered mid-way (a Range): start at the frame block
+				// holding pos instead of decoding and hashing from 0. Those
+				// bytes cannot be checked against the CID.
+				d, err := block.DecoderAt(rc, skip)
+				if err != nil {
 					return fmt.Errorf("block %s of %q: %w", b.CID, f.e.Path, err)
 				}
+				f.closer = multiCloser{d, rc}
+				dec, f.hasher = d, nil
+			} else {
+				dec, f.hasher = block.NewDecoder(rc), block.NewHasher()
 			}
 			f.cur, f.idx, f.curPos, f.left = dec, i, f.pos, start+b.Size-f.pos
 			return nil
@@ -163,6 +175,15 @@ func (f *FileReader) finishBlock() error {
 	}
 	f.Close()
 	return err
+}
+
+type multiCloser []io.Closer
+
+func (m multiCloser) Close() error {
+	for _, c := range m {
+		c.Close()
+	}
+	return nil
 }
 
 // Close releases the current block.
