@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -214,4 +215,116 @@ func TestHostileRangesAreBounded(t *testing.T) {
 	t.Logf("100 requests for the last 10 bytes of a 32 MiB block: %.2f s of server CPU", used)
 	h.alive(t)
 	h.restoresExactly(t)
+}
+
+// getRaw sends a GET with headers and returns the status, headers and body.
+func getRaw(t *testing.T, url string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// Findings 7, 8, 9: limits of queries, UI status and headers, proxies,
+// what /stats tells.
+func TestHostileQueriesAndHeaders(t *testing.T) {
+	h := startHostile(t)
+	var q []string
+	for i := range 500 {
+		q = append(q, fmt.Sprintf("t%d=v", i))
+	}
+	if st, _, body := getRaw(t, h.URL+"/api/v1/backups?"+strings.Join(q, "&")); st != 400 || strings.Contains(strings.ToLower(body), "sql") {
+		t.Errorf("500 tag filters: %d %s, want 400 without SQL in it", st, body)
+	}
+	for _, bad := range []string{"%00", "a%0Ab", "%1b[2J", "%ff%fe"} {
+		if st, _, body := getRaw(t, h.URL+"/api/v1/search?q="+bad); st != 400 {
+			t.Errorf("search q=%s: %d %s, want 400", bad, st, body)
+		}
+	}
+	if st, _, body := getRaw(t, h.URL+"/api/v1/search?q=node.log"); st != 200 || !strings.Contains(body, "logs/node.log") {
+		t.Errorf("search q=node.log: %d %s", st, body)
+	}
+
+	// Every UI page answers 200; unknown API paths 404 JSON; all carry
+	// the security headers.
+	for _, c := range []struct {
+		path, ctype string
+		status      int
+	}{
+		{"/", "text/html", 200},
+		{fmt.Sprintf("/backups/%d?path=logs", h.backup), "text/html", 200},
+		{"/search?q=x", "text/html", 200},
+		{"/app.js", "javascript", 200},
+		{"/api/v1/nothing", "application/json", 404},
+		{"/api/v1/backups", "application/json", 200},
+	} {
+		st, hdr, body := getRaw(t, h.URL+c.path)
+		if st != c.status || !strings.Contains(hdr.Get("Content-Type"), c.ctype) {
+			t.Errorf("GET %s: %d %s, want %d %s (%.80s)", c.path, st, hdr.Get("Content-Type"), c.status, c.ctype, body)
+		}
+		for name, want := range map[string]string{"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+			"Referrer-Policy": "no-referrer", "Content-Security-Policy": "script-src 'self'"} {
+			if !strings.Contains(hdr.Get(name), want) {
+				t.Errorf("GET %s: %s %q, want %q in it", c.path, name, hdr.Get(name), want)
+			}
+		}
+		if strings.Contains(hdr.Get("Content-Security-Policy"), "unsafe-inline") {
+			t.Errorf("GET %s: the CSP allows inline code", c.path)
+		}
+	}
+
+	// /stats and /healthz tell the kind of block store, not its path.
+	_, _, stats := getRaw(t, h.URL+"/api/v1/stats")
+	_, _, health := getRaw(t, h.URL+"/healthz")
+	for _, body := range []string{stats, health} {
+		if !strings.Contains(body, `"block_store":"local"`) || strings.Contains(body, h.proc.conf) {
+			t.Errorf("answer names the block store's path: %s", body)
+		}
+	}
+
+	// X-Forwarded-For is believed from trusted proxies only.
+	getRaw(t, h.URL+"/api/v1/stats", "X-Forwarded-For", "6.6.6.6")
+	if strings.Contains(h.log.String(), "6.6.6.6") {
+		t.Errorf("X-Forwarded-For from an untrusted client reached the log")
+	}
+	p := startProc(t, "http", "--trusted-proxies", "127.0.0.0/8")
+	getRaw(t, p.URL+"/api/v1/stats", "X-Forwarded-For", "6.6.6.6")
+	if !strings.Contains(p.log.String(), `"client":"6.6.6.6"`) {
+		t.Errorf("X-Forwarded-For from a trusted proxy is not the client:\n%s", p.log)
+	}
+	h.alive(t)
+}
+
+// Finding 9: serving plain HTTP off loopback warns.
+func TestServeWarnsOfPlainHTTPOffLoopback(t *testing.T) {
+	p := startProc(t, "http", "--listen", "0.0.0.0:"+strconv.Itoa(freePort(t)))
+	if !strings.Contains(p.log.String(), "warning: serving plain HTTP") {
+		t.Errorf("no warning for plain HTTP on 0.0.0.0:\n%s", p.log)
+	}
+	q := startProc(t, "http")
+	if strings.Contains(q.log.String(), "warning: serving plain HTTP") {
+		t.Errorf("a warning for plain HTTP on loopback:\n%s", q.log)
+	}
+	out, err := exec.Command(ibBinary, "server", "serve", "--trusted-proxies", "not-an-ip", "--config", filepath.Join(t.TempDir(), "s.toml")).CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "not-an-ip") {
+		t.Errorf("--trusted-proxies not-an-ip: exit %d: %s", code, out)
+	}
+}
+
+func exitCode(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

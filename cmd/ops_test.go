@@ -169,9 +169,10 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	public, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("/metrics on the public port: %d, want 404", resp.StatusCode)
+	if strings.Contains(string(public), "ib_blocks") || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("/metrics on the public port: %d %s, want the web UI's page, not metrics", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	// promtool accepts the exposition
 	promtool, err := exec.LookPath("promtool")

@@ -42,6 +42,7 @@ type serveOptions struct {
 	distDir       string
 	scrubInterval string
 	scrubRate     string
+	proxies       []string
 }
 
 func newServe(env *cli.Env, version string) *cobra.Command {
@@ -66,6 +67,7 @@ kept in server.toml; "ib server token show" prints it.`,
 	f.IntVar(&o.metricsPort, "metrics-port", 0, "serve Prometheus metrics on this port (same interface as --listen), at /metrics")
 	f.StringVar(&o.scrubInterval, "scrub-interval", "7d", "re-hash every stored block this often, 0 to never")
 	f.StringVar(&o.scrubRate, "scrub-rate", "50MiB", "read at most this much per second while scrubbing")
+	f.StringSliceVar(&o.proxies, "trusted-proxies", nil, "addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (default none)")
 	f.StringVar(&o.distDir, "dist-dir", "", "offer the ib binaries in this folder for download (make dist); the running one is always offered")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
 	f.StringVar(&o.retention, "retention", "", "delete backups older than this, e.g. 90d; 0 keeps all (default 90d)")
@@ -188,10 +190,20 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	if err != nil {
 		return err
 	}
+	proxies := o.proxies
+	if len(proxies) == 0 {
+		proxies = cfg.TrustedProxies
+	}
+	for _, p := range proxies {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return cli.Usagef("--trusted-proxies %q: want an IP address or a CIDR", p)
+		}
+	}
 	srv, err := server.Open(c.Context(), server.Options{
 		DataDir: dataDir, Token: cfg.Token, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
 		Retention: retention, KeepLatest: keep, PruneInterval: interval, GCGrace: grace, S3: s3,
 		DistDir: cmp.Or(o.distDir, cfg.DistDir), ScrubInterval: scrubEvery, ScrubRate: scrubRate,
+		TrustedProxies: proxies,
 	})
 	if err != nil {
 		return err
@@ -204,6 +216,9 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	scheme := "http"
 	if tlsCert != "" {
 		scheme = "https"
+	}
+	if tlsCert == "" && !loopback(ln.Addr()) {
+		fmt.Fprintf(env.Stderr, "warning: serving plain HTTP on %s, which is not a loopback address: tokens and backups cross the network in the clear; use --tls-cert/--tls-key or a TLS reverse proxy\n", ln.Addr())
 	}
 	log.Info("ib server started", "version", version, "url", scheme+"://"+ln.Addr().String(), "data_dir", dataDir,
 		"block_store", srv.Store.BlockStore(), "config", path)
@@ -225,6 +240,11 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	err = srv.Serve(c.Context(), ln)
 	log.Info("ib server stopped")
 	return err
+}
+
+func loopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }
 
 // serverLogger logs as text on a terminal and as JSON otherwise, unless

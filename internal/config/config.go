@@ -40,18 +40,19 @@ type S3 struct {
 
 // Server is server.toml.
 type Server struct {
-	Token         string `toml:"token,omitempty"`
-	Listen        string `toml:"listen,omitempty"`
-	DataDir       string `toml:"data_dir,omitempty"`
-	MetricsPort   int    `toml:"metrics_port,omitempty"`
-	Retention     string `toml:"retention,omitempty"`
-	KeepLatest    int    `toml:"keep_latest,omitempty"`
-	PruneInterval string `toml:"prune_interval,omitempty"`
-	GCGrace       string `toml:"gc_grace,omitempty"`
-	DistDir       string `toml:"dist_dir,omitempty"`
-	TLSCert       string `toml:"tls_cert,omitempty"`
-	TLSKey        string `toml:"tls_key,omitempty"`
-	S3            S3     `toml:"s3,omitempty"`
+	Token          string   `toml:"token,omitempty"`
+	Listen         string   `toml:"listen,omitempty"`
+	DataDir        string   `toml:"data_dir,omitempty"`
+	MetricsPort    int      `toml:"metrics_port,omitempty"`
+	Retention      string   `toml:"retention,omitempty"`
+	KeepLatest     int      `toml:"keep_latest,omitempty"`
+	PruneInterval  string   `toml:"prune_interval,omitempty"`
+	GCGrace        string   `toml:"gc_grace,omitempty"`
+	DistDir        string   `toml:"dist_dir,omitempty"`
+	TLSCert        string   `toml:"tls_cert,omitempty"`
+	TLSKey         string   `toml:"tls_key,omitempty"`
+	TrustedProxies []string `toml:"trusted_proxies,omitempty"`
+	S3             S3       `toml:"s3,omitempty"`
 }
 
 // Dir is the folder of both files: $IB_CONFIG_DIR, else <user config dir>/ib.

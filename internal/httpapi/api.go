@@ -4,8 +4,10 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,8 +31,10 @@ import (
 	"ib/internal/units"
 )
 
-// Limits of request bodies other than blocks and manifests.
+// Limits of request bodies other than blocks and manifests, and of tag
+// filters (a tag set has a handful of tags).
 const (
+	maxTagFilters  = 32
 	maxMissingBody = 16 << 20
 	maxMissingCIDs = 100_000
 	maxFetchBody   = 1 << 20
@@ -71,17 +75,23 @@ type Config struct {
 	// still receiving their manifest (clients stream it while they back
 	// up) are cut then, rather than holding the shutdown up.
 	Draining <-chan struct{}
+	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For
+	// names the client (in logs); none by default.
+	TrustedProxies []string
 }
 
 // New returns the gin engine serving the API.
-func New(cfg Config) *gin.Engine {
+func New(cfg Config) (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
 	if cfg.Dist == nil {
 		cfg.Dist = dist.New("")
 	}
 	a := &API{store: cfg.Store, pruner: cfg.Pruner, dist: cfg.Dist, token: sha256.Sum256([]byte(cfg.Token)), log: cfg.Log, draining: cfg.Draining}
 	r := gin.New()
-	r.Use(a.recover, a.logRequests)
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	r.Use(a.logRequests, a.recover, secureHeaders)
 	r.Use(cfg.Middleware...)
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) {
@@ -91,6 +101,7 @@ func New(cfg Config) *gin.Engine {
 			a.fail(c, http.StatusNotFound, errors.New("no such route"))
 			return
 		}
+		c.Status(http.StatusOK) // gin has set 404 for unmatched routes
 		cfg.UI.ServeHTTP(c.Writer, c.Request)
 	})
 	r.NoMethod(func(c *gin.Context) { a.fail(c, http.StatusMethodNotAllowed, errors.New("method not allowed")) })
@@ -125,7 +136,7 @@ func New(cfg Config) *gin.Engine {
 	v1.DELETE("/backups/:id", auth, a.delete)
 	v1.POST("/prune", auth, a.prune)
 	v1.GET("/stats", a.stats)
-	return r
+	return r, nil
 }
 
 func (a *API) requireToken(c *gin.Context) {
@@ -141,11 +152,14 @@ func (a *API) requireToken(c *gin.Context) {
 }
 
 func (a *API) healthz(c *gin.Context) {
+	kind := a.store.BlockStoreKind()
 	if err := a.store.Health(c.Request.Context()); err != nil {
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error(), "block_store": a.store.BlockStore()})
+		a.log.Warn("health check failed", "request_id", requestID(c), "err", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": kind + " block store or database unavailable",
+			"block_store": kind, "request_id": requestID(c)})
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "block_store": a.store.BlockStore()})
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "block_store": kind})
 }
 
 func (a *API) missing(c *gin.Context) {
@@ -344,7 +358,11 @@ func summary(b metadb.Backup) manifest.Summary {
 // parameters named in skip.
 func queryTags(c *gin.Context, skip ...string) (manifest.Tags, error) {
 	tags := manifest.Tags{}
-	for k, vs := range c.Request.URL.Query() {
+	q := c.Request.URL.Query()
+	if len(q) > maxTagFilters+len(skip) {
+		return nil, fmt.Errorf("%w: at most %d tags", store.ErrInvalid, maxTagFilters)
+	}
+	for k, vs := range q {
 		if slices.Contains(skip, k) {
 			continue
 		}
@@ -511,7 +529,9 @@ func (a *API) stats(c *gin.Context) {
 	c.JSON(http.StatusOK, a.store.Stats())
 }
 
-// error maps an engine error to its status.
+// error maps an engine error to its status. A 5xx answer never carries the
+// error's text (paths, SQL, hosts): the log line does, under the request id
+// that the answer gives.
 func (a *API) error(c *gin.Context, err error) {
 	var mbe *http.MaxBytesError
 	switch {
@@ -522,17 +542,25 @@ func (a *API) error(c *gin.Context, err error) {
 	case errors.Is(err, store.ErrNotFound):
 		a.fail(c, http.StatusNotFound, err)
 	case errors.Is(err, store.ErrUnavailable):
-		a.log.Warn("block store unavailable", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
-		a.fail(c, http.StatusServiceUnavailable, err)
+		a.log.Warn("block store unavailable", "request_id", requestID(c), "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+		a.fail(c, http.StatusServiceUnavailable, errors.New(a.store.BlockStoreKind()+" block store unavailable"))
 	case c.Request.Context().Err() != nil:
 		a.fail(c, 499, errors.New("client went away"))
 	default:
-		a.log.Error("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
-		a.fail(c, http.StatusInternalServerError, err)
+		a.log.Error("request failed", "request_id", requestID(c), "method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
+		a.fail(c, http.StatusInternalServerError, errInternal)
 	}
 }
 
+var errInternal = errors.New("internal error")
+
+// fail answers a JSON error; 5xx answers name the request id of the log
+// line that tells what went wrong.
 func (a *API) fail(c *gin.Context, status int, err error) {
+	if status >= 500 {
+		c.JSON(status, gin.H{"error": fmt.Sprintf("%v (request id %s)", err, requestID(c)), "request_id": requestID(c)})
+		return
+	}
 	c.JSON(status, gin.H{"error": err.Error()})
 }
 
@@ -542,16 +570,42 @@ func (a *API) recover(c *gin.Context) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			a.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", v)
-			a.fail(c, http.StatusInternalServerError, errors.New("internal error"))
+			a.log.Error("panic in handler", "request_id", requestID(c), "path", c.Request.URL.Path, "panic", v)
+			a.fail(c, http.StatusInternalServerError, errInternal)
 		}
 	}()
 	c.Next()
 }
 
+// requestIDKey holds the request's id: in the X-Request-Id header of the
+// answer, in its log line, in 5xx bodies.
+const requestIDKey = "ib.request_id"
+
+func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
 func (a *API) logRequests(c *gin.Context) {
 	start := time.Now()
+	var b [8]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	c.Set(requestIDKey, id)
+	c.Header("X-Request-Id", id)
+	defer func() {
+		// also for a response cut mid-body (its panic passes through)
+		a.log.Info("request", "method", c.Request.Method, "route", c.FullPath(), "status", c.Writer.Status(),
+			"bytes", BytesSent(c), "took", time.Since(start), "client", c.ClientIP(), "request_id", id)
+	}()
 	c.Next()
-	a.log.Info("request", "method", c.Request.Method, "route", c.FullPath(), "status", c.Writer.Status(),
-		"bytes", BytesSent(c), "took", time.Since(start), "client", c.ClientIP())
+}
+
+// secureHeaders go on every answer: the UI loads its own scripts and
+// styles only, in no frame, and no answer is sniffed into another type.
+func secureHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	c.Next()
 }

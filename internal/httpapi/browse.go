@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -211,8 +213,8 @@ type Hit struct {
 
 func (a *API) search(c *gin.Context) {
 	q := strings.TrimSpace(c.Query("q"))
-	if q == "" || len(q) > 256 {
-		a.error(c, fmt.Errorf("%w: q: want 1 to 256 bytes", store.ErrInvalid))
+	if q == "" || len(q) > 256 || strings.ContainsFunc(q, unicode.IsControl) || !utf8.ValidString(q) {
+		a.error(c, fmt.Errorf("%w: q: want 1 to 256 bytes of UTF-8 text without control characters", store.ErrInvalid))
 		return
 	}
 	limit, _ := strconv.Atoi(c.DefaultQuery("limit", "100"))

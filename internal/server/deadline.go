@@ -41,8 +41,8 @@ func (b *idleBody) Read(p []byte) (int, error) {
 }
 
 // progressWriter moves the connection's write deadline forward as a
-// response is written (at most once a second, which is all the precision a
-// deadline of a minute needs).
+// response is written (at most four times per idle period, or once a
+// second: all the precision a deadline of a minute needs).
 type progressWriter struct {
 	http.ResponseWriter
 	rc   *http.ResponseController
@@ -51,7 +51,7 @@ type progressWriter struct {
 }
 
 func (p *progressWriter) extend() {
-	if now := time.Now(); now.Sub(p.set) >= time.Second {
+	if now := time.Now(); now.Sub(p.set) >= min(time.Second, p.idle/4) {
 		p.set = now
 		p.rc.SetWriteDeadline(now.Add(p.idle))
 	}

@@ -64,6 +64,10 @@ type Options struct {
 	// DistDir holds the ib binaries on offer (make dist); the running
 	// binary is always offered too.
 	DistDir string
+
+	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is
+	// believed; none by default.
+	TrustedProxies []string
 }
 
 // Defaults of the retention options (DESIGN §8).
@@ -145,9 +149,15 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		opts.WriteIdleTimeout = time.Minute
 	}
 	draining := make(chan struct{})
+	api, err := httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
+		Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler(), Draining: draining,
+		TrustedProxies: opts.TrustedProxies})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	h := &http.Server{
-		Handler: deadlines(opts.BodyIdleTimeout, opts.WriteIdleTimeout, httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
-			Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler(), Draining: draining})),
+		Handler:           deadlines(opts.BodyIdleTimeout, opts.WriteIdleTimeout, api),
 		ReadHeaderTimeout: opts.HeaderTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,

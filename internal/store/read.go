@@ -210,9 +210,52 @@ type ArchiveReader struct {
 	gen *tarGen // produces the stream from genPos
 }
 
-// archiveSizes caches the size of archives already computed: a backup
-// never changes.
-var archiveSizes sync.Map // key "id\x00path" → int64
+// archiveSizes caches the size of archives already computed (a backup
+// never changes), up to a bound: anyone may ask for the tar of any folder.
+var archiveSizes = sizeCache{max: 4096}
+
+// sizeCache is a map of at most max entries that forgets the oldest first.
+type sizeCache struct {
+	mu    sync.Mutex
+	max   int
+	m     map[string]int64
+	order []string // insertion order, a ring once full
+	next  int
+}
+
+func (c *sizeCache) Load(key string) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[key]
+	return v, ok
+}
+
+func (c *sizeCache) Store(key string, v int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]int64)
+	}
+	if _, ok := c.m[key]; ok {
+		c.m[key] = v
+		return
+	}
+	if len(c.order) < c.max {
+		c.order = append(c.order, key)
+	} else {
+		delete(c.m, c.order[c.next])
+		c.order[c.next] = key
+		c.next = (c.next + 1) % c.max
+	}
+	c.m[key] = v
+}
+
+// Len is the number of sizes held.
+func (c *sizeCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
 
 // OpenArchive opens the tar of backup id, or of the folder sub of it.
 func (s *Store) OpenArchive(ctx context.Context, id int64, sub string) (*ArchiveReader, error) {
@@ -223,7 +266,7 @@ func (s *Store) OpenArchive(ctx context.Context, id int64, sub string) (*Archive
 	a := &ArchiveReader{ctx: ctx, s: s, id: id, root: n}
 	key := fmt.Sprintf("%d\x00%s", id, sub)
 	if v, ok := archiveSizes.Load(key); ok {
-		a.size = v.(int64)
+		a.size = v
 		return a, nil
 	}
 	g := a.newGen()

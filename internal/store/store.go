@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -546,5 +547,13 @@ func wrapNotFound(b metadb.Backup, err error) (metadb.Backup, error) {
 	return b, err
 }
 
-// BlockStore names the block store ("local DIR", "s3 HOST/BUCKET/PREFIX").
+// BlockStore names the block store ("local DIR", "s3 HOST/BUCKET/PREFIX"),
+// for the logs.
 func (s *Store) BlockStore() string { return s.blocks.String() }
+
+// BlockStoreKind is the kind of the block store alone ("local", "s3"): what
+// anonymous clients may learn of it.
+func (s *Store) BlockStoreKind() string {
+	kind, _, _ := strings.Cut(s.blocks.String(), " ")
+	return kind
+}

@@ -108,7 +108,7 @@ func (s *Store) Stats() api.Stats {
 	st := api.Stats{
 		Backups: t.Backups, TagSets: tagSets, Blocks: t.Blocks, InlineBlocks: t.InlineBlocks,
 		InlineBytes: t.InlineBytes, OffloadedBytes: t.OffloadedBytes, StoredBytes: t.InlineBytes + t.OffloadedBytes,
-		UniqueBytes: t.UniqueBytes, LogicalBytes: t.LogicalBytes, BlockStore: s.blocks.String(),
+		UniqueBytes: t.UniqueBytes, LogicalBytes: t.LogicalBytes, BlockStore: s.BlockStoreKind(),
 	}
 	if t.UniqueBytes > 0 {
 		st.DedupRatio = float64(t.LogicalBytes) / float64(t.UniqueBytes)
