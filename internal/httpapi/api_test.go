@@ -180,6 +180,10 @@ func TestBadManifests(t *testing.T) {
 		"empty":           commitBody(),
 		"backslash":       commitBody(root, file(`a\b`)),
 		"empty part":      commitBody(root, entry("a", "dir", ""), file("a//b")),
+		// the stored block has 9 bytes: a manifest must not say otherwise
+		"stored size lie": commitBody(root, entry("f", "file", fmt.Sprintf(`,"size":3,"blocks":[{"cid":%q,"size":3}]`, c))),
+		"two sizes of one block": commitBody(root, file("a"), entry("b", "file", fmt.Sprintf(`,"size":18,"blocks":[{"cid":%q,"size":9},{"cid":%q,"size":9}]`, c, c)),
+			entry("c", "file", fmt.Sprintf(`,"size":10,"blocks":[{"cid":%q,"size":10}]`, c))),
 	}
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -107,6 +107,7 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 	type cidPair struct {
 		bin  []byte
 		text string
+		size int64
 	}
 	var cids []cidPair
 	for seq := int64(0); ; seq++ {
@@ -138,7 +139,7 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 				packed = binary.AppendUvarint(packed, uint64(len(cb)))
 				packed = append(packed, cb...)
 				packed = binary.AppendUvarint(packed, uint64(bl.Size))
-				cids = append(cids, cidPair{cb, bl.CID})
+				cids = append(cids, cidPair{cb, bl.CID, bl.Size})
 			}
 		}
 		var pe *parentEntry
@@ -159,7 +160,9 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 				dropped(pe)
 			}
 			for _, c := range cids {
-				b.addCID(c.bin, c.text)
+				if err = b.addCID(c.bin, c.text, c.size); err != nil {
+					return 0, false, nil, err
+				}
 			}
 		}
 		s.Entries++
@@ -377,6 +380,7 @@ type commitBatch struct {
 	rows   []any // entries, entryCols values each
 	cids   [][]byte
 	names  map[string]string // binary CID → its text
+	sizes  map[string]int64  // binary CID → the size the manifest gives it
 	// File names not yet in the names table, with the rows that use them;
 	// pending holds the ids given in this transaction.
 	newNames map[string][]int
@@ -503,16 +507,25 @@ const (
 	entriesSQL      = "INSERT INTO entries (backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, parent_seq, name_id) VALUES "
 )
 
-func (b *commitBatch) addCID(bin []byte, text string) {
+func (b *commitBatch) addCID(bin []byte, text string, size int64) error {
 	if b.names == nil {
-		b.names = map[string]string{}
+		b.names, b.sizes = map[string]string{}, map[string]int64{}
 	}
 	if _, dup := b.names[string(bin)]; dup {
-		return
+		if b.sizes[string(bin)] != size {
+			return fmt.Errorf("%w: block %s given as %d and %d bytes", ErrSizeMismatch, text, b.sizes[string(bin)], size)
+		}
+		return nil
 	}
 	b.names[string(bin)] = text
+	b.sizes[string(bin)] = size
 	b.cids = append(b.cids, bin)
+	return nil
 }
+
+// ErrSizeMismatch is a manifest that gives a block another size than the
+// stored block's: downloads of its file would break.
+var ErrSizeMismatch = errors.New("block size does not match the stored block")
 
 func (b *commitBatch) full() bool {
 	return len(b.rows) >= batchRows*entryCols || len(b.cids) >= batchCIDs
@@ -521,7 +534,7 @@ func (b *commitBatch) full() bool {
 // flush checks the batch's blocks and, while none is missing, writes its
 // entries and references. It returns the missing CIDs so far.
 func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[string]bool) ([]string, error) {
-	defer func() { b.rows, b.cids, b.names, b.newNames = b.rows[:0], b.cids[:0], nil, nil }()
+	defer func() { b.rows, b.cids, b.names, b.sizes, b.newNames = b.rows[:0], b.cids[:0], nil, nil, nil }()
 	ids := make([]int64, 0, len(b.cids))
 	if len(b.cids) > 0 {
 		// The list is padded with its first CID to a multiple of 64, so
@@ -533,7 +546,9 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 		for i, c := range b.cids {
 			args[i] = c
 		}
-		st, err := b.stmt(ctx, "SELECT id, cid FROM blocks WHERE cid IN ("+placeholders(len(args))+")")
+		// The size comes from the block's row; rows of one backup's new
+		// blocks lie together (ids follow the upload order).
+		st, err := b.stmt(ctx, "SELECT id, cid, size FROM blocks WHERE cid IN ("+placeholders(len(args))+")")
 		if err != nil {
 			return missing, fmt.Errorf("sqlite: commit: %w", err)
 		}
@@ -543,14 +558,18 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 		}
 		found := map[string]bool{}
 		for rows.Next() {
-			var id int64
+			var id, size int64
 			var c []byte
-			if err := rows.Scan(&id, &c); err != nil {
+			if err := rows.Scan(&id, &c, &size); err != nil {
 				rows.Close()
 				return missing, fmt.Errorf("sqlite: commit: %w", err)
 			}
 			if b.corrupt[id] {
 				continue // reported missing: the client's upload heals it
+			}
+			if want := b.sizes[string(c)]; want != size {
+				rows.Close()
+				return missing, fmt.Errorf("%w: block %s is %d bytes, the manifest says %d", ErrSizeMismatch, b.names[string(c)], size, want)
 			}
 			found[string(c)] = true
 			ids = append(ids, id)

@@ -212,7 +212,9 @@ func (b *commitBatch) refReused(ctx context.Context, parent int64, open func() (
 				if err != nil {
 					return err
 				}
-				b.addCID(c.Bytes(), bl.CID)
+				if err := b.addCID(c.Bytes(), bl.CID, bl.Size); err != nil {
+					return err
+				}
 			}
 			if b.full() {
 				if err := b.flushRefs(ctx); err != nil {

@@ -426,6 +426,9 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 		return er.next, nil
 	}
 	id, existed, missing, err := s.db.Commit(ctx, tags, key, open)
+	if errors.Is(err, metadb.ErrSizeMismatch) {
+		return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	if err != nil {
 		return CommitResult{}, err
 	}
