@@ -71,11 +71,14 @@ func run(ctx context.Context, env *cli.Env, rawURL, token, caCert string) error 
 	if err != nil {
 		return err
 	}
-	var cfg config.Client
-	if err := config.Load(path, &cfg); err != nil {
+	cfg, _, err := config.LoadClient(path)
+	if err != nil {
 		return err
 	}
-	cfg.Server, cfg.Token, cfg.CACert = u.String(), token, caCert
+	// The server becomes the default; its token and CA are kept under its
+	// URL, beside those of other servers.
+	cfg.Server = u.String()
+	cfg.Set(u.String(), config.ClientServer{Token: token, CACert: caCert})
 	if err := config.Save(path, cfg); err != nil {
 		return err
 	}

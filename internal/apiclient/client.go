@@ -14,11 +14,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"ib/internal/api"
@@ -35,7 +38,9 @@ type Retry struct {
 // DefaultRetry rides out a server restart of 30 seconds with room to spare.
 var DefaultRetry = Retry{Initial: 200 * time.Millisecond, Max: 5 * time.Second, MaxElapsed: 90 * time.Second}
 
-// Client talks to one ib server.
+// Client talks to one ib server. It sends its token on writes only, and on
+// reads once the server has asked for it (a 401 to a read: a private
+// server): a token is never handed out where it is not needed.
 type Client struct {
 	base  *url.URL
 	token string
@@ -43,6 +48,12 @@ type Client struct {
 	Retry Retry
 	// OnRetry, if set, hears of each retried failure (for logs).
 	OnRetry func(op string, err error, wait time.Duration)
+	// OnWarn, if set, hears once that the token goes over plain HTTP to a
+	// host that is not this machine.
+	OnWarn func(msg string)
+
+	readAuth atomic.Bool // the server wants the token on reads too
+	warned   sync.Once
 }
 
 // New returns a client for the server at rawURL.
@@ -97,6 +108,21 @@ func tlsError(err error) bool {
 // URL is the server's base URL.
 func (c *Client) URL() string { return c.base.String() }
 
+// warnPlain warns once when the token is about to cross a network in the
+// clear.
+func (c *Client) warnPlain() {
+	if c.base.Scheme != "http" || c.OnWarn == nil {
+		return
+	}
+	host := c.base.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return
+	}
+	c.warned.Do(func() {
+		c.OnWarn(fmt.Sprintf("the token goes to %s over plain HTTP: anyone on the network path can read it; use https://", c.base))
+	})
+}
+
 // HasToken reports whether the client can write.
 func (c *Client) HasToken() bool { return c.token != "" }
 
@@ -126,6 +152,7 @@ func transient(status int) bool {
 
 // request is one API call; body returns a fresh body for every attempt.
 type request struct {
+	write  bool // needs the token
 	method string
 	path   string
 	query  url.Values
@@ -149,6 +176,13 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		if err == nil {
 			if isOK(resp.StatusCode, r.ok) {
 				return resp, nil
+			}
+			if resp.StatusCode == http.StatusUnauthorized && !r.write && c.token != "" && !c.readAuth.Load() {
+				// A private server: reads need the token too.
+				resp.Body.Close()
+				c.readAuth.Store(true)
+				attempt--
+				continue
 			}
 			apiErr := readError(resp, op)
 			resp.Body.Close()
@@ -214,7 +248,8 @@ func (c *Client) once(ctx context.Context, r request, u string) (*http.Response,
 	if r.ctype != "" {
 		req.Header.Set("Content-Type", r.ctype)
 	}
-	if c.token != "" {
+	if c.token != "" && (r.write || c.readAuth.Load()) {
+		c.warnPlain()
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
@@ -276,7 +311,7 @@ func decode(resp *http.Response, v any) error {
 
 // Missing asks which of cids the server lacks.
 func (c *Client) Missing(ctx context.Context, cids []string) ([]string, error) {
-	resp, err := c.do(ctx, request{method: "POST", path: "/api/v1/blocks/missing",
+	resp, err := c.do(ctx, request{write: true, method: "POST", path: "/api/v1/blocks/missing",
 		body: jsonBody(map[string][]string{"cids": cids}), ctype: "application/json"})
 	if err != nil {
 		return nil, err
@@ -290,7 +325,7 @@ func (c *Client) Missing(ctx context.Context, cids []string) ([]string, error) {
 // PutBlock uploads a block's wire form; body opens it afresh for each
 // attempt (size -1 when unknown).
 func (c *Client) PutBlock(ctx context.Context, cid string, body func() (io.ReadCloser, int64, error)) error {
-	resp, err := c.do(ctx, request{method: "PUT", path: "/api/v1/blocks/" + url.PathEscape(cid),
+	resp, err := c.do(ctx, request{write: true, method: "PUT", path: "/api/v1/blocks/" + url.PathEscape(cid),
 		body: body, ctype: "application/x-lz4", ok: []int{http.StatusNoContent, http.StatusOK}})
 	if err != nil {
 		return err
@@ -301,7 +336,7 @@ func (c *Client) PutBlock(ctx context.Context, cid string, body func() (io.ReadC
 
 // PutBlocks uploads a pack of small blocks (block.AppendFrame).
 func (c *Client) PutBlocks(ctx context.Context, pack []byte) error {
-	resp, err := c.do(ctx, request{method: "POST", path: "/api/v1/blocks", ctype: "application/x-ib-pack",
+	resp, err := c.do(ctx, request{write: true, method: "POST", path: "/api/v1/blocks", ctype: "application/x-ib-pack",
 		body: func() (io.ReadCloser, int64, error) {
 			return io.NopCloser(bytes.NewReader(pack)), int64(len(pack)), nil
 		}, ok: []int{http.StatusOK, http.StatusNoContent}})
@@ -335,7 +370,7 @@ func (c *Client) FetchBlocks(ctx context.Context, cids []string) (io.ReadCloser,
 // Commit sends a manifest commit. It returns the backup's id, or the CIDs
 // the server lacks (and no id) on 409.
 func (c *Client) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (Committed, error) {
-	resp, err := c.do(ctx, request{method: "POST", path: "/api/v1/backups", body: body,
+	resp, err := c.do(ctx, request{write: true, method: "POST", path: "/api/v1/backups", body: body,
 		ctype: "application/json", ok: []int{http.StatusCreated, http.StatusOK, http.StatusConflict}})
 	if err != nil {
 		return Committed{}, err
@@ -409,7 +444,7 @@ func (c *Client) Manifest(ctx context.Context, id int64) (io.ReadCloser, error) 
 
 // Delete deletes a backup.
 func (c *Client) Delete(ctx context.Context, id int64) error {
-	resp, err := c.do(ctx, request{method: "DELETE", path: "/api/v1/backups/" + strconv.FormatInt(id, 10),
+	resp, err := c.do(ctx, request{write: true, method: "DELETE", path: "/api/v1/backups/" + strconv.FormatInt(id, 10),
 		ok: []int{http.StatusNoContent, http.StatusOK}})
 	if err != nil {
 		return err
@@ -430,7 +465,7 @@ func (c *Client) Health(ctx context.Context) error {
 
 // Prune asks the server to prune: with req nil, by its own retention.
 func (c *Client) Prune(ctx context.Context, req *api.PruneRequest) (api.PruneAnswer, error) {
-	r := request{method: "POST", path: "/api/v1/prune", ctype: "application/json"}
+	r := request{write: true, method: "POST", path: "/api/v1/prune", ctype: "application/json"}
 	if req != nil {
 		r.body = jsonBody(req)
 	}

@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -115,37 +116,47 @@ type Client struct {
 	RJobs  int
 }
 
-// ResolveClient reads the client config and applies env and flags.
+// ResolveClient reads the client config and applies env and flags. The
+// config's token is the one kept for the server resolved: a --server or
+// IB_SERVER naming another server gets no token from the file.
 func (e *Env) ResolveClient(serverFlag, tokenFlag, caFlag string) (Client, error) {
 	path, err := config.ClientPath(e.ConfigFile)
 	if err != nil {
 		return Client{}, err
 	}
-	var f config.Client
-	if err := config.Load(path, &f); err != nil {
+	f, migrated, err := config.LoadClient(path)
+	if err != nil {
 		return Client{}, err
 	}
-	c := Client{Server: f.Server, Token: f.Token, CACert: f.CACert, Jobs: f.Jobs, RJobs: f.RestoreJobs}
+	if migrated {
+		// The old single-token file: keep it in its new form (a file we
+		// cannot write only misses the migration).
+		config.Save(path, f)
+	}
+	c := Client{Server: f.Server, Jobs: f.Jobs, RJobs: f.RestoreJobs}
+	if v := e.Getenv("IB_SERVER"); v != "" {
+		c.Server = v
+	}
+	if serverFlag != "" {
+		c.Server = serverFlag
+	}
+	if c.Server == "" {
+		return Client{}, Usagef("no server: run `ib login URL --token TOKEN`, or pass --server or set IB_SERVER")
+	}
+	kept := f.For(c.Server)
+	c.Token = kept.Token
+	c.CACert = cmp.Or(kept.CACert, f.CACert)
 	if v := e.Getenv("IB_CA_CERT"); v != "" {
 		c.CACert = v
 	}
 	if caFlag != "" {
 		c.CACert = caFlag
 	}
-	if v := e.Getenv("IB_SERVER"); v != "" {
-		c.Server = v
-	}
 	if v := e.Getenv("IB_TOKEN"); v != "" {
 		c.Token = v
 	}
-	if serverFlag != "" {
-		c.Server = serverFlag
-	}
 	if tokenFlag != "" {
 		c.Token = tokenFlag
-	}
-	if c.Server == "" {
-		return Client{}, Usagef("no server: run `ib login URL --token TOKEN`, or pass --server or set IB_SERVER")
 	}
 	return c, nil
 }
@@ -164,6 +175,7 @@ func (c Client) APIClient(log *slog.Logger) (*apiclient.Client, error) {
 	api.OnRetry = func(op string, err error, wait time.Duration) {
 		log.Warn("retrying", "op", op, "err", err, "in", wait.Round(time.Millisecond))
 	}
+	api.OnWarn = func(msg string) { log.Warn(msg) }
 	return api, nil
 }
 

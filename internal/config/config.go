@@ -12,20 +12,71 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/pelletier/go-toml/v2"
 )
 
-// Client is config.toml.
+// Client is config.toml: the default server, and per server URL its token
+// (a token is only ever sent to its own server) and CA certificate.
 type Client struct {
 	Server      string `toml:"server,omitempty"`
-	Token       string `toml:"token,omitempty"`
 	Jobs        int    `toml:"jobs,omitempty"`
 	RestoreJobs int    `toml:"restore_jobs,omitempty"`
 	CACert      string `toml:"ca_cert,omitempty"`
+	// Token is the file of ib before per-server tokens: the token of
+	// Server. LoadClient moves it under Servers.
+	Token   string                  `toml:"token,omitempty"`
+	Servers map[string]ClientServer `toml:"servers,omitempty"`
+}
+
+// ClientServer is what the client keeps for one server.
+type ClientServer struct {
+	Token  string `toml:"token,omitempty"`
+	CACert string `toml:"ca_cert,omitempty"`
+}
+
+// ServerKey is the form of a server URL that its settings are kept under:
+// scheme and host in lower case, no trailing slash.
+func ServerKey(raw string) string {
+	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw), "/"))
+	if err != nil || u.Host == "" {
+		return raw
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + u.EscapedPath()
+}
+
+// For returns the settings kept for the server at raw.
+func (c *Client) For(raw string) ClientServer { return c.Servers[ServerKey(raw)] }
+
+// Set keeps settings for the server at raw.
+func (c *Client) Set(raw string, s ClientServer) {
+	if c.Servers == nil {
+		c.Servers = map[string]ClientServer{}
+	}
+	c.Servers[ServerKey(raw)] = s
+}
+
+// LoadClient reads the client file, moving a token of the old single-token
+// form under its server; migrated reports that it did (the caller may save
+// the file in its new form).
+func LoadClient(path string) (c Client, migrated bool, err error) {
+	if err := Load(path, &c); err != nil {
+		return c, false, err
+	}
+	if c.Token != "" {
+		if c.Server != "" {
+			if _, ok := c.Servers[ServerKey(c.Server)]; !ok {
+				c.Set(c.Server, ClientServer{Token: c.Token, CACert: c.CACert})
+			}
+		}
+		c.Token, migrated = "", true
+	}
+	return c, migrated, nil
 }
 
 // S3 is the server's S3 block store settings.

@@ -1,0 +1,144 @@
+//go:build unix
+
+package cmd_test
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ib/internal/ibtest"
+)
+
+// recorder is a stand-in ib server that records the Authorization header
+// of every request; private makes it refuse reads without its token.
+type recorder struct {
+	URL     string
+	token   string
+	private bool
+	mu      sync.Mutex
+	seen    []string // "METHOD PATH AUTH"
+}
+
+func startRecorder(t *testing.T, token string, private bool) *recorder {
+	t.Helper()
+	r := &recorder{token: token, private: private}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, q *http.Request) {
+		auth := q.Header.Get("Authorization")
+		r.mu.Lock()
+		r.seen = append(r.seen, q.Method+" "+q.URL.Path+" "+auth)
+		r.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case q.URL.Path == "/healthz":
+			w.Write([]byte(`{"status":"ok"}`))
+		case auth != "Bearer "+r.token && (q.Method != "GET" || r.private):
+			w.WriteHeader(401)
+			w.Write([]byte(`{"error":"missing or wrong token"}`))
+		case q.URL.Path == "/api/v1/blocks/missing":
+			w.Write([]byte(`{"missing":[]}`))
+		default:
+			w.Write([]byte(`[]`))
+		}
+	})}
+	ln := listen(t)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	r.URL = "http://" + ln.Addr().String()
+	return r
+}
+
+func (r *recorder) requests() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.seen...)
+}
+
+// Finding 3: a token goes to its own server only, and on writes only (or
+// on reads of a private server, after it asked).
+func TestTokensStayWithTheirServer(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	other := startRecorder(t, "other-token", false)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+
+	// a pasted command naming another server carries none of our token
+	mustIB(t, conf, "backup", "list", "--server", other.URL)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	if _, errs, code := ib(t, conf, "backup", "create", "-q", "--node=a", "--server", other.URL, src); code == 0 || !strings.Contains(errs, "token") {
+		t.Errorf("create against a server without a kept token: exit %d %q", code, errs)
+	}
+	for _, r := range other.requests() {
+		if strings.Contains(r, srv.Token) {
+			t.Errorf("the other server got our token: %s", r)
+		}
+	}
+
+	// reads carry no token; writes do
+	mine := startRecorder(t, "my-token", false)
+	mustIB(t, conf, "login", mine.URL, "--token", "my-token")
+	mustIB(t, conf, "backup", "list")
+	for _, r := range mine.requests() {
+		write := strings.HasPrefix(r, "POST ")
+		if write != strings.HasSuffix(r, "Bearer my-token") {
+			t.Errorf("request %q: the token must go with writes only", r)
+		}
+	}
+
+	// a private server asks for the token on reads: it gets it then
+	private := startRecorder(t, "private-token", true)
+	mustIB(t, conf, "login", private.URL, "--token", "private-token")
+	mustIB(t, conf, "backup", "list")
+	got := private.requests()
+	if last := got[len(got)-1]; last != "GET /api/v1/backups Bearer private-token" {
+		t.Errorf("private server: last request %q, want the list with the token; all: %q", last, got)
+	}
+
+	// both servers keep their tokens: back to the first one
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	mustIB(t, conf, "backup", "create", "-q", "--node=a", src)
+	mustIB(t, conf, "backup", "list", "--server", mine.URL)
+	if cfg, _ := os.ReadFile(filepath.Join(conf, "config.toml")); !strings.Contains(string(cfg), "my-token") || !strings.Contains(string(cfg), srv.Token) {
+		t.Errorf("config.toml lost a server's token:\n%s", cfg)
+	}
+}
+
+// The config of before per-server tokens (server + token) is migrated: the
+// token stays with its server and goes nowhere else.
+func TestOldClientConfigMigrates(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	other := startRecorder(t, "x", false)
+	conf := t.TempDir()
+	old := "server = '" + srv.URL + "'\ntoken = '" + srv.Token + "'\n"
+	if err := os.WriteFile(filepath.Join(conf, "config.toml"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	mustIB(t, conf, "backup", "create", "-q", "--node=m", src)
+	cfg, _ := os.ReadFile(filepath.Join(conf, "config.toml"))
+	if !strings.Contains(string(cfg), "[servers.") || strings.Count(string(cfg), srv.Token) != 1 {
+		t.Errorf("config.toml after migration:\n%s", cfg)
+	}
+	ib(t, conf, "backup", "create", "-q", "--node=m", "--server", other.URL, src)
+	for _, r := range other.requests() {
+		if strings.Contains(r, srv.Token) {
+			t.Errorf("the migrated token went to another server: %s", r)
+		}
+	}
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
