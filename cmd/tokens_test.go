@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"ib/internal/auth"
 	"ib/internal/ibtest"
 )
 
@@ -37,6 +39,9 @@ func startRecorder(t *testing.T, token string, private bool) *recorder {
 		switch {
 		case q.URL.Path == "/healthz":
 			w.Write([]byte(`{"status":"ok"}`))
+		case q.URL.Path == "/api/v1/whoami": // as a server of before scoped tokens
+			w.WriteHeader(404)
+			w.Write([]byte(`{"error":"no such route"}`))
 		case auth != "Bearer "+r.token && (q.Method != "GET" || r.private):
 			w.WriteHeader(401)
 			w.Write([]byte(`{"error":"missing or wrong token"}`))
@@ -85,7 +90,7 @@ func TestTokensStayWithTheirServer(t *testing.T) {
 	mustIB(t, conf, "login", mine.URL, "--token", "my-token")
 	mustIB(t, conf, "backup", "list")
 	for _, r := range mine.requests() {
-		write := strings.HasPrefix(r, "POST ")
+		write := strings.HasPrefix(r, "POST ") || strings.HasPrefix(r, "GET /api/v1/whoami ")
 		if write != strings.HasSuffix(r, "Bearer my-token") {
 			t.Errorf("request %q: the token must go with writes only", r)
 		}
@@ -141,4 +146,68 @@ func listen(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// Finding 11 (b, c): named tokens with scopes, kept hashed, created and
+// revoked while the server runs; a private server wants a token for reads.
+func TestScopedTokensAndPrivateServer(t *testing.T) {
+	p := startProc(t, "http", "--private")
+	serverToml := filepath.Join(p.conf, "server.toml")
+	create := func(name, scope string) string {
+		out, err := exec.Command(ibBinary, "server", "token", "create", "--name", name, "--scope", scope, "--config", serverToml).Output()
+		if err != nil {
+			t.Fatalf("token create %s: %v", name, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	node, reader := create("node1", "append"), create("ui", "read")
+	if cfg, _ := os.ReadFile(serverToml); strings.Contains(string(cfg), node) || strings.Contains(string(cfg), reader) || !strings.Contains(string(cfg), auth.Hash(node)) {
+		t.Fatalf("server.toml must keep the tokens' hashes only:\n%s", cfg)
+	}
+	out, _ := exec.Command(ibBinary, "server", "token", "list", "--config", serverToml).Output()
+	if !strings.Contains(string(out), "node1") || !strings.Contains(string(out), "append") || strings.Contains(string(out), node) {
+		t.Errorf("token list:\n%s", out)
+	}
+	time.Sleep(1100 * time.Millisecond) // the server reads its tokens again at most once a second
+
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("secret"), 0o644, time.Unix(1700000000, 0))
+	nodeConf := t.TempDir()
+	mustIB(t, nodeConf, "login", p.URL, "--token", node)
+	mustIB(t, nodeConf, "backup", "create", "-q", "--node=n", src)
+	mustIB(t, nodeConf, "backup", "list") // reads of a private server: the token after a 401
+	if _, errs, code := ib(t, nodeConf, "backup", "delete", "1"); code != 1 || !strings.Contains(errs, "403") {
+		t.Errorf("delete with an append token: exit %d %q, want 403", code, errs)
+	}
+	if _, errs, code := ib(t, nodeConf, "backup", "prune", "--keep-last", "0", "--node=n"); code != 1 || !strings.Contains(errs, "403") {
+		t.Errorf("prune with an append token: exit %d %q, want 403", code, errs)
+	}
+	readConf := t.TempDir()
+	mustIB(t, readConf, "login", p.URL, "--token", reader)
+	mustIB(t, readConf, "backup", "restore", "latest", "--node=n", filepath.Join(t.TempDir(), "r"), "-q")
+	if _, errs, code := ib(t, readConf, "backup", "create", "-q", "--node=n", src); code != 1 || !strings.Contains(errs, "403") {
+		t.Errorf("create with a read token: exit %d %q, want 403", code, errs)
+	}
+
+	// anonymous: the UI loads, reads are refused
+	for path, want := range map[string]int{"/": 200, "/app.js": 200, "/healthz": 200, "/api/v1/backups": 401,
+		"/api/v1/backups/1/files/f": 401, "/api/v1/search?q=f": 401, "/api/v1/stats": 401, "/api/v1/backups/latest/archive.tar?node=n": 401} {
+		if st, _, body := getRaw(t, p.URL+path); st != want {
+			t.Errorf("anonymous GET %s: %d %.100s, want %d", path, st, body, want)
+		}
+	}
+	if st, _, body := getRaw(t, p.URL+"/api/v1/backups/1/files/f", "Authorization", "Bearer "+reader); st != 200 || body != "secret" {
+		t.Errorf("GET a file with a read token: %d %q", st, body)
+	}
+
+	// revoked: refused within a second or so, by the running server
+	exec.Command(ibBinary, "server", "token", "revoke", "node1", "--config", serverToml).Run()
+	time.Sleep(1100 * time.Millisecond)
+	if _, errs, code := ib(t, nodeConf, "backup", "create", "-q", "--node=n", src); code != 1 || !strings.Contains(errs, "401") {
+		t.Errorf("create with a revoked token: exit %d %q, want 401", code, errs)
+	}
+	// the admin token (token show) still does everything
+	adminConf := t.TempDir()
+	mustIB(t, adminConf, "login", p.URL, "--token", p.Token)
+	mustIB(t, adminConf, "backup", "delete", "1")
 }

@@ -62,9 +62,20 @@ func run(ctx context.Context, env *cli.Env, rawURL, token, caCert string) error 
 		// a server to log in to.
 		fmt.Fprintf(env.Stderr, "warning: server %s is not healthy: %v\n", u, answered.Msg)
 	}
+	scope := "append"
 	if token != "" {
-		if _, err := api.Missing(ctx, []string{}); err != nil {
-			return fmt.Errorf("server %s refuses the token: %w", u, err)
+		s, _, err := api.WhoAmI(ctx)
+		switch {
+		case apiclient.IsNotFound(err): // a server of before scoped tokens
+			if _, err := api.Missing(ctx, []string{}); err != nil {
+				return fmt.Errorf("server %s refuses the token: %w", u, err)
+			}
+		case err != nil:
+			return fmt.Errorf("server %s: %w", u, err)
+		case s == "none":
+			return fmt.Errorf("server %s refuses the token: 401 Unauthorized: missing or wrong token", u)
+		default:
+			scope = s
 		}
 	}
 	path, err := config.ClientPath(env.ConfigFile)
@@ -85,7 +96,7 @@ func run(ctx context.Context, env *cli.Env, rawURL, token, caCert string) error 
 	if token == "" {
 		fmt.Fprintf(env.Stdout, "logged in to %s for reading (no token: backups need `ib login %s --token TOKEN`)\n", u, u)
 	} else {
-		fmt.Fprintf(env.Stdout, "logged in to %s\n", u)
+		fmt.Fprintf(env.Stdout, "logged in to %s (token scope: %s)\n", u, scope)
 	}
 	return nil
 }

@@ -43,6 +43,7 @@ type serveOptions struct {
 	scrubInterval string
 	scrubRate     string
 	proxies       []string
+	private       bool
 }
 
 func newServe(env *cli.Env, version string) *cobra.Command {
@@ -67,6 +68,7 @@ kept in server.toml; "ib server token show" prints it.`,
 	f.IntVar(&o.metricsPort, "metrics-port", 0, "serve Prometheus metrics on this port (same interface as --listen), at /metrics")
 	f.StringVar(&o.scrubInterval, "scrub-interval", "7d", "re-hash every stored block this often, 0 to never")
 	f.StringVar(&o.scrubRate, "scrub-rate", "50MiB", "read at most this much per second while scrubbing")
+	f.BoolVar(&o.private, "private", false, "reads need a token too (scope read or more); by default anyone may browse and download")
 	f.StringSliceVar(&o.proxies, "trusted-proxies", nil, "addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (default none)")
 	f.StringVar(&o.distDir, "dist-dir", "", "offer the ib binaries in this folder for download (make dist); the running one is always offered")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
@@ -199,8 +201,12 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 			return cli.Usagef("--trusted-proxies %q: want an IP address or a CIDR", p)
 		}
 	}
+	tokens, err := config.ServerTokens(path, func(err error) { log.Error("tokens not reloaded; the previous ones stay", "err", err) })
+	if err != nil {
+		return err
+	}
 	srv, err := server.Open(c.Context(), server.Options{
-		DataDir: dataDir, Token: cfg.Token, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
+		DataDir: dataDir, Token: cfg.Token, Tokens: tokens, Private: o.private || cfg.Private, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
 		Retention: retention, KeepLatest: keep, PruneInterval: interval, GCGrace: grace, S3: s3,
 		DistDir: cmp.Or(o.distDir, cfg.DistDir), ScrubInterval: scrubEvery, ScrubRate: scrubRate,
 		TrustedProxies: proxies,
@@ -266,10 +272,10 @@ func serverLogger(env *cli.Env, format string, level slog.Level) (*slog.Logger, 
 }
 
 func newToken(env *cli.Env) *cobra.Command {
-	t := cli.Group(&cobra.Command{Use: "token", Short: "Manage the server's write token"})
+	t := cli.Group(&cobra.Command{Use: "token", Short: "Manage the server's tokens"})
 	t.AddCommand(&cobra.Command{
 		Use:   "show",
-		Short: "Print the write token (creating it if the server config has none)",
+		Short: "Print the admin token (creating it if the server config has none)",
 		Args:  cli.Args(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			path, err := config.ServerPath(env.ConfigFile)
@@ -283,6 +289,6 @@ func newToken(env *cli.Env) *cobra.Command {
 			fmt.Fprintln(env.Stdout, cfg.Token)
 			return nil
 		},
-	})
+	}, newTokenCreate(env), newTokenList(env), newTokenRevoke(env))
 	return t
 }

@@ -152,7 +152,7 @@ func transient(status int) bool {
 
 // request is one API call; body returns a fresh body for every attempt.
 type request struct {
-	write  bool // needs the token
+	write  bool // sends the token (writes, and questions about it)
 	method string
 	path   string
 	query  url.Values
@@ -485,6 +485,17 @@ func (c *Client) Stats(ctx context.Context) (api.Stats, error) {
 	}
 	var out api.Stats
 	return out, decode(resp, &out)
+}
+
+// WhoAmI returns the scope ("none", "read", "append", "admin") and name of
+// the client's token on the server.
+func (c *Client) WhoAmI(ctx context.Context) (scope, name string, err error) {
+	resp, err := c.do(ctx, request{write: true, method: "GET", path: "/api/v1/whoami"})
+	if err != nil {
+		return "", "", err
+	}
+	var out struct{ Scope, Name string }
+	return out.Scope, out.Name, decode(resp, &out)
 }
 
 // SpoolManifest downloads a backup's manifest into f (truncated first),

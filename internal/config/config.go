@@ -19,6 +19,8 @@ import (
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"ib/internal/auth"
 )
 
 // Client is config.toml: the default server, and per server URL its token
@@ -103,7 +105,11 @@ type Server struct {
 	TLSCert        string   `toml:"tls_cert,omitempty"`
 	TLSKey         string   `toml:"tls_key,omitempty"`
 	TrustedProxies []string `toml:"trusted_proxies,omitempty"`
-	S3             S3       `toml:"s3,omitempty"`
+	Private        bool     `toml:"private,omitempty"`
+	// Tokens are the named, scoped tokens, kept hashed (ib server token
+	// create); Token above is the admin token.
+	Tokens []auth.Token `toml:"tokens,omitempty"`
+	S3     S3           `toml:"s3,omitempty"`
 }
 
 // Dir is the folder of both files: $IB_CONFIG_DIR, else <user config dir>/ib.
@@ -240,4 +246,40 @@ func DefaultDataDir() (string, error) {
 		}
 	}
 	return "", errors.New("no data dir: pass --data-dir")
+}
+
+// ServerTokens keeps the tokens of the server file at path, read again
+// whenever the file changes, so that `ib server token create` and `revoke`
+// count for a running server within a second.
+func ServerTokens(path string, onError func(error)) (*auth.Reloading, error) {
+	var last fileStamp
+	load := func() (*auth.Set, error) {
+		last = stamp(path)
+		var s Server
+		if err := Load(path, &s); err != nil {
+			return nil, err
+		}
+		if s.Token == "" && len(s.Tokens) == 0 {
+			return nil, fmt.Errorf("config %s: no token", path)
+		}
+		set, err := auth.NewSet(s.Token, s.Tokens)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		return set, nil
+	}
+	return auth.NewReloading(load, func() bool { return stamp(path) != last }, onError)
+}
+
+type fileStamp struct {
+	mod  int64
+	size int64
+}
+
+func stamp(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi.ModTime().UnixNano(), fi.Size()}
 }

@@ -5,8 +5,6 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -24,6 +22,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"ib/internal/api"
+	"ib/internal/auth"
 	"ib/internal/dist"
 	"ib/internal/manifest"
 	"ib/internal/metadb"
@@ -53,7 +52,7 @@ type API struct {
 	store    *store.Store
 	pruner   Pruner
 	dist     *dist.Catalog
-	token    [32]byte // sha256 of the token: compared in constant time, whatever its length
+	keeper   auth.Keeper
 	log      *slog.Logger
 	draining <-chan struct{}
 }
@@ -62,8 +61,12 @@ type API struct {
 type Config struct {
 	Store  *store.Store
 	Pruner Pruner
-	Token  string
-	Log    *slog.Logger
+	// Tokens says what each bearer token may do.
+	Tokens auth.Keeper
+	// Private makes reads need a token too (scope read or more); the web
+	// UI's own files, /healthz and the ib binaries stay public.
+	Private bool
+	Log     *slog.Logger
 	// Middleware runs around every request (metrics).
 	Middleware []gin.HandlerFunc
 	// Dist offers the ib binaries for download.
@@ -86,7 +89,7 @@ func New(cfg Config) (*gin.Engine, error) {
 	if cfg.Dist == nil {
 		cfg.Dist = dist.New("")
 	}
-	a := &API{store: cfg.Store, pruner: cfg.Pruner, dist: cfg.Dist, token: sha256.Sum256([]byte(cfg.Token)), log: cfg.Log, draining: cfg.Draining}
+	a := &API{store: cfg.Store, pruner: cfg.Pruner, dist: cfg.Dist, keeper: cfg.Tokens, log: cfg.Log, draining: cfg.Draining}
 	r := gin.New()
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
@@ -108,47 +111,67 @@ func New(cfg Config) (*gin.Engine, error) {
 
 	r.GET("/healthz", a.healthz)
 	v1 := r.Group("/api/v1")
-	auth := a.requireToken
+	appendOnly, admin := a.need(auth.Append), a.need(auth.Admin)
+	read := func(c *gin.Context) {} // reads are public...
+	if cfg.Private {
+		read = a.need(auth.Read) // ...but on a private server
+	}
 
 	// The route table: every endpoint on one screen.
-	v1.POST("/blocks/missing", auth, a.missing)
-	v1.PUT("/blocks/:cid", auth, a.putBlock)
-	v1.POST("/blocks", auth, a.putBlocks)
-	v1.GET("/blocks/:cid", a.getBlock)
-	v1.POST("/blocks/fetch", a.fetchBlocks)
-	v1.POST("/backups", auth, a.commit)
-	v1.GET("/backups", a.list)
-	v1.GET("/backups/latest", a.latest)
-	v1.GET("/backups/:id", a.show)
-	v1.GET("/backups/:id/manifest", a.manifest)
-	v1.GET("/backups/:id/tree", a.tree)
+	v1.POST("/blocks/missing", appendOnly, a.missing)
+	v1.PUT("/blocks/:cid", appendOnly, a.putBlock)
+	v1.POST("/blocks", appendOnly, a.putBlocks)
+	v1.GET("/blocks/:cid", read, a.getBlock)
+	v1.POST("/blocks/fetch", read, a.fetchBlocks)
+	v1.POST("/backups", appendOnly, a.commit)
+	v1.GET("/backups", read, a.list)
+	v1.GET("/backups/latest", read, a.latest)
+	v1.GET("/backups/:id", read, a.show)
+	v1.GET("/backups/:id/manifest", read, a.manifest)
+	v1.GET("/backups/:id/tree", read, a.tree)
 	for _, get := range []func(string, ...gin.HandlerFunc) gin.IRoutes{v1.GET, v1.HEAD} {
-		get("/backups/:id/files/*path", a.file)
-		get("/backups/:id/archive.tar", a.archive)
-		get("/backups/:id/archive.tar.lz4", a.archive)
-		get("/backups/latest/archive.tar", a.latestArchive)
-		get("/backups/latest/archive.tar.lz4", a.latestArchive)
+		get("/backups/:id/files/*path", read, a.file)
+		get("/backups/:id/archive.tar", read, a.archive)
+		get("/backups/:id/archive.tar.lz4", read, a.archive)
+		get("/backups/latest/archive.tar", read, a.latestArchive)
+		get("/backups/latest/archive.tar.lz4", read, a.latestArchive)
 	}
-	v1.GET("/search", a.search)
+	v1.GET("/search", read, a.search)
 	v1.GET("/downloads", a.downloads)
 	r.GET("/downloads/:name", a.download)
 	r.HEAD("/downloads/:name", a.download)
-	v1.DELETE("/backups/:id", auth, a.delete)
-	v1.POST("/prune", auth, a.prune)
-	v1.GET("/stats", a.stats)
+	v1.DELETE("/backups/:id", admin, a.delete)
+	v1.POST("/prune", admin, a.prune)
+	v1.GET("/stats", read, a.stats)
+	v1.GET("/whoami", a.whoami)
 	return r, nil
 }
 
-func (a *API) requireToken(c *gin.Context) {
-	h := c.GetHeader("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	sum := sha256.Sum256([]byte(tok))
-	if !ok || subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
-		a.fail(c, http.StatusUnauthorized, errors.New("missing or wrong token"))
-		c.Abort()
-		return
+// need lets a request through only with a token of scope at least min:
+// 401 without a known token, 403 with one that may not do this.
+func (a *API) need(min auth.Scope) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		tok, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		scope, name := a.keeper.Scope(tok)
+		switch {
+		case scope == auth.None:
+			a.fail(c, http.StatusUnauthorized, errors.New("missing or wrong token"))
+			c.Abort()
+		case scope < min:
+			a.fail(c, http.StatusForbidden, fmt.Errorf("token %q has scope %s; this needs %s", name, scope, min))
+			c.Abort()
+		default:
+			c.Next()
+		}
 	}
-	c.Next()
+}
+
+// whoami tells a client what its token may do (the web UI asks, to know
+// whether to ask for one).
+func (a *API) whoami(c *gin.Context) {
+	tok, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	scope, name := a.keeper.Scope(tok)
+	c.JSON(http.StatusOK, gin.H{"scope": scope.String(), "name": name})
 }
 
 func (a *API) healthz(c *gin.Context) {

@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"ib/frontend"
+	"ib/internal/auth"
 	"ib/internal/blockstore"
 	"ib/internal/dist"
 	"ib/internal/httpapi"
@@ -29,7 +30,11 @@ import (
 // Options of a server.
 type Options struct {
 	DataDir string
-	Token   string
+	Token   string // the admin token; Tokens, if set, decides instead
+	// Tokens says what each bearer token may do (named, scoped tokens).
+	Tokens auth.Keeper
+	// Private makes reads need a token too.
+	Private bool
 	TLSCert string
 	TLSKey  string
 	Log     *slog.Logger
@@ -100,8 +105,15 @@ func (s *Server) MetricsHandler() http.Handler {
 
 // Open opens the data dir (creating it) and assembles the server.
 func Open(ctx context.Context, opts Options) (*Server, error) {
-	if opts.Token == "" {
-		return nil, errors.New("server: no token")
+	if opts.Tokens == nil {
+		if opts.Token == "" {
+			return nil, errors.New("server: no token")
+		}
+		set, err := auth.NewSet(opts.Token, nil)
+		if err != nil {
+			return nil, err
+		}
+		opts.Tokens = set
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -149,7 +161,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		opts.WriteIdleTimeout = time.Minute
 	}
 	draining := make(chan struct{})
-	api, err := httpapi.New(httpapi.Config{Store: st, Pruner: pr, Token: opts.Token, Log: opts.Log,
+	api, err := httpapi.New(httpapi.Config{Store: st, Pruner: pr, Tokens: opts.Tokens, Private: opts.Private, Log: opts.Log,
 		Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler(), Draining: draining,
 		TrustedProxies: opts.TrustedProxies})
 	if err != nil {
