@@ -2,12 +2,42 @@
 // download files, whole backups (tar) and the ib CLI, search file names.
 import { html, render, useState, useEffect } from "/vendor/htm-preact-3.1.1.mjs";
 
+// A private server (serve --private) wants a token for reads: it is asked
+// for once and kept in this tab's session storage, never in a URL.
+const token = () => sessionStorage.getItem("ib.token") || "";
+const authHeaders = () => (token() ? { Authorization: `Bearer ${token()}` } : {});
+
 const api = async (path) => {
-  const r = await fetch("/api/v1" + path);
+  const r = await fetch("/api/v1" + path, { headers: authHeaders() });
   const body = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
+  if (!r.ok) throw Object.assign(new Error(body.error || `${r.status} ${r.statusText}`), { status: r.status });
   return body;
 };
+
+// With a token, a download link fetches with it and saves what came.
+const download = (e) => {
+  if (!token()) return;
+  e.preventDefault();
+  const href = e.currentTarget.getAttribute("href");
+  fetch(href, { headers: authHeaders() }).then((r) => {
+    if (!r.ok) throw new Error(`${r.status} ${r.statusText}`);
+    const name = decodeURIComponent((r.headers.get("Content-Disposition") || "").split("''")[1] || "download");
+    return r.blob().then((b) => {
+      const a = Object.assign(document.createElement("a"), { href: URL.createObjectURL(b), download: name });
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+    });
+  }).catch((err) => alert(String(err.message || err)));
+};
+const DL = ({ href, children, ...rest }) => html`<a href=${href} onClick=${download} ...${rest}>${children}</a>`;
+
+// shq quotes one argument for a POSIX shell: a copied command runs only
+// what it shows, whatever a file name or a link's ?path= holds.
+const shq = (s) => "'" + String(s).replaceAll("'", "'\\''") + "'";
+// vis shows control and bidirectional-override characters as escapes, so a
+// name cannot hide a line break or reorder what is shown.
+const vis = (s) => String(s ?? "").replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+  (c) => "\\u{" + c.codePointAt(0).toString(16).padStart(4, "0") + "}");
 
 const size = (n) => {
   if (n < 1024) return `${n} B`;
@@ -19,7 +49,7 @@ const size = (n) => {
 const when = (t) => new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 const mode = (m) => "0" + m.toString(8).padStart(3, "0");
 const tagText = (tags) => Object.keys(tags || {}).sort().map((k) => `${k}=${tags[k]}`).join(" ");
-const Tags = ({ tags }) => Object.keys(tags || {}).sort().map((k) => html`<span class="tag">${k}=${tags[k]}</span>`);
+const Tags = ({ tags }) => Object.keys(tags || {}).sort().map((k) => html`<span class="tag">${vis(k)}=${vis(tags[k])}</span>`);
 const encPath = (p) => p.split("/").map(encodeURIComponent).join("/");
 const origin = location.origin;
 
@@ -39,12 +69,21 @@ function useLoad(fn, deps) {
   return state;
 }
 
-const Err = ({ error }) => html`<div class="error">${String(error.message || error)}</div>`;
+function Err({ error }) {
+  if (error.status !== 401) return html`<div class="error">${vis(error.message || error)}</div>`;
+  const save = (e) => { e.preventDefault(); sessionStorage.setItem("ib.token", e.target.token.value.trim()); location.reload(); };
+  return html`<form class="card token-form" onSubmit=${save}>
+    <p>${token() ? "The server refused this token." : "This server is private: reads need a token."}
+      The token is kept in this browser tab only.</p>
+    <input name="token" type="password" placeholder="token" aria-label="token" autocomplete="off" />
+    <button class="button primary">Use token</button>
+  </form>`;
+}
 
 function Copy({ text }) {
   const [done, setDone] = useState(false);
   const copy = () => navigator.clipboard?.writeText(text).then(() => { setDone(true); setTimeout(() => setDone(false), 1500); });
-  return html`<div class="copy"><pre class="cmd">${text}</pre><button class="button" onClick=${copy}>${done ? "Copied" : "Copy"}</button></div>`;
+  return html`<div class="copy"><pre class="cmd">${vis(text)}</pre><button class="button" onClick=${copy}>${done ? "Copied" : "Copy"}</button></div>`;
 }
 
 // "/" : backups grouped by tag set, newest first, filtered by tags.
@@ -82,7 +121,7 @@ function Backups() {
               <td>${when(b.created_at)}</td>
               <td class="num">${b.files.toLocaleString()}</td>
               <td class="num">${size(b.bytes)}</td>
-              <td><a href=${`/api/v1/backups/${b.id}/archive.tar`}>tar</a></td>
+              <td><${DL} href=${`/api/v1/backups/${b.id}/archive.tar`}>tar</${DL}></td>
             </tr>`)}</tbody>
         </table>
       </section>`)}`;
@@ -106,18 +145,21 @@ function Backup({ id }) {
   const b = backup.data;
   const parts = path === "." ? [] : path.split("/");
   const tarURL = `/api/v1/backups/${id}/archive.tar${path === "." ? "" : `?path=${encodeURIComponent(path)}`}`;
-  const restore = `ib backup restore ${id} ./restored --server ${origin}${path === "." ? "" : ` --path ${path}`}`;
+  // The command is shown only for a folder the backup has (its listing
+  // came back), every argument quoted.
+  const known = pages.key === key && pages.entry && !pages.error;
+  const restore = `ib backup restore ${id} ./restored --server ${shq(origin)}${path === "." ? "" : ` --path ${shq(path)}`}`;
   return html`
     <h1>Backup #${b.id} <${Tags} tags=${b.tags} /></h1>
     <p class="muted">${when(b.created_at)} · ${b.files.toLocaleString()} files · ${b.dirs.toLocaleString()} folders · ${size(b.bytes)}</p>
     <div class="bar">
-      <a class="button primary" href=${tarURL}>Download ${path === "." ? "backup" : "folder"} as tar</a>
-      <a class="button" href=${tarURL.replace("archive.tar", "archive.tar.lz4")}>tar.lz4</a>
+      <${DL} class="button primary" href=${tarURL}>Download ${path === "." ? "backup" : "folder"} as tar</${DL}>
+      <${DL} class="button" href=${tarURL.replace("archive.tar", "archive.tar.lz4")}>tar.lz4</${DL}>
     </div>
-    <${Copy} text=${restore} />
+    ${known && html`<${Copy} text=${restore} />`}
     <div class="crumbs bar">
       <${Link} href=${`/backups/${id}`}>/</${Link}>
-      ${parts.map((p, i) => html`<span class="muted">›</span><${Link} href=${`/backups/${id}?path=${encodeURIComponent(parts.slice(0, i + 1).join("/"))}`}>${p}</${Link}>`)}
+      ${parts.map((p, i) => html`<span class="muted">›</span><${Link} href=${`/backups/${id}?path=${encodeURIComponent(parts.slice(0, i + 1).join("/"))}`}>${vis(p)}</${Link}>`)}
     </div>
     ${pages.error && html`<${Err} error=${pages.error} />`}
     ${selected && html`<${Details} id=${id} e=${selected} close=${() => setSelected(null)} />`}
@@ -127,15 +169,15 @@ function Backup({ id }) {
         <tbody>${pages.key === key && pages.entries.map((e) => html`
           <tr>
             <td class="name">${e.type === "dir"
-              ? html`<span class="ico dir"></span><${Link} href=${`/backups/${id}?path=${encodeURIComponent(e.path)}`}>${e.name}/</${Link}>`
-              : html`<span class=${"ico " + e.type}></span><a href="#" onClick=${(ev) => { ev.preventDefault(); setSelected(e); }}>${e.name}</a>${e.type === "symlink" && html` <span class="muted">→ ${e.target}</span>`}`}</td>
+              ? html`<span class="ico dir"></span><${Link} href=${`/backups/${id}?path=${encodeURIComponent(e.path)}`}>${vis(e.name)}/</${Link}>`
+              : html`<span class=${"ico " + e.type}></span><a href="#" onClick=${(ev) => { ev.preventDefault(); setSelected(e); }}>${vis(e.name)}</a>${e.type === "symlink" && html` <span class="muted">→ ${vis(e.target)}</span>`}`}</td>
             <td>${mode(e.mode)}</td>
             <td>${when(e.mtime)}</td>
             <td class="num">${e.type === "file" ? size(e.size) : ""}</td>
-            <td>${e.type === "file" && html`<a href=${`/api/v1/backups/${id}/files/${encPath(e.path)}`}>download</a>`}</td>
+            <td>${e.type === "file" && html`<${DL} href=${`/api/v1/backups/${id}/files/${encPath(e.path)}`}>download</${DL}>`}</td>
           </tr>`)}</tbody>
       </table>
-      ${pages.key === key && pages.entries.length === 0 && !pages.error && html`<p class="muted" style="padding:0 14px">Empty folder.</p>`}
+      ${pages.key === key && pages.entries.length === 0 && !pages.error && html`<p class="muted pad">Empty folder.</p>`}
     </section>
     ${pages.next != null && html`<button class="button" onClick=${() => load(pages.next)}>Load more</button>`}`;
 }
@@ -144,18 +186,18 @@ function Details({ id, e, close }) {
   const url = `/api/v1/backups/${id}/files/${encPath(e.path)}`;
   return html`
     <section class="card details-card">
-      <div class="head"><h2>${e.path}</h2><button class="button" style="margin-left:auto" onClick=${close}>Close</button></div>
+      <div class="head"><h2>${vis(e.path)}</h2><button class="button push" onClick=${close}>Close</button></div>
       <div class="details">
         <span class="muted">Type</span><span>${e.type}</span>
         <span class="muted">Size</span><span>${size(e.size)} (${e.size.toLocaleString()} bytes)</span>
         <span class="muted">Mode</span><span>${mode(e.mode)}</span>
         <span class="muted">Modified</span><span>${e.mtime}</span>
         <span class="muted">Owner</span><span>${e.uid}:${e.gid}</span>
-        ${e.type === "symlink" && html`<span class="muted">Target</span><span>${e.target}</span>`}
+        ${e.type === "symlink" && html`<span class="muted">Target</span><span>${vis(e.target)}</span>`}
         ${e.type === "file" && html`<span class="muted">Blocks</span><span>${e.blocks}</span>
-        <span class="muted">Download</span><span><a href=${url}>${e.path.split("/").pop()}</a></span>`}
+        <span class="muted">Download</span><span><${DL} href=${url}>${vis(e.path.split("/").pop())}</${DL}></span>`}
       </div>
-      ${e.type === "file" && html`<div style="padding:0 14px 8px"><${Copy} text=${`curl -fLo '${e.path.split("/").pop()}' '${origin}${url}'`} /></div>`}
+      ${e.type === "file" && html`<div class="pad"><${Copy} text=${`curl -fLo ${shq(e.path.split("/").pop())} ${shq(origin + url)}`} /></div>`}
     </section>`;
 }
 
@@ -164,7 +206,7 @@ function Search() {
   const q = new URLSearchParams(location.search).get("q") || "";
   const st = useLoad(() => (q ? api(`/search?q=${encodeURIComponent(q)}`) : Promise.resolve({ hits: [] })), [q]);
   return html`
-    <h1>Search ${q && html`<span class="muted">“${q}”</span>`}</h1>
+    <h1>Search ${q && html`<span class="muted">“${vis(q)}”</span>`}</h1>
     ${!q && html`<p class="muted">Type part of a file name in the search box.</p>`}
     ${st.error && html`<${Err} error=${st.error} />`}
     ${st.data && q && html`
@@ -174,13 +216,13 @@ function Search() {
           <tbody>${st.data.hits.map((h) => {
             const dir = h.entry.path.includes("/") ? h.entry.path.slice(0, h.entry.path.lastIndexOf("/")) : ".";
             return html`<tr>
-              <td class="name"><${Link} href=${`/backups/${h.backup.id}?path=${encodeURIComponent(dir)}`}>${h.entry.path}</${Link}></td>
+              <td class="name"><${Link} href=${`/backups/${h.backup.id}?path=${encodeURIComponent(dir)}`}>${vis(h.entry.path)}</${Link}></td>
               <td>#${h.backup.id} <span class="muted">${when(h.backup.created_at)}</span></td>
               <td><${Tags} tags=${h.backup.tags} /></td>
               <td class="num">${h.entry.type === "file" ? size(h.entry.size) : h.entry.type}</td></tr>`;
           })}</tbody>
         </table>
-        ${st.data.hits.length === 0 && html`<p class="muted" style="padding:0 14px">No file name contains “${q}”.</p>`}
+        ${st.data.hits.length === 0 && html`<p class="muted pad">No file name contains “${vis(q)}”.</p>`}
       </section>`}`;
 }
 
@@ -201,8 +243,8 @@ function Downloads() {
             <td><a href=${b.url} download>${b.name}</a></td>
           </tr>
           <tr><td colspan="5"><${Copy} text=${b.os === "windows"
-            ? `curl.exe -fLo ib.exe ${origin}${b.url}`
-            : `curl -fLo ib ${origin}${b.url} && chmod +x ib`} /></td></tr>`)}</tbody>
+            ? `curl.exe -fLo ib.exe ${shq(origin + b.url)}`
+            : `curl -fLo ib ${shq(origin + b.url)} && chmod +x ib`} /></td></tr>`)}</tbody>
       </table>
     </section>`;
 }
@@ -242,7 +284,7 @@ function App() {
   else if (p === "/search") [page, active] = [html`<${Search} />`, ""];
   else if (p === "/downloads") [page, active] = [html`<${Downloads} />`, "/downloads"];
   else if (p === "/stats") [page, active] = [html`<${Stats} />`, "/stats"];
-  else page = html`<${Err} error=${"No such page: " + p} />`;
+  else page = html`<${Err} error=${"No such page: " + vis(p)} />`;
   const q = p === "/search" ? new URLSearchParams(location.search).get("q") || "" : "";
   const nav = (href, label) => html`<${Link} href=${href} class=${active === href ? "active" : ""}>${label}</${Link}>`;
   return html`
