@@ -328,3 +328,15 @@ func exitCode(err error) int {
 	}
 	return 0
 }
+
+// Finding 5: --chown is checked before anything is fetched.
+func TestRestoreOwnerFlags(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL)
+	for _, bad := range []string{"nobody", "no-such-user-x:root", "root:no-such-group-x", ":"} {
+		if _, errs, code := ib(t, conf, "backup", "restore", "1", t.TempDir(), "--chown", bad); code != 2 || !strings.Contains(errs, "--chown") {
+			t.Errorf("--chown %q: exit %d %q, want a usage error", bad, code, errs)
+		}
+	}
+}

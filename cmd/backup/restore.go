@@ -2,6 +2,8 @@ package backup
 
 import (
 	"fmt"
+	"os/user"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,9 +15,11 @@ import (
 
 func newRestore(o *common) *cobra.Command {
 	var (
-		jobs  int
-		sub   string
-		force bool
+		jobs                 int
+		sub                  string
+		force                bool
+		noSameOwner, noPerms bool
+		chown                string
 	)
 	c := &cobra.Command{
 		Use:     "restore ID|latest [--KEY=VALUE ...] DEST",
@@ -58,6 +62,10 @@ func newRestore(o *common) *cobra.Command {
 			if jobs == 0 {
 				jobs = settings.RJobs
 			}
+			owner, err := parseOwner(chown)
+			if err != nil {
+				return err
+			}
 			counters := &progress.Counters{}
 			if b, err := api.Backup(c.Context(), id); err == nil {
 				counters.TotalFiles.Store(b.Files)
@@ -67,6 +75,7 @@ func newRestore(o *common) *cobra.Command {
 			stop := o.progress(c.Context(), counters, "restored")
 			res, err := restore.Run(c.Context(), api, id, args[1], restore.Options{
 				Sub: sub, Jobs: jobs, Force: force, Counters: counters, Log: o.log(),
+				NoSameOwner: noSameOwner, Chown: owner, NoSamePermissions: noPerms,
 			})
 			stop()
 			if err != nil {
@@ -83,5 +92,39 @@ func newRestore(o *common) *cobra.Command {
 	f.StringVar(&sub, "path", "", "restore only this file or folder of the backup")
 	f.BoolVar(&force, "force", false, "restore into a non-empty DEST, replacing what is there")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
+	f.BoolVar(&noSameOwner, "no-same-owner", false, "as root, do not give files the backup's owners (they belong to the restoring user)")
+	f.StringVar(&chown, "chown", "", "give every file this owner, USER:GROUP (names or numbers; needs root)")
+	f.BoolVar(&noPerms, "no-same-permissions", false, "apply the umask to every mode")
 	return c
+}
+
+// parseOwner reads USER:GROUP, each a name or a number; "" is none.
+func parseOwner(s string) (*restore.Owner, error) {
+	if s == "" {
+		return nil, nil
+	}
+	u, g, ok := strings.Cut(s, ":")
+	if !ok || u == "" || g == "" {
+		return nil, cli.Usagef("--chown %q: want USER:GROUP", s)
+	}
+	uid, err := strconv.Atoi(u)
+	if err != nil {
+		usr, lerr := user.Lookup(u)
+		if lerr != nil {
+			return nil, cli.Usagef("--chown: no user %q", u)
+		}
+		uid, _ = strconv.Atoi(usr.Uid)
+	}
+	gid, err := strconv.Atoi(g)
+	if err != nil {
+		grp, lerr := user.LookupGroup(g)
+		if lerr != nil {
+			return nil, cli.Usagef("--chown: no group %q", g)
+		}
+		gid, _ = strconv.Atoi(grp.Gid)
+	}
+	if uid < 0 || gid < 0 {
+		return nil, cli.Usagef("--chown %q: negative ids", s)
+	}
+	return &restore.Owner{UID: uid, GID: gid}, nil
 }

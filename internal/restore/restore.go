@@ -51,7 +51,19 @@ type Options struct {
 	Force    bool   // restore into a non-empty DEST
 	Counters *progress.Counters
 	Log      *slog.Logger
+
+	// Ownership and permissions, as tar's options of the same names. As
+	// root, files get the manifest's owner unless NoSameOwner or Chown;
+	// setuid and setgid bits are kept only on files that get the
+	// manifest's owner (never as another user: a backup from a server
+	// cannot plant a setuid program of the user who restores it).
+	NoSameOwner       bool
+	Chown             *Owner // every file owned by this user and group
+	NoSamePermissions bool   // the process's umask applies to every mode
 }
+
+// Owner is a numeric user and group.
+type Owner struct{ UID, GID int }
 
 // Result counts what was restored.
 type Result struct {
@@ -105,7 +117,12 @@ type run struct {
 	opts  Options
 	root  *os.Root
 	dest  string
-	owner bool
+	owner bool   // files get the manifest's owner
+	umask uint32 // bits taken off every mode
+	// destMeta: DEST was made by this restore (or an interrupted one), so
+	// the backup's "." gives it mode and owner; an existing DEST keeps its
+	// own, as the operator made it.
+	destMeta bool
 	// fresh: DEST was empty, so no name in it needs checking or clearing.
 	fresh bool
 	res   Result
@@ -139,10 +156,11 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 		return Result{}, fmt.Errorf("backup %d: %w", id, err)
 	}
 
-	fresh, err := prepare(dest, opts.Force)
+	st, err := prepare(dest, opts.Force)
 	if err != nil {
 		return Result{}, err
 	}
+	fresh := st.empty
 	root, err := os.OpenRoot(dest)
 	if err != nil {
 		return Result{}, fmt.Errorf("restore: %w", err)
@@ -151,7 +169,11 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 	if err := root.WriteFile(Marker, []byte(fmt.Sprintf("%d\n", id)), 0o600); err != nil {
 		return Result{}, fmt.Errorf("restore: %w", err)
 	}
-	r := &run{api: api, opts: opts, root: root, dest: dest, owner: os.Geteuid() == 0, fresh: fresh, open: map[*fileState]bool{}}
+	r := &run{api: api, opts: opts, root: root, dest: dest, fresh: fresh, open: map[*fileState]bool{},
+		owner: os.Geteuid() == 0 && !opts.NoSameOwner && opts.Chown == nil, destMeta: st.created || st.resumed}
+	if opts.NoSamePermissions {
+		r.umask = umask()
+	}
 	r.dirs.parent = root
 	defer r.dirs.close()
 
@@ -224,36 +246,43 @@ func check(f *os.File, sub string) error {
 
 // prepare creates dest or checks that it may be written to. It reports
 // whether dest is new or empty.
-func prepare(dest string, force bool) (bool, error) {
+// destState is what prepare found at DEST.
+type destState struct {
+	empty   bool // nothing to check or clear in it
+	created bool // made now
+	resumed bool // holds an interrupted restore
+}
+
+func prepare(dest string, force bool) (destState, error) {
 	fi, err := os.Lstat(dest)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dest, 0o700); err != nil {
-			return false, fmt.Errorf("restore: %w", err)
+			return destState{}, fmt.Errorf("restore: %w", err)
 		}
-		return true, nil
+		return destState{empty: true, created: true}, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("restore: %w", err)
+		return destState{}, fmt.Errorf("restore: %w", err)
 	}
 	if !fi.IsDir() {
-		return false, fmt.Errorf("restore: %s is not a directory", dest)
+		return destState{}, fmt.Errorf("restore: %s is not a directory", dest)
 	}
 	ents, err := os.ReadDir(dest)
 	if err != nil {
-		return false, fmt.Errorf("restore: %w", err)
+		return destState{}, fmt.Errorf("restore: %w", err)
 	}
 	if len(ents) == 0 {
-		return true, nil
-	}
-	if force {
-		return false, nil
+		return destState{empty: true}, nil
 	}
 	for _, e := range ents {
 		if e.Name() == Marker {
-			return false, nil // an interrupted restore: resume it
+			return destState{resumed: true}, nil // an interrupted restore: resume it
 		}
 	}
-	return false, fmt.Errorf("restore: %s: %w", dest, ErrNotEmpty)
+	if force {
+		return destState{}, nil
+	}
+	return destState{}, fmt.Errorf("restore: %s: %w", dest, ErrNotEmpty)
 }
 
 func (r *run) restore(ctx context.Context, spool *os.File) ([]dirMeta, error) {
@@ -397,12 +426,19 @@ func (r *run) symlink(e manifest.Entry) error {
 	if err := r.root.Symlink(e.Target, e.Path); err != nil {
 		return fmt.Errorf("restore %s: %w", e.Path, err)
 	}
-	if r.owner {
-		if err := r.root.Lchown(e.Path, int(e.UID), int(e.GID)); err != nil {
+	if uid, gid, ok := r.ownerOf(e); ok {
+		if err := r.root.Lchown(e.Path, uid, gid); err != nil {
 			return fmt.Errorf("restore %s: %w", e.Path, err)
 		}
 	}
-	if err := lutimes(filepath.Join(r.dest, filepath.FromSlash(e.Path)), e.MTime); err != nil {
+	// the link's own mtime, set relative to its folder opened through the
+	// root, like every other step
+	d, name, release, err := r.dirs.at(e.Path)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	defer release()
+	if err := lutimesAt(d, name, e.MTime); err != nil {
 		return fmt.Errorf("restore %s: %w", e.Path, err)
 	}
 	return nil
@@ -575,27 +611,51 @@ func (r *run) place(f *os.File, tmp string, e manifest.Entry) error {
 	return nil
 }
 
-// fileMeta applies ownership (as root) and mode through the descriptor;
-// chown comes first because it clears setuid and setgid.
+// ownerOf is the owner a restored entry gets, if ib sets one.
+func (r *run) ownerOf(e manifest.Entry) (uid, gid int, ok bool) {
+	switch {
+	case r.opts.Chown != nil:
+		return r.opts.Chown.UID, r.opts.Chown.GID, true
+	case r.owner:
+		return int(e.UID), int(e.GID), true
+	}
+	return 0, 0, false
+}
+
+// mode is the mode a restored entry gets: setuid and setgid only with the
+// manifest's owner, the umask taken off with NoSamePermissions.
+func (r *run) mode(e manifest.Entry) fs.FileMode {
+	m := e.Mode
+	if !r.owner {
+		m &^= 0o6000
+	}
+	return manifest.FSMode(m &^ r.umask)
+}
+
+// fileMeta applies ownership and mode through the descriptor; chown comes
+// first because it clears setuid and setgid.
 func (r *run) fileMeta(f *os.File, e manifest.Entry) error {
-	if r.owner {
-		if err := f.Chown(int(e.UID), int(e.GID)); err != nil {
+	if uid, gid, ok := r.ownerOf(e); ok {
+		if err := f.Chown(uid, gid); err != nil {
 			return err
 		}
 	}
-	return f.Chmod(manifest.FSMode(e.Mode))
+	return f.Chmod(r.mode(e))
 }
 
-// meta applies ownership (as root), mode and mtime; chown comes first
-// because it clears setuid and setgid.
+// meta applies ownership, mode and mtime; chown comes first because it
+// clears setuid and setgid. DEST itself keeps its own mode and owner
+// unless this restore made it.
 func (r *run) meta(p string, e manifest.Entry) error {
-	if r.owner {
-		if err := r.root.Lchown(p, int(e.UID), int(e.GID)); err != nil {
+	if p != "." || r.destMeta {
+		if uid, gid, ok := r.ownerOf(e); ok {
+			if err := r.root.Lchown(p, uid, gid); err != nil {
+				return fmt.Errorf("restore %s: %w", e.Path, err)
+			}
+		}
+		if err := r.root.Chmod(p, r.mode(e)); err != nil {
 			return fmt.Errorf("restore %s: %w", e.Path, err)
 		}
-	}
-	if err := r.root.Chmod(p, manifest.FSMode(e.Mode)); err != nil {
-		return fmt.Errorf("restore %s: %w", e.Path, err)
 	}
 	if err := r.root.Chtimes(p, e.MTime, e.MTime); err != nil {
 		return fmt.Errorf("restore %s: %w", e.Path, err)

@@ -2,7 +2,12 @@
 
 package restore
 
-import "time"
+import (
+	"os"
+	"time"
+)
 
-func lutimes(string, time.Time) error { return nil }
-func localName(string) error          { return nil }
+func lutimesAt(*os.Root, string, time.Time) error { return nil }
+
+func umask() uint32          { return 0 }
+func localName(string) error { return nil }

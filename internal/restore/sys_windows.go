@@ -4,13 +4,16 @@ package restore
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
 
 // lutimes is not done on Windows, where symlinks are rare and need
 // privileges.
-func lutimes(string, time.Time) error { return nil }
+func lutimesAt(*os.Root, string, time.Time) error { return nil }
+
+func umask() uint32 { return 0 }
 
 var reserved = map[string]bool{"CON": true, "PRN": true, "AUX": true, "NUL": true,
 	"COM1": true, "COM2": true, "COM3": true, "COM4": true, "COM5": true, "COM6": true, "COM7": true, "COM8": true, "COM9": true,
