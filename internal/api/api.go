@@ -9,6 +9,11 @@ import (
 	"ib/internal/manifest"
 )
 
+// MaxManifestBytes bounds a manifest as JSON: the server refuses a larger
+// commit, and the client refuses to download a larger one (a hostile server
+// cannot fill its disk).
+const MaxManifestBytes = 8 << 30
+
 // Stats are the server's counts and sizes (GET /stats).
 type Stats struct {
 	Backups          int64   `json:"backups"`

@@ -517,7 +517,7 @@ func SpoolManifest(ctx context.Context, api interface {
 			return err
 		}
 		var apiErr *Error
-		if errors.As(err, &apiErr) {
+		if errors.As(err, &apiErr) || errors.Is(err, ErrManifestTooLarge) {
 			return err // the server answered: no point in asking again
 		}
 	}
@@ -536,9 +536,20 @@ func spoolOnce(ctx context.Context, open func(context.Context, int64) (io.ReadCl
 		return err
 	}
 	defer body.Close()
-	if _, err := io.Copy(f, body); err != nil {
+	n, err := io.Copy(f, io.LimitReader(body, maxManifest+1))
+	if err != nil {
 		return err
+	}
+	if n > maxManifest {
+		return fmt.Errorf("manifest of backup %d: %w (%d bytes, the most a server accepts)", id, ErrManifestTooLarge, maxManifest)
 	}
 	_, err = f.Seek(0, io.SeekStart)
 	return err
 }
+
+// ErrManifestTooLarge is a manifest larger than any server accepts: a
+// hostile server's, refused before it fills the disk.
+var ErrManifestTooLarge = errors.New("manifest too large")
+
+// maxManifest is api.MaxManifestBytes; tests lower it.
+var maxManifest int64 = api.MaxManifestBytes

@@ -22,7 +22,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,11 +106,6 @@ const (
 	smallBatchFiles = 1000
 )
 
-type dirMeta struct {
-	path string
-	e    manifest.Entry
-}
-
 type run struct {
 	api   API
 	opts  Options
@@ -177,8 +171,12 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 	r.dirs.parent = root
 	defer r.dirs.close()
 
-	dirs, err := r.restore(ctx, spool)
+	dirs, err := newDirSpill()
 	if err != nil {
+		return Result{}, err
+	}
+	defer dirs.close()
+	if err := r.restore(ctx, spool, dirs); err != nil {
 		r.cleanup()
 		return Result{}, err
 	}
@@ -187,10 +185,8 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 	}
 	// Directory metadata last, deepest first, so writing inside a
 	// directory does not change its mtime after it is set.
-	for _, d := range slices.Backward(dirs) {
-		if err := r.meta(d.path, d.e); err != nil {
-			return Result{}, err
-		}
+	if err := dirs.backward(func(e manifest.Entry) error { return r.meta(e.Path, e) }); err != nil {
+		return Result{}, err
 	}
 	return r.res, nil
 }
@@ -285,8 +281,7 @@ func prepare(dest string, force bool) (destState, error) {
 	return destState{}, fmt.Errorf("restore: %s: %w", dest, ErrNotEmpty)
 }
 
-func (r *run) restore(ctx context.Context, spool *os.File) ([]dirMeta, error) {
-	var dirs []dirMeta
+func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error {
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan blockJob, 64)
 	for range r.opts.Jobs {
@@ -346,7 +341,9 @@ func (r *run) restore(ctx context.Context, spool *os.File) ([]dirMeta, error) {
 					return err
 				}
 				if !ancestor {
-					dirs = append(dirs, dirMeta{e.Path, *e})
+					if err := dirs.add(*e); err != nil {
+						return err
+					}
 					r.res.Dirs++
 				}
 			case manifest.TypeSymlink:
@@ -373,10 +370,7 @@ func (r *run) restore(ctx context.Context, spool *os.File) ([]dirMeta, error) {
 			}
 		}
 	})
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	return dirs, nil
+	return g.Wait()
 }
 
 func (r *run) mkdir(p string) error {

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"ib/internal/api"
 	"ib/internal/block"
 	"ib/internal/blockstore"
 	"ib/internal/manifest"
@@ -42,7 +43,7 @@ const (
 	// plus LZ4's framing.
 	MaxWireSize = block.MaxSize + block.MaxSize/256 + 64<<10
 	// MaxManifestBytes bounds a commit's body.
-	MaxManifestBytes = 8 << 30
+	MaxManifestBytes = api.MaxManifestBytes
 )
 
 // Store is the server's storage engine.
