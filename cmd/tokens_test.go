@@ -211,3 +211,25 @@ func TestScopedTokensAndPrivateServer(t *testing.T) {
 	mustIB(t, adminConf, "login", p.URL, "--token", p.Token)
 	mustIB(t, adminConf, "backup", "delete", "1")
 }
+
+// Finding 11a: a backup that stores files looking like private keys in the
+// clear says so, naming them and the ways out.
+func TestBackupWarnsOfPrivateKeys(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	mt := time.Unix(1700000000, 0)
+	ibtest.WriteFile(t, filepath.Join(src, "config", "priv_validator_key.json"), []byte(`{"priv_key":{}}`), 0o600, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "keystore", "UTC--2024"), []byte(`{}`), 0o600, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "data", "blockstore.db"), []byte("x"), 0o644, mt)
+	_, errs, code := ib(t, conf, "backup", "create", "-q", "--node=k", src)
+	if code != 0 || !strings.Contains(errs, "WARNING: 2 file(s)") || !strings.Contains(errs, "config/priv_validator_key.json") ||
+		!strings.Contains(errs, "keystore/UTC--2024") || !strings.Contains(errs, ".ibignore") || strings.Contains(errs, "blockstore.db") {
+		t.Errorf("backup with keys: exit %d, stderr:\n%s", code, errs)
+	}
+	ibtest.WriteFile(t, filepath.Join(src, ".ibignore"), []byte("priv_validator_key.json\nkeystore/\n"), 0o644, mt)
+	if _, errs, code := ib(t, conf, "backup", "create", "-q", "--node=k", src); code != 0 || strings.Contains(errs, "WARNING") {
+		t.Errorf("backup with the keys ignored: exit %d, stderr:\n%s", code, errs)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -92,6 +93,7 @@ func newCreate(o *common) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("backup %s to %s: %w", args[0], api.URL(), err)
 			}
+			warnSecrets(o.env.Stderr, res)
 			if asJSON {
 				return printJSON(o.env.Stdout, res)
 			}
@@ -170,4 +172,23 @@ func plan(ctx context.Context, o *common, root string, explain, asJSON bool) err
 	fmt.Fprintf(o.env.Stderr, "would back up %d files, %d dirs, %d symlinks, %s; %d paths ignored, %d special files skipped\n",
 		sum.Files, sum.Dirs, sum.Symlinks, progress.Size(sum.Bytes), sum.Ignored, st.Special)
 	return nil
+}
+
+// warnSecrets says loudly which stored files look like private keys: in the
+// clear on the server, anyone who may read it can download them.
+func warnSecrets(w io.Writer, res backup.Result) {
+	if res.SecretCount == 0 {
+		return
+	}
+	fmt.Fprintf(w, "WARNING: %d file(s) that look like private keys are stored in the clear in backup %d:\n", res.SecretCount, res.ID)
+	for i, p := range res.Secrets {
+		if i == 10 {
+			fmt.Fprintf(w, "  … and %d more\n", res.SecretCount-10)
+			break
+		}
+		fmt.Fprintf(w, "  %s\n", p)
+	}
+	fmt.Fprintf(w, "Anyone who can read this server can download them. Leave them out with a line each in the\n"+
+		"folder's .ibignore (e.g. %s), and delete this backup (ib backup delete %d); or run the server\n"+
+		"with --private and give read tokens only to those who may see them.\n", res.Secrets[0], res.ID)
 }

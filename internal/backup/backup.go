@@ -26,6 +26,7 @@ import (
 	"ib/internal/manifest"
 	"ib/internal/progress"
 	"ib/internal/scan"
+	"ib/internal/secrets"
 )
 
 // API is what the pipeline needs of the server.
@@ -81,6 +82,10 @@ type Result struct {
 	Skipped   scan.Stats `json:"-"` // special files, ignored paths, unstorable names
 	ParentID  int64      `json:"-"` // the backup whose entries were reused, 0 if none
 	Changed   []string   `json:"-"` // files that changed while being read
+	// Secrets are files that look like private keys, stored in the clear
+	// (the first 100; SecretCount counts them all).
+	Secrets     []string `json:"-"`
+	SecretCount int      `json:"-"`
 }
 
 // ErrFileChanged reports a file whose content changed between hashing and
@@ -200,6 +205,11 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		}
 		return scan.Walk(gctx, root, ign, &r.res.Skipped, func(it *scan.Item) error {
 			j := &job{item: it, entry: it.Entry(), done: make(chan struct{})}
+			if it.Type == manifest.TypeFile && secrets.Looks(it.Path, it.Abs) {
+				if r.res.SecretCount++; len(r.res.Secrets) < 100 {
+					r.res.Secrets = append(r.res.Secrets, it.Path)
+				}
+			}
 			if it.Type == manifest.TypeFile && j.entry.Size > 0 {
 				if p := prev.find(it.Path); p != nil && p.Type == manifest.TypeFile &&
 					p.Size == j.entry.Size && p.MTime.Equal(j.entry.MTime) {
