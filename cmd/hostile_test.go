@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -339,4 +340,88 @@ func TestRestoreOwnerFlags(t *testing.T) {
 			t.Errorf("--chown %q: exit %d %q, want a usage error", bad, code, errs)
 		}
 	}
+}
+
+// TestHammer fires every hostile request kind of the hardening review at a
+// live server from several goroutines at once; the server process must
+// live, /healthz answer 200, and the backup restore byte-exact afterwards.
+func TestHammer(t *testing.T) {
+	h := startHostile(t)
+	base := fmt.Sprintf("%s/api/v1/backups/%d", h.URL, h.backup)
+	var filters []string
+	for i := range 600 {
+		filters = append(filters, fmt.Sprintf("k%d=v", i))
+	}
+	type hostile struct {
+		method, url string
+		hdr         []string
+		body        string
+		cut         time.Duration // client gives up this soon (0: reads all)
+	}
+	kinds := []hostile{
+		{method: "GET", url: h.fileURL("big"), hdr: []string{"Range", manyRanges(200, "-1")}, cut: 50 * time.Millisecond},
+		{method: "GET", url: h.fileURL("big"), hdr: []string{"Range", manyRanges(2, "0-")}},
+		{method: "GET", url: h.fileURL("big"), hdr: []string{"Range", "bytes=" + strings.Repeat("9", 500) + "-"}},
+		{method: "GET", url: h.fileURL("logs/node.log"), hdr: []string{"Range", "bytes=4000000-"}},
+		{method: "GET", url: h.fileURL("big"), hdr: []string{"X-Junk", strings.Repeat("x", 100<<10)}},
+		{method: "GET", url: h.URL + "/api/v1/backups?" + strings.Join(filters, "&")},
+		{method: "GET", url: h.URL + "/api/v1/search?q=%00"},
+		{method: "GET", url: h.URL + "/api/v1/search?q=" + strings.Repeat("a", 5000)},
+		{method: "GET", url: h.fileURL("../../../etc/passwd")},
+		{method: "GET", url: base + "/tree?path=../x&limit=-5&after=zz"},
+		{method: "GET", url: base + "/archive.tar?path=%2e%2e"},
+		{method: "GET", url: base + "/archive.tar", cut: 30 * time.Millisecond},
+		{method: "GET", url: base + "/archive.tar.lz4", cut: 30 * time.Millisecond},
+		{method: "GET", url: base + "/archive.tar", hdr: []string{"Range", "bytes=33554000-33560000"}},
+		{method: "HEAD", url: base + "/archive.tar"},
+		{method: "GET", url: h.URL + "/api/v1/backups/latest/archive.tar?node=hostile&x=%ff"},
+		{method: "GET", url: h.URL + "/api/v1/backups/99999999999999999999/manifest"},
+		{method: "GET", url: h.URL + "/api/v1/blocks/bafkrei" + strings.Repeat("a", 52)},
+		{method: "GET", url: h.URL + "/api/v1/blocks/..%2f..%2fib.db"},
+		{method: "POST", url: h.URL + "/api/v1/blocks/fetch", body: `{"cids":["x","y"]}`},
+		{method: "POST", url: h.URL + "/api/v1/blocks/fetch", body: `{"cids":` + strings.Repeat("[", 10000)},
+		{method: "POST", url: h.URL + "/api/v1/backups", hdr: []string{"Authorization", "Bearer wrong"}, body: `{"tags":{},"entries":[]}`},
+		{method: "POST", url: h.URL + "/api/v1/blocks", hdr: []string{"Authorization", "Bearer " + h.Token}, body: "\x05hello\xff\xff\xff\xff\x0f"},
+		{method: "PUT", url: h.URL + "/api/v1/blocks/bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e", hdr: []string{"Authorization", "Bearer " + h.Token}, body: "not lz4"},
+		{method: "DELETE", url: base, hdr: []string{"Authorization", "Bearer " + h.Token + "x"}},
+		{method: "GET", url: h.URL + "/api/v1/stats", hdr: []string{"X-Forwarded-For", "1.2.3.4, <script>"}},
+		{method: "GET", url: h.URL + "/backups/1?path=%24(touch%20%2Ftmp%2Fpwned)"},
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3 * len(kinds) {
+				k := kinds[(g*7+i)%len(kinds)]
+				req, _ := http.NewRequest(k.method, k.url, strings.NewReader(k.body))
+				for j := 0; j+1 < len(k.hdr); j += 2 {
+					req.Header.Set(k.hdr[j], k.hdr[j+1])
+				}
+				c := &http.Client{Timeout: 30 * time.Second}
+				if k.cut > 0 {
+					c.Timeout = k.cut
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode >= 500 {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("%s %.120s: %d", k.method, k.url, resp.StatusCode))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, f := range failures {
+		t.Errorf("a hostile request got a server error: %s", f)
+	}
+	h.alive(t)
+	h.restoresExactly(t)
 }
