@@ -177,3 +177,52 @@ func BenchmarkMissing(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCommitNewTagSet: a commit with no parent (a new tag set), so
+// every block is looked up, of 20,000 files whose blocks are every tenth of
+// 200,000 stored ones. It prices the commit's check of each block's size
+// against its row.
+//
+//	go test -run '^$' -bench BenchmarkCommitNewTagSet ./internal/store/
+func BenchmarkCommitNewTagSet(b *testing.B) {
+	f := newStore(b)
+	const stored, files = 200_000, 20_000
+	var pack []byte
+	cids := make([]string, 0, files)
+	for i := range stored {
+		data := fmt.Appendf(nil, "stored block number %d", i)
+		c := block.Sum(data).String()
+		wire, _ := block.Encode(data, block.Level{})
+		pack = block.AppendFrame(pack, c, wire)
+		if i%10 == 0 {
+			cids = append(cids, c)
+		}
+		if (i+1)%1000 == 0 {
+			if _, err := f.st.PutPack(context.Background(), bytes.NewReader(pack)); err != nil {
+				b.Fatal(err)
+			}
+			pack = pack[:0]
+		}
+	}
+	body := func(n int) []byte {
+		var w bytes.Buffer
+		fmt.Fprintf(&w, `{"tags":{"node":"bench-%d"},"entries":[{"path":".","type":"dir","mode":493,"mtime":"2024-01-01T00:00:00Z"}`, n)
+		for i, c := range cids {
+			size := len(fmt.Sprintf("stored block number %d", i*10))
+			fmt.Fprintf(&w, `,{"path":"%06d","type":"file","mode":420,"mtime":"2024-01-01T00:00:00Z","size":%d,"blocks":[{"cid":%q,"size":%d}]}`, i, size, c, size)
+		}
+		w.WriteString("]}")
+		return w.Bytes()
+	}
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		n++
+		bd := body(n)
+		b.StartTimer()
+		res, err := f.st.Commit(context.Background(), bytes.NewReader(bd))
+		if err != nil || res.ID == 0 || len(res.Missing) > 0 {
+			b.Fatalf("commit: %+v %v", res, err)
+		}
+	}
+}
