@@ -54,8 +54,11 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRoot(env)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetArgs(cli.RewriteTags(root, args))
-	err := root.ExecuteContext(ctx)
+	args, err := cli.RewriteTags(root, args)
+	if err == nil {
+		root.SetArgs(args)
+		err = root.ExecuteContext(ctx)
+	}
 	if err != nil && isCobraUsage(err) {
 		err = cli.UsageError{Err: err}
 	}

@@ -185,8 +185,17 @@ func TestScopedTokensAndPrivateServer(t *testing.T) {
 	readConf := t.TempDir()
 	mustIB(t, readConf, "login", p.URL, "--token", reader)
 	mustIB(t, readConf, "backup", "restore", "latest", "--node=n", filepath.Join(t.TempDir(), "r"), "-q")
-	if _, errs, code := ib(t, readConf, "backup", "create", "-q", "--node=n", src); code != 1 || !strings.Contains(errs, "403") {
-		t.Errorf("create with a read token: exit %d %q, want 403", code, errs)
+	if _, errs, code := ib(t, readConf, "backup", "create", "-q", "--node=n", src); code != 1 || !strings.Contains(errs, "scope read") {
+		t.Errorf("create with a read token: exit %d %q, want a refusal naming the scope", code, errs)
+	}
+	if st, _, _ := getRaw(t, p.URL+"/api/v1/backups/1", "Authorization", "Bearer "+reader); st != 200 {
+		t.Errorf("read token: %d", st)
+	}
+	if st := do(t, "POST", p.URL+"/api/v1/blocks/missing", reader, `{"cids":[]}`); st != 403 {
+		t.Errorf("POST /blocks/missing with a read token: %d, want 403", st)
+	}
+	if st := do(t, "DELETE", p.URL+"/api/v1/backups/1", node, ""); st != 403 {
+		t.Errorf("DELETE with an append token: %d, want 403", st)
 	}
 
 	// anonymous: the UI loads, reads are refused
@@ -232,4 +241,16 @@ func TestBackupWarnsOfPrivateKeys(t *testing.T) {
 	if _, errs, code := ib(t, conf, "backup", "create", "-q", "--node=k", src); code != 0 || strings.Contains(errs, "WARNING") {
 		t.Errorf("backup with the keys ignored: exit %d, stderr:\n%s", code, errs)
 	}
+}
+
+func do(t *testing.T, method, url, token, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

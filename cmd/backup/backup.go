@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +29,7 @@ type common struct {
 	caCert string
 	tags   []string
 	quiet  bool
+	debug  bool
 }
 
 // New returns the backup command group.
@@ -37,6 +41,7 @@ func New(env *cli.Env) *cobra.Command {
 	})
 	c.PersistentFlags().StringVar(&o.server, "server", "", "server URL (default: IB_SERVER, then the client config)")
 	c.PersistentFlags().StringVar(&o.token, "token", "", "write token (default: IB_TOKEN, then the client config)")
+	c.PersistentFlags().BoolVar(&o.debug, "debug", false, "log at debug level (retries of failed requests among them)")
 	c.PersistentFlags().StringVar(&o.caCert, "ca-cert", "", "trust server certificates signed by this CA (PEM; default: IB_CA_CERT, then the client config)")
 	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o), newPrune(o), newVerify(o))
 	return c
@@ -49,11 +54,21 @@ func (o *common) tagFlags(c *cobra.Command) {
 }
 
 func (o *common) log() *slog.Logger {
+	if o.debug {
+		return cli.Logger(o.env.Stderr, slog.LevelDebug)
+	}
 	return cli.Logger(o.env.Stderr, slog.LevelWarn)
 }
 
+// How long a command waits for a server that does not answer: a backup
+// or a restore rides out a server restart; a question gives up soon.
+const (
+	patient = true
+	quick   = false
+)
+
 // client resolves the server settings; write=true demands a token.
-func (o *common) client(write bool) (*apiclient.Client, cli.Client, error) {
+func (o *common) client(write, wait bool) (*apiclient.Client, cli.Client, error) {
 	s, err := o.env.ResolveClient(o.server, o.token, o.caCert)
 	if err != nil {
 		return nil, s, err
@@ -62,6 +77,9 @@ func (o *common) client(write bool) (*apiclient.Client, cli.Client, error) {
 		return nil, s, cli.Usagef("no write token for %s: run `ib login %s --token TOKEN` (the server prints it with `ib server token show`)", s.Server, s.Server)
 	}
 	api, err := s.APIClient(o.log())
+	if err == nil && !wait {
+		api.Retry = apiclient.QuickRetry
+	}
 	return api, s, err
 }
 
@@ -93,6 +111,72 @@ func parseID(s string) (int64, error) {
 	return id, nil
 }
 
+// resolveID reads a backup's ID, or "latest" with the backup's tags. When no
+// backup has exactly those tags, the error names the tag sets that include
+// them and the command that would work.
+func resolveID(ctx context.Context, api *apiclient.Client, arg string, tags manifest.Tags, verb string) (int64, error) {
+	if arg != "latest" {
+		if len(tags) > 0 {
+			return 0, cli.Usagef("tags choose the latest backup: give either an ID or latest with tags")
+		}
+		return parseID(arg)
+	}
+	if len(tags) == 0 {
+		return 0, cli.Usagef("latest needs the backup's tags, e.g. --node=tezos")
+	}
+	b, err := api.Latest(ctx, tags)
+	if err == nil {
+		return b.ID, nil
+	}
+	if !apiclient.IsNotFound(err) {
+		return 0, err
+	}
+	list, lerr := api.List(ctx, tags)
+	if lerr != nil || len(list) == 0 {
+		return 0, fmt.Errorf("no backup has the tags %s on %s (`ib backup list` shows what it has)", tags, api.URL())
+	}
+	type set struct {
+		tags   manifest.Tags
+		n      int
+		newest int64
+	}
+	var sets []*set
+	seen := map[string]*set{}
+	for _, b := range list { // newest first
+		k := b.Tags.Canonical()
+		if seen[k] == nil {
+			seen[k] = &set{tags: b.Tags, newest: b.ID}
+			sets = append(sets, seen[k])
+		}
+		seen[k].n++
+	}
+	var names []string
+	for _, st := range sets {
+		names = append(names, fmt.Sprintf("%s (%d backups, newest #%d)", st.tags, st.n, st.newest))
+	}
+	dest := ""
+	if verb == "restore" {
+		dest = " DEST"
+	}
+	return 0, fmt.Errorf("no backup has exactly the tags %s: latest takes a backup's whole tag set, and %d tag set(s) include these: %s; e.g. `ib backup %s latest %s%s`",
+		tags, len(sets), strings.Join(names, "; "), verb, tagFlagsOf(sets[0].tags), dest)
+}
+
+// tagFlagsOf renders tags as the --KEY=VALUE flags that select them, quoted
+// for a shell where needed.
+func tagFlagsOf(t manifest.Tags) string {
+	keys := slices.Sorted(maps.Keys(t))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		v := t[k]
+		if strings.ContainsAny(v, " \t'\"$`\\!*?[]{}()<>|&;#~") {
+			v = "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+		}
+		parts[i] = "--" + k + "=" + v
+	}
+	return strings.Join(parts, " ")
+}
+
 // notFound turns a 404 into a clear message.
 func notFound(err error, what string) error {
 	if apiclient.IsNotFound(err) {
@@ -112,7 +196,7 @@ func newList(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			api, _, err := o.client(false)
+			api, _, err := o.client(false, quick)
 			if err != nil {
 				return err
 			}
@@ -150,21 +234,25 @@ func newList(o *common) *cobra.Command {
 func newShow(o *common) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "show ID",
+		Use:   "show ID|latest [--KEY=VALUE ...]",
 		Short: "Show one backup",
 		Args:  cli.Args(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
+			tags, err := cli.ParseTags(o.tags)
 			if err != nil {
 				return err
 			}
-			api, _, err := o.client(false)
+			api, _, err := o.client(false, quick)
+			if err != nil {
+				return err
+			}
+			id, err := resolveID(c.Context(), api, args[0], tags, "show")
 			if err != nil {
 				return err
 			}
 			b, err := api.Backup(c.Context(), id)
 			if err != nil {
-				return notFound(err, "backup "+args[0])
+				return notFound(err, fmt.Sprintf("backup %d", id))
 			}
 			if asJSON {
 				return printJSON(o.env.Stdout, b)
@@ -175,6 +263,7 @@ func newShow(o *common) *cobra.Command {
 			return nil
 		},
 	}
+	o.tagFlags(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
@@ -189,7 +278,7 @@ func newDelete(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			api, _, err := o.client(true)
+			api, _, err := o.client(true, quick)
 			if err != nil {
 				return err
 			}

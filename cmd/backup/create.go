@@ -16,6 +16,7 @@ import (
 	"ib/internal/cli"
 	"ib/internal/config"
 	"ib/internal/ignore"
+	"ib/internal/lock"
 	"ib/internal/manifest"
 	"ib/internal/progress"
 	"ib/internal/scan"
@@ -32,6 +33,7 @@ func newCreate(o *common) *cobra.Command {
 		asJSON    bool
 		dryRun    bool
 		explain   bool
+		shrink    bool
 	)
 	c := &cobra.Command{
 		Use:   "create [--KEY=VALUE ...] PATH",
@@ -66,10 +68,22 @@ func newCreate(o *common) *cobra.Command {
 			if dryRun {
 				return plan(c.Context(), o, args[0], explain, asJSON)
 			}
-			api, settings, err := o.client(true)
+			api, settings, err := o.client(true, patient)
 			if err != nil {
 				return err
 			}
+			if err := checkToken(c.Context(), api); err != nil {
+				return err
+			}
+			lockPath, err := config.LockPath(api.URL(), tags.Canonical())
+			if err != nil {
+				return err
+			}
+			held, err := lock.Try(lockPath)
+			if err != nil {
+				return fmt.Errorf("another backup of %s to %s is running: %w", tags, api.URL(), err)
+			}
+			defer held.Release()
 			if jobs == 0 {
 				jobs = settings.Jobs
 			}
@@ -87,7 +101,7 @@ func newCreate(o *common) *cobra.Command {
 				Tags: tags, BlockSize: bs, Level: lv, Jobs: jobs, Full: full,
 				NewIgnorer: func() scan.Ignorer { return ignore.New() },
 				Counters:   counters, Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
-				Cache: cache,
+				Cache: cache, AllowShrink: shrink,
 			})
 			stop()
 			if err != nil {
@@ -112,6 +126,7 @@ func newCreate(o *common) *cobra.Command {
 	f.StringVar(&blockSize, "block-size", "128MiB", "block size, at most 128MiB")
 	f.StringVar(&level, "level", "max", "LZ4 level: fast, 1-9 or max")
 	f.BoolVar(&full, "full", false, "read every file, ignoring the previous backup")
+	f.BoolVar(&shrink, "allow-shrink", false, "commit a backup that is empty or has under half the files or bytes of the previous one with the same tags")
 	f.BoolVar(&noCache, "no-cache", false, "download the previous backup's manifest instead of reading it from the cache ($IB_CACHE_DIR)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
@@ -191,4 +206,21 @@ func warnSecrets(w io.Writer, res backup.Result) {
 	fmt.Fprintf(w, "Anyone who can read this server can download them. Leave them out with a line each in the\n"+
 		"folder's .ibignore (e.g. %s), and delete this backup (ib backup delete %d); or run the server\n"+
 		"with --private and give read tokens only to those who may see them.\n", res.Secrets[0], res.ID)
+}
+
+// checkToken asks the server what the token may do before anything is
+// read: a wrong token fails in a second, not after the walk.
+func checkToken(ctx context.Context, api *apiclient.Client) error {
+	scope, _, err := api.WhoAmI(ctx)
+	switch {
+	case apiclient.IsNotFound(err):
+		return nil // a server of before scoped tokens: the first write tells
+	case err != nil:
+		return fmt.Errorf("server %s: %w", api.URL(), err)
+	case scope == "none":
+		return fmt.Errorf("server %s refuses the token (401): check it with `ib login %s --token TOKEN`", api.URL(), api.URL())
+	case scope == "read":
+		return fmt.Errorf("server %s: the token has scope read; backups need a token of scope append or admin (ib server token create)", api.URL())
+	}
+	return nil
 }

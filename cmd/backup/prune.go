@@ -50,7 +50,7 @@ backup goes only if both say so. Then the server collects the blocks no backup u
 			if req.KeepLast == nil && req.OlderThan == "" {
 				return cli.Usagef("give --keep-last, --older-than or both")
 			}
-			api, _, err := o.client(true)
+			api, _, err := o.client(true, quick)
 			if err != nil {
 				return err
 			}

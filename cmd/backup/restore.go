@@ -37,27 +37,13 @@ func newRestore(o *common) *cobra.Command {
 			if jobs < 0 || jobs > 64 {
 				return cli.Usagef("invalid --jobs %d: want 1 to 64", jobs)
 			}
-			api, settings, err := o.client(false)
+			api, settings, err := o.client(false, patient)
 			if err != nil {
 				return err
 			}
-			var id int64
-			if args[0] == "latest" {
-				if len(tags) == 0 {
-					return cli.Usagef("restore latest needs the backup's tags, e.g. --node=tezos")
-				}
-				b, err := api.Latest(c.Context(), tags)
-				if err != nil {
-					return notFound(err, "latest backup with tags "+tags.String())
-				}
-				id = b.ID
-			} else {
-				if len(tags) > 0 {
-					return cli.Usagef("tags choose the latest backup: give either an ID or latest with tags")
-				}
-				if id, err = parseID(args[0]); err != nil {
-					return err
-				}
+			id, err := resolveID(c.Context(), api, args[0], tags, "restore")
+			if err != nil {
+				return err
 			}
 			if jobs == 0 {
 				jobs = settings.RJobs

@@ -16,24 +16,28 @@ func newVerify(o *common) *cobra.Command {
 		asJSON bool
 	)
 	c := &cobra.Command{
-		Use:   "verify ID [--deep]",
+		Use:   "verify ID|latest [--KEY=VALUE ...] [--deep]",
 		Short: "Check that the server holds every block of a backup; --deep downloads and re-hashes them",
 		Args:  cli.Args(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
+			tags, err := cli.ParseTags(o.tags)
 			if err != nil {
 				return err
 			}
 			if jobs < 1 || jobs > 64 {
 				return cli.Usagef("invalid --jobs %d: want 1 to 64", jobs)
 			}
-			api, _, err := o.client(false)
+			api, _, err := o.client(false, quick)
+			if err != nil {
+				return err
+			}
+			id, err := resolveID(c.Context(), api, args[0], tags, "verify")
 			if err != nil {
 				return err
 			}
 			rep, err := verify.Run(c.Context(), api, id, deep, jobs)
 			if err != nil {
-				return notFound(err, "backup "+args[0])
+				return notFound(err, fmt.Sprintf("backup %d", id))
 			}
 			if asJSON {
 				if err := printJSON(o.env.Stdout, rep); err != nil {
@@ -60,6 +64,7 @@ func newVerify(o *common) *cobra.Command {
 			return nil
 		},
 	}
+	o.tagFlags(c)
 	f := c.Flags()
 	f.BoolVar(&deep, "deep", false, "download every block and check it against its CID")
 	f.IntVarP(&jobs, "jobs", "j", 4, "downloads at once with --deep")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ib/internal/apiclient"
 	"ib/internal/cli"
 	"ib/internal/progress"
 )
@@ -27,6 +28,7 @@ func newInfo(env *cli.Env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			api.Retry = apiclient.QuickRetry
 			st, err := api.Stats(c.Context())
 			if err != nil {
 				return err

@@ -38,6 +38,10 @@ type Retry struct {
 // DefaultRetry rides out a server restart of 30 seconds with room to spare.
 var DefaultRetry = Retry{Initial: 200 * time.Millisecond, Max: 5 * time.Second, MaxElapsed: 90 * time.Second}
 
+// QuickRetry is for questions (list, show): a server that is down is said
+// so within about ten seconds.
+var QuickRetry = Retry{Initial: 200 * time.Millisecond, Max: 2 * time.Second, MaxElapsed: 10 * time.Second}
+
 // Client talks to one ib server. It sends its token on writes only, and on
 // reads once the server has asked for it (a 401 to a read: a private
 // server): a token is never handed out where it is not needed.
@@ -201,10 +205,13 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			if tlsError(err) {
 				return nil, fmt.Errorf("%s: the server's TLS certificate is not trusted (for a private CA pass --ca-cert): %w", op, err)
 			}
-			err, retryable = fmt.Errorf("%s: %w", op, err), true
+			err, retryable = &unreachable{server: c.base.String(), err: fmt.Errorf("%s: %w", op, err)}, true
 		}
 		if !retryable || time.Since(start)+wait > c.Retry.MaxElapsed {
-			return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+			if u, ok := err.(*unreachable); ok {
+				u.attempts, u.took = attempt, time.Since(start).Round(time.Second)
+			}
+			return nil, fmt.Errorf("%w (gave up after %d attempts in %s)", err, attempt, time.Since(start).Round(time.Second))
 		}
 		// full jitter in [wait/2, wait*3/2)
 		d := wait/2 + time.Duration(rand.Int64N(int64(wait)+1))
@@ -219,6 +226,23 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		wait = min(wait*2, c.Retry.Max)
 	}
 }
+
+// unreachable is a server that did not answer at all.
+type unreachable struct {
+	server   string
+	err      error
+	attempts int
+	took     time.Duration
+}
+
+func (u *unreachable) Error() string {
+	if u.attempts == 0 {
+		return u.err.Error()
+	}
+	return fmt.Sprintf("server %s does not answer (%v): is it running? see `ib login`", u.server, u.err)
+}
+
+func (u *unreachable) Unwrap() error { return u.err }
 
 type permanentError struct{ err error }
 

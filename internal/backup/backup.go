@@ -60,7 +60,14 @@ type Options struct {
 	// Cache keeps the manifest of each backup made for the next one with
 	// the same tags; nil downloads it every time.
 	Cache *ManifestCache
+	// AllowShrink commits a backup that is empty, or has under half the
+	// files or bytes of the previous backup with the same tags (refused
+	// otherwise: an unmounted disk must not become "latest").
+	AllowShrink bool
 }
+
+// ErrShrink refuses a backup that collapsed against the previous one.
+var ErrShrink = errors.New("backup refused")
 
 // Result is what a backup did. Its JSON form is `backup create --json`.
 type Result struct {
@@ -137,6 +144,8 @@ type source struct {
 
 type run struct {
 	opts     Options
+	// prevSummary is the newest backup with the same tags, nil if none.
+	prevSummary *manifest.Summary
 	api      API
 	root     string
 	readB    atomic.Int64
@@ -336,6 +345,10 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		opts.Log.Warn("skipped a name a manifest cannot hold (NUL or backslash)", "path", p)
 	}
 
+	if err := r.shrunk(); err != nil {
+		stream.abort(err)
+		return Result{}, err
+	}
 	done, err := r.commit(ctx, spool, head, tail, stream)
 	if err != nil {
 		return Result{}, err
@@ -663,4 +676,26 @@ func newKey() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// shrunk refuses a backup that is empty or has under half the files or
+// bytes of the previous one with the same tags: the mark of a disk that
+// was not mounted, or a wrong path, which would otherwise become the
+// newest backup and let retention age the good ones out.
+func (r *run) shrunk() error {
+	if r.opts.AllowShrink {
+		return nil
+	}
+	if r.res.Files == 0 {
+		return fmt.Errorf("%w: %s holds no files (--allow-shrink to back it up anyway)", ErrShrink, r.root)
+	}
+	p := r.prevSummary
+	if p == nil {
+		return nil
+	}
+	if r.res.Files*2 < p.Files || r.res.Bytes*2 < p.Bytes {
+		return fmt.Errorf("%w: %d files, %d bytes against %d files, %d bytes in backup %d with the same tags: is the disk mounted? (--allow-shrink to commit it)",
+			ErrShrink, r.res.Files, r.res.Bytes, p.Files, p.Bytes, p.ID)
+	}
+	return nil
 }

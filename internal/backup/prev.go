@@ -23,15 +23,16 @@ type prevManifest struct {
 
 // previous fetches the newest manifest with the same tags, or nil.
 func (r *run) previous(ctx context.Context) (*prevManifest, error) {
-	if r.opts.Full {
-		return nil, nil
-	}
 	s, err := r.api.Latest(ctx, r.opts.Tags)
 	if r.opts.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("previous backup: %w", err)
+	}
+	r.prevSummary = &s
+	if r.opts.Full {
+		return nil, nil
 	}
 	if f := r.opts.Cache.open(r.opts.Tags, s); f != nil {
 		r.res.ParentID = s.ID

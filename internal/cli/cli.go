@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"ib/internal/apiclient"
 	"ib/internal/config"
+	"ib/internal/lock"
 	"ib/internal/manifest"
 )
 
@@ -39,7 +41,8 @@ func Usagef(format string, args ...any) error {
 	return UsageError{fmt.Errorf(format, args...)}
 }
 
-// ExitCode maps an error to the exit status.
+// ExitCode maps an error to the exit status: 0 ok, 1 failure, 2 usage,
+// 4 another run holds the lock.
 func ExitCode(err error) int {
 	var u UsageError
 	switch {
@@ -47,6 +50,8 @@ func ExitCode(err error) int {
 		return 0
 	case errors.As(err, &u):
 		return 2
+	case errors.Is(err, lock.ErrLocked):
+		return 4
 	}
 	return 1
 }
@@ -69,26 +74,72 @@ const TagsAnnotation = "ib-tags"
 
 // RewriteTags turns every "--KEY=VALUE" whose KEY is not a flag of the
 // command it is given to into "--tag KEY=VALUE", for the commands marked
-// with TagsAnnotation.
-func RewriteTags(root *cobra.Command, args []string) []string {
+// with TagsAnnotation. A KEY that looks like a mistyped flag (--levl=fast)
+// is refused instead: it would make a new tag set and a full re-read.
+func RewriteTags(root *cobra.Command, args []string) ([]string, error) {
 	c, _, err := root.Find(args)
 	if err != nil || c.Annotations[TagsAnnotation] == "" {
-		return args
+		return args, nil
 	}
 	out := make([]string, 0, len(args))
 	for i, a := range args {
 		if a == "--" {
-			return append(out, args[i:]...)
+			return append(out, args[i:]...), nil
 		}
-		if name, _, ok := strings.Cut(strings.TrimPrefix(a, "--"), "="); ok && strings.HasPrefix(a, "--") && name != "" {
+		if name, value, ok := strings.Cut(strings.TrimPrefix(a, "--"), "="); ok && strings.HasPrefix(a, "--") && name != "" {
 			if c.Flags().Lookup(name) == nil && c.InheritedFlags().Lookup(name) == nil {
+				if near := nearFlag(c, name); near != "" {
+					return nil, Usagef("unknown flag --%s (did you mean --%s?); a tag named %s needs --tag %s=%s", name, near, name, name, value)
+				}
 				out = append(out, "--tag", a[2:])
 				continue
 			}
 		}
 		out = append(out, a)
 	}
-	return out
+	return out, nil
+}
+
+// nearFlag returns the command's flag that name looks like a typo of: a
+// prefix of it (--serv), or one edit away (two for names over 5 letters).
+func nearFlag(c *cobra.Command, name string) string {
+	limit := 1
+	if len(name) > 5 {
+		limit = 2
+	}
+	best := ""
+	visit := func(f *pflag.Flag) {
+		if best != "" || f.Hidden {
+			return
+		}
+		if (len(name) >= 3 && strings.HasPrefix(f.Name, name)) || editDistance(name, f.Name) <= limit {
+			best = f.Name
+		}
+	}
+	c.Flags().VisitAll(visit)
+	c.InheritedFlags().VisitAll(visit)
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // ParseTags parses KEY=VALUE pairs; a key given twice is an error.
@@ -173,7 +224,7 @@ func (c Client) APIClient(log *slog.Logger) (*apiclient.Client, error) {
 		}
 	}
 	api.OnRetry = func(op string, err error, wait time.Duration) {
-		log.Warn("retrying", "op", op, "err", err, "in", wait.Round(time.Millisecond))
+		log.Debug("retrying", "op", op, "err", err, "in", wait.Round(time.Millisecond))
 	}
 	api.OnWarn = func(msg string) { log.Warn(msg) }
 	return api, nil

@@ -127,16 +127,34 @@ func Dir() (string, error) {
 // CacheDir is the client's cache of manifests (see backup.ManifestCache):
 // $IB_CACHE_DIR, else <user cache dir>/ib, with one folder per server URL.
 func CacheDir(serverURL string) (string, error) {
-	d := os.Getenv("IB_CACHE_DIR")
-	if d == "" {
-		c, err := os.UserCacheDir()
-		if err != nil {
-			return "", fmt.Errorf("cache dir: %w (set IB_CACHE_DIR)", err)
-		}
-		d = filepath.Join(c, "ib")
+	d, err := cacheRoot()
+	if err != nil {
+		return "", err
 	}
 	sum := sha256.Sum256([]byte(serverURL))
 	return filepath.Join(d, "manifests", hex.EncodeToString(sum[:8])), nil
+}
+
+// LockPath is the lock file of backups of one tag set to one server, under
+// the client's cache dir: two backups of one tag set never run at once.
+func LockPath(serverURL, tagSet string) (string, error) {
+	d, err := cacheRoot()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(ServerKey(serverURL) + "\x00" + tagSet))
+	return filepath.Join(d, "locks", hex.EncodeToString(sum[:12])+".lock"), nil
+}
+
+func cacheRoot() (string, error) {
+	if d := os.Getenv("IB_CACHE_DIR"); d != "" {
+		return d, nil
+	}
+	c, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("cache dir: %w (set IB_CACHE_DIR)", err)
+	}
+	return filepath.Join(c, "ib"), nil
 }
 
 // ClientPath is the client file: explicit if given, else Dir()/config.toml.

@@ -1,0 +1,155 @@
+//go:build unix
+
+package cmd_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"ib/internal/config"
+	"ib/internal/ibtest"
+	"ib/internal/lock"
+	"ib/internal/manifest"
+)
+
+// Issue 15, first row: a mistyped flag is not taken for a tag.
+func TestMistypedFlagIsNotATag(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	for _, c := range []struct{ arg, want string }{
+		{"--levl=fast", "unknown flag --levl (did you mean --level?); a tag named levl needs --tag levl=fast"},
+		{"--blocksize=1MiB", "did you mean --block-size?"},
+		{"--serv=http://x", "did you mean --server?"},
+		{"--jsn=true", "did you mean --json?"},
+	} {
+		_, errs, code := ib(t, conf, "backup", "create", "--node=cosmoshub", c.arg, src)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("create %s: exit %d %q, want 2 and %q", c.arg, code, errs, c.want)
+		}
+	}
+	if st := srv.Store.Stats(); st.Backups != 0 {
+		t.Fatalf("a mistyped flag made %d backups", st.Backups)
+	}
+	// tags that only look a little like flags are tags
+	out := mustIB(t, conf, "backup", "create", "-q", "--json", "--node=x", "--version=1.0", "--network=main", "--label=a",
+		"--host=h", "--chain=c", "--env=e", "--role=r", "--region=eu", "--client=geth", src)
+	var res struct{ Tags map[string]string }
+	json.Unmarshal([]byte(out), &res)
+	if len(res.Tags) != 10 {
+		t.Errorf("tags %v, want all 10", res.Tags)
+	}
+}
+
+// Issue 15: restore latest with part of a tag set names the sets and the
+// command; show and verify take latest too.
+func TestLatestWithPartOfTheTags(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	mustIB(t, conf, "backup", "create", "-q", "--node=cosmoshub", "--network=mainnet", src)
+	mustIB(t, conf, "backup", "create", "-q", "--node=cosmoshub", "--network=mainnet", src)
+	_, errs, code := ib(t, conf, "backup", "restore", "latest", "--node=cosmoshub", filepath.Join(t.TempDir(), "d"))
+	want := "`ib backup restore latest --network=mainnet --node=cosmoshub DEST`"
+	if code != 1 || !strings.Contains(errs, "network=mainnet node=cosmoshub (2 backups, newest #2)") || !strings.Contains(errs, want) {
+		t.Errorf("restore latest with part of the tags: exit %d %q", code, errs)
+	}
+	if out := mustIB(t, conf, "backup", "show", "latest", "--node=cosmoshub", "--network=mainnet"); !strings.Contains(out, "backup    2") {
+		t.Errorf("show latest: %q", out)
+	}
+	if out := mustIB(t, conf, "backup", "verify", "latest", "--node=cosmoshub", "--network=mainnet"); !strings.Contains(out, "backup 2:") {
+		t.Errorf("verify latest: %q", out)
+	}
+	if _, errs, code := ib(t, conf, "backup", "show", "latest", "--node=nothing"); code != 1 || !strings.Contains(errs, "no backup has the tags node=nothing") {
+		t.Errorf("show latest of no backup: exit %d %q", code, errs)
+	}
+}
+
+// Issue 15: a question to a server that is down fails within seconds, in
+// one line; a wrong token fails before anything is read.
+func TestFastFailures(t *testing.T) {
+	conf := t.TempDir()
+	down := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	start := time.Now()
+	_, errs, code := ib(t, conf, "backup", "list", "--server", down)
+	took := time.Since(start)
+	if code != 1 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "does not answer") ||
+		!strings.Contains(errs, "is it running?") || strings.Contains(errs, "retrying") {
+		t.Errorf("list with the server down: exit %d %q", code, errs)
+	}
+	if took > 40*time.Second { // the 90 s patience of backups was 85 s of retries here
+		t.Errorf("list with the server down took %s", took)
+	}
+	srv := ibtest.StartServer(t)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	_, errs, code = ib(t, conf, "backup", "create", "--server", srv.URL, "--token", "WRONG", "--node=a", src)
+	if code != 1 || !strings.Contains(errs, "refuses the token") || strings.Contains(errs, "retrying") || strings.Contains(errs, "files") {
+		t.Errorf("create with a wrong token: exit %d %q", code, errs)
+	}
+}
+
+// Issue 15: an empty backup, or one under half of the previous one, is
+// refused unless --allow-shrink; nothing is committed.
+func TestShrunkBackupRefused(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	for i := range 10 {
+		ibtest.WriteFile(t, filepath.Join(src, "f"+strconv.Itoa(i)), []byte("some bytes"), 0o644, time.Unix(1700000000, 0))
+	}
+	mustIB(t, conf, "backup", "create", "-q", "--node=s", src)
+	for i := range 8 {
+		os.Remove(filepath.Join(src, "f"+strconv.Itoa(i)))
+	}
+	_, errs, code := ib(t, conf, "backup", "create", "-q", "--node=s", src)
+	if code != 1 || !strings.Contains(errs, "backup refused: 2 files") || !strings.Contains(errs, "--allow-shrink") {
+		t.Errorf("a backup of 2 files after 10: exit %d %q", code, errs)
+	}
+	empty := t.TempDir()
+	if _, errs, code := ib(t, conf, "backup", "create", "-q", "--node=empty", empty); code != 1 || !strings.Contains(errs, "holds no files") {
+		t.Errorf("an empty backup: exit %d %q", code, errs)
+	}
+	if st := srv.Store.Stats(); st.Backups != 1 {
+		t.Fatalf("refused backups committed: %d backups", st.Backups)
+	}
+	mustIB(t, conf, "backup", "create", "-q", "--node=s", "--allow-shrink", src)
+	if st := srv.Store.Stats(); st.Backups != 2 {
+		t.Fatalf("--allow-shrink: %d backups", st.Backups)
+	}
+}
+
+// Issue 15: a second backup of one tag set while one runs exits 4 at once.
+func TestSecondBackupOfATagSetExits4(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	t.Setenv("IB_CACHE_DIR", filepath.Join(conf, "cache")) // as ib() sets it
+	path, err := config.LockPath(srv.URL, manifest.Tags{"node": "l"}.Canonical())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := lock.Try(path) // as a running backup holds it
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := ib(t, conf, "backup", "create", "-q", "--node=l", src)
+	if code != 4 || !strings.Contains(errs, "another backup of node=l") {
+		t.Errorf("second backup of a tag set: exit %d %q, want 4", code, errs)
+	}
+	mustIB(t, conf, "backup", "create", "-q", "--node=other", src) // another tag set runs
+	held.Release()
+	mustIB(t, conf, "backup", "create", "-q", "--node=l", src)
+}
