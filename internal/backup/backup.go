@@ -143,15 +143,15 @@ type source struct {
 }
 
 type run struct {
-	opts     Options
+	opts Options
 	// prevSummary is the newest backup with the same tags, nil if none.
 	prevSummary *manifest.Summary
-	api      API
-	root     string
-	readB    atomic.Int64
-	upBlocks atomic.Int64
-	upBytes  atomic.Int64
-	res      Result
+	api         API
+	root        string
+	readB       atomic.Int64
+	upBlocks    atomic.Int64
+	upBytes     atomic.Int64
+	res         Result
 	// comp compresses every block sent, on one worker per core.
 	comp *block.Compressor
 	// packing bounds the packs being built and sent: each holds up to
