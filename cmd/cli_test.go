@@ -126,11 +126,11 @@ func TestShowListDelete(t *testing.T) {
 	if out := mustIB(t, conf, "backup", "show", "1", "--json"); !strings.Contains(out, `"bytes": 5`) {
 		t.Fatalf("show --json: %s", out)
 	}
-	mustIB(t, conf, "backup", "delete", "1")
+	mustIB(t, conf, "backup", "delete", "1", "--yes")
 	if _, errs, code := ib(t, conf, "backup", "show", "1"); code != 1 || !strings.Contains(errs, "no such backup") {
 		t.Fatalf("show after delete: %d %q", code, errs)
 	}
-	if _, errs, code := ib(t, conf, "backup", "delete", "1"); code != 1 || !strings.Contains(errs, "no such backup") {
+	if _, errs, code := ib(t, conf, "backup", "delete", "1", "--yes"); code != 1 || !strings.Contains(errs, "no such backup") {
 		t.Fatalf("second delete: %d %q", code, errs)
 	}
 	if out := mustIB(t, conf, "version"); !strings.HasPrefix(out, "ib ") {

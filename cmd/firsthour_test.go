@@ -153,3 +153,33 @@ func TestSecondBackupOfATagSetExits4(t *testing.T) {
 	held.Release()
 	mustIB(t, conf, "backup", "create", "-q", "--node=l", src)
 }
+
+// Issue 15: delete and prune ask first; off a terminal they need --yes,
+// and a prune without a tag filter needs --all.
+func TestDeleteAndPruneNeedConfirmation(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	for range 3 {
+		mustIB(t, conf, "backup", "create", "-q", "--node=c", src)
+	}
+	if _, errs, code := ib(t, conf, "backup", "delete", "2"); code != 2 || !strings.Contains(errs, "Delete backup 2 (node=c; 1 file;") || !strings.Contains(errs, "--yes") {
+		t.Errorf("delete off a terminal without --yes: exit %d %q", code, errs)
+	}
+	if _, errs, code := ib(t, conf, "backup", "prune", "--keep-last", "0"); code != 2 || !strings.Contains(errs, "--all") {
+		t.Errorf("prune without tags: exit %d %q", code, errs)
+	}
+	if _, errs, code := ib(t, conf, "backup", "prune", "--keep-last", "1", "--node=c"); code != 2 || !strings.Contains(errs, "Delete these 2 backups") {
+		t.Errorf("prune off a terminal without --yes: exit %d %q", code, errs)
+	}
+	if st := srv.Store.Stats(); st.Backups != 3 {
+		t.Fatalf("unconfirmed deletions deleted: %d backups left", st.Backups)
+	}
+	mustIB(t, conf, "backup", "delete", "2", "--yes")
+	mustIB(t, conf, "backup", "prune", "--keep-last", "0", "--all", "--yes")
+	if st := srv.Store.Stats(); st.Backups != 0 {
+		t.Fatalf("confirmed deletions: %d backups left", st.Backups)
+	}
+}

@@ -61,7 +61,7 @@ func TestPruneKeepLast(t *testing.T) {
 		t.Fatalf("--dry-run deleted backups: %s", out)
 	}
 
-	out = mustIB(t, conf, "backup", "prune", "--keep-last", "1", "--node=a")
+	out = mustIB(t, conf, "backup", "prune", "--keep-last", "1", "--node=a", "--yes")
 	if !strings.Contains(out, "deleted backup 1") || !strings.Contains(out, "deleted backup 2") || !strings.Contains(out, "2 backups deleted; 2 blocks") {
 		t.Fatalf("prune: %s", out)
 	}
@@ -86,7 +86,7 @@ func TestPruneKeepLast(t *testing.T) {
 	}
 
 	// delete, then garbage collection frees what only that backup used
-	mustIB(t, conf, "backup", "delete", "4")
+	mustIB(t, conf, "backup", "delete", "4", "--yes")
 	deadline := time.Now().Add(10 * time.Second)
 	for objects(t, srv) != 2 {
 		if time.Now().After(deadline) {
@@ -180,7 +180,7 @@ func TestStressBackupsWhilePruning(t *testing.T) {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			if _, errs, code := ib(t, conf, "backup", "prune", "--keep-last", "2"); code != 0 {
+			if _, errs, code := ib(t, conf, "backup", "prune", "--keep-last", "2", "--all", "--yes"); code != 0 {
 				mu.Lock()
 				failures = append(failures, "prune: "+errs)
 				mu.Unlock()
@@ -196,7 +196,7 @@ func TestStressBackupsWhilePruning(t *testing.T) {
 	if backups < 10 {
 		t.Fatalf("only %d backups in 12 s", backups)
 	}
-	mustIB(t, conf, "backup", "prune", "--keep-last", "2") // after the last backups
+	mustIB(t, conf, "backup", "prune", "--keep-last", "2", "--all", "--yes") // after the last backups
 	var list []struct {
 		ID   int64
 		Tags map[string]string

@@ -50,7 +50,7 @@ func NewRoot(env *cli.Env) *cobra.Command {
 
 // Execute runs ib with args and returns the exit status.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	env := &cli.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
+	env := &cli.Env{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}
 	root := NewRoot(env)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

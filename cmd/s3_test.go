@@ -69,7 +69,7 @@ func TestS3OffloadEndToEnd(t *testing.T) {
 	ibtest.TreesEqual(t, src, dst, nil)
 
 	// delete, GC: the bucket is empty
-	mustIB(t, conf, "backup", "delete", "1")
+	mustIB(t, conf, "backup", "delete", "1", "--yes")
 	deadline := time.Now().Add(10 * time.Second)
 	for len(bucketKeys(t, bucket)) != 0 {
 		if time.Now().After(deadline) {
@@ -85,7 +85,7 @@ func TestS3OffloadEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // S3 times have a one-second resolution
-	out := mustIB(t, conf, "backup", "prune", "--keep-last", "1", "--json")
+	out := mustIB(t, conf, "backup", "prune", "--keep-last", "1", "--json", "--all", "--yes")
 	if keys := bucketKeys(t, bucket); len(keys) != 0 || !strings.Contains(out, `"orphans_deleted": 1`) {
 		t.Fatalf("orphan not swept: %v\n%s", keys, out)
 	}

@@ -176,10 +176,10 @@ func TestScopedTokensAndPrivateServer(t *testing.T) {
 	mustIB(t, nodeConf, "login", p.URL, "--token", node)
 	mustIB(t, nodeConf, "backup", "create", "-q", "--node=n", src)
 	mustIB(t, nodeConf, "backup", "list") // reads of a private server: the token after a 401
-	if _, errs, code := ib(t, nodeConf, "backup", "delete", "1"); code != 1 || !strings.Contains(errs, "403") {
+	if _, errs, code := ib(t, nodeConf, "backup", "delete", "1", "--yes"); code != 1 || !strings.Contains(errs, "403") {
 		t.Errorf("delete with an append token: exit %d %q, want 403", code, errs)
 	}
-	if _, errs, code := ib(t, nodeConf, "backup", "prune", "--keep-last", "0", "--node=n"); code != 1 || !strings.Contains(errs, "403") {
+	if _, errs, code := ib(t, nodeConf, "backup", "prune", "--keep-last", "0", "--node=n", "--yes"); code != 1 || !strings.Contains(errs, "403") {
 		t.Errorf("prune with an append token: exit %d %q, want 403", code, errs)
 	}
 	readConf := t.TempDir()
@@ -218,7 +218,7 @@ func TestScopedTokensAndPrivateServer(t *testing.T) {
 	// the admin token (token show) still does everything
 	adminConf := t.TempDir()
 	mustIB(t, adminConf, "login", p.URL, "--token", p.Token)
-	mustIB(t, adminConf, "backup", "delete", "1")
+	mustIB(t, adminConf, "backup", "delete", "1", "--yes")
 }
 
 // Finding 11a: a backup that stores files looking like private keys in the

@@ -269,10 +269,13 @@ func newShow(o *common) *cobra.Command {
 }
 
 func newDelete(o *common) *cobra.Command {
-	return &cobra.Command{
+	var yes bool
+	c := &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete a backup (its blocks go when no other backup uses them)",
-		Args:  cli.Args(1, 1),
+		Long: `Delete a backup. On a terminal it shows the backup and asks first; off a
+terminal (a script, cron) it needs --yes.`,
+		Args: cli.Args(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
 			if err != nil {
@@ -282,6 +285,15 @@ func newDelete(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			b, err := api.Backup(c.Context(), id)
+			if err != nil {
+				return notFound(err, "backup "+args[0])
+			}
+			what := fmt.Sprintf("Delete backup %d (%s; %s; %s, created %s)", b.ID, b.Tags, plural(b.Files, "file"),
+				progress.Size(b.Bytes), b.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"))
+			if err := o.env.Confirm(yes, what); err != nil {
+				return err
+			}
 			if err := api.Delete(c.Context(), id); err != nil {
 				return notFound(err, "backup "+args[0])
 			}
@@ -289,4 +301,14 @@ func newDelete(o *common) *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask (needed off a terminal)")
+	return c
+}
+
+// plural says "1 file", "2 files".
+func plural(n int64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

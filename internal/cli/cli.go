@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"bufio"
 	"cmp"
 	"errors"
 	"fmt"
@@ -25,9 +26,36 @@ import (
 
 // Env is the world a command runs in.
 type Env struct {
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 	ConfigFile     string // --config
+}
+
+// Interactive reports whether a person can answer a question: standard
+// input and standard error are terminals.
+func (e *Env) Interactive() bool {
+	f, ok := e.Stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd())) && IsTerminal(e.Stderr)
+}
+
+// Confirm asks what on the terminal and wants "y" or "yes"; yes skips the
+// question; off a terminal the command needs yes (a script says so
+// explicitly, a typo in it never deletes by default).
+func (e *Env) Confirm(yes bool, what string) error {
+	if yes {
+		return nil
+	}
+	if !e.Interactive() {
+		return Usagef("%s: not on a terminal, so pass --yes to confirm", what)
+	}
+	fmt.Fprintf(e.Stderr, "%s? [y/N] ", what)
+	line, _ := bufio.NewReader(e.Stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return errors.New("cancelled: nothing was deleted")
 }
 
 // UsageError is a mistake in the command line: exit status 2.
