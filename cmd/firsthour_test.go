@@ -183,3 +183,32 @@ func TestDeleteAndPruneNeedConfirmation(t *testing.T) {
 		t.Fatalf("confirmed deletions: %d backups left", st.Backups)
 	}
 }
+
+// Issue 15: --version, suggestions for mistyped commands, completion of
+// backup IDs, help without doubled defaults, a start log that says what
+// retention will delete.
+func TestCommandLineNiceties(t *testing.T) {
+	conf := t.TempDir()
+	if out := mustIB(t, conf, "--version"); !strings.HasPrefix(out, "ib ") {
+		t.Errorf("--version: %q", out)
+	}
+	if _, errs, code := ib(t, conf, "backup", "lsit"); code != 2 || !strings.Contains(errs, `did you mean "list"`) {
+		t.Errorf("backup lsit: exit %d %q", code, errs)
+	}
+	if out := mustIB(t, conf, "server", "serve", "--help"); strings.Count(out[strings.Index(out, "--keep-latest"):strings.Index(out, "--listen")], "default") != 1 {
+		t.Errorf("serve --help repeats a default:\n%s", out)
+	}
+	srv := ibtest.StartServer(t)
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	mustIB(t, conf, "backup", "create", "-q", "--node=comp", src)
+	out := mustIB(t, conf, "__complete", "backup", "restore", "")
+	if !strings.Contains(out, "latest\t") || !strings.Contains(out, "1\tnode=comp") {
+		t.Errorf("completion of restore's first argument:\n%s", out)
+	}
+	p := startProc(t, "http")
+	if !strings.Contains(p.log.String(), "retention 90d: backups older than that are deleted, but the newest 1 of each tag set; pruning every 1d") {
+		t.Errorf("start log does not state the retention:\n%s", p.log)
+	}
+}

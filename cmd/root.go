@@ -30,6 +30,8 @@ func NewRoot(env *cli.Env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	})
+	root.Version = Version
+	root.SetVersionTemplate(fmt.Sprintf("ib %s (%s %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH))
 	root.PersistentFlags().StringVar(&env.ConfigFile, "config", "", "config file (default: <config dir>/ib/config.toml or server.toml)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return cli.UsageError{Err: err} })
 	root.AddCommand(

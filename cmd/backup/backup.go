@@ -177,6 +177,31 @@ func tagFlagsOf(t manifest.Tags) string {
 	return strings.Join(parts, " ")
 }
 
+// completeID offers "latest" and the server's backup IDs (newest first,
+// with their tags) for shell completion of a command's first argument.
+func (o *common) completeID(c *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveDefault // DEST: files
+	}
+	out := []cobra.Completion{cobra.CompletionWithDesc("latest", "the newest backup of the tags given")}
+	api, _, err := o.client(false, quick)
+	if err != nil {
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+	api.Retry = apiclient.Retry{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond, MaxElapsed: 2 * time.Second}
+	list, err := api.List(c.Context(), nil)
+	if err != nil {
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+	for i, b := range list {
+		if i == 200 {
+			break
+		}
+		out = append(out, cobra.CompletionWithDesc(strconv.FormatInt(b.ID, 10), b.Tags.String()+" "+b.CreatedAt.UTC().Format("2006-01-02 15:04")))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
 // notFound turns a 404 into a clear message.
 func notFound(err error, what string) error {
 	if apiclient.IsNotFound(err) {
@@ -263,6 +288,7 @@ func newShow(o *common) *cobra.Command {
 			return nil
 		},
 	}
+	c.ValidArgsFunction = o.completeID
 	o.tagFlags(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
@@ -301,6 +327,7 @@ terminal (a script, cron) it needs --yes.`,
 			return nil
 		},
 	}
+	c.ValidArgsFunction = o.completeID
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask (needed off a terminal)")
 	return c
 }

@@ -72,6 +72,7 @@ func newRestore(o *common) *cobra.Command {
 			return nil
 		},
 	}
+	c.ValidArgsFunction = o.completeID
 	o.tagFlags(c)
 	f := c.Flags()
 	f.IntVarP(&jobs, "jobs", "j", 0, "download workers (default 4)")

@@ -64,6 +64,7 @@ func newVerify(o *common) *cobra.Command {
 			return nil
 		},
 	}
+	c.ValidArgsFunction = o.completeID
 	o.tagFlags(c)
 	f := c.Flags()
 	f.BoolVar(&deep, "deep", false, "download every block and check it against its CID")

@@ -73,7 +73,7 @@ kept in server.toml; "ib server token show" prints it.`,
 	f.StringVar(&o.distDir, "dist-dir", "", "offer the ib binaries in this folder for download (make dist); the running one is always offered")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text or json")
 	f.StringVar(&o.retention, "retention", "", "delete backups older than this, e.g. 90d; 0 keeps all (default 90d)")
-	f.IntVar(&o.keepLatest, "keep-latest", -1, "but keep the newest N of each tag set (default 1)")
+	f.IntVar(&o.keepLatest, "keep-latest", server.DefaultKeepLatest, "but keep the newest N of each tag set")
 	f.StringVar(&o.pruneInterval, "prune-interval", "", "run retention and garbage collection this often (default 24h)")
 	f.StringVar(&o.gcGrace, "gc-grace", "", "never collect a block uploaded or asked about within this (default 1h)")
 	f.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "keep blocks of 256 KiB and more in this S3-compatible service, http(s)://HOST[:PORT] (env IB_S3_ENDPOINT)")
@@ -162,7 +162,10 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	if cfg.KeepLatest > 0 {
 		keep = cfg.KeepLatest
 	}
-	if o.keepLatest >= 0 {
+	if c.Flags().Changed("keep-latest") {
+		if o.keepLatest < 0 {
+			return cli.Usagef("--keep-latest %d: want 0 or more", o.keepLatest)
+		}
 		keep = o.keepLatest
 	}
 	scrubEvery, err := duration("scrub-interval", o.scrubInterval, "", 0)

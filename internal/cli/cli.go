@@ -275,6 +275,12 @@ func Group(c *cobra.Command) *cobra.Command {
 	c.Args = cobra.ArbitraryArgs
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {
+			if c.SuggestionsMinimumDistance <= 0 {
+				c.SuggestionsMinimumDistance = 2
+			}
+			if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+				return Usagef("unknown command %q for %q (did you mean %q?)", args[0], c.CommandPath(), s[0])
+			}
 			return Usagef("unknown command %q for %q (see --help)", args[0], c.CommandPath())
 		}
 		return c.Help()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -23,13 +24,29 @@ type pruner struct {
 	kick     chan struct{}
 	mu       sync.Mutex
 	metrics  *metrics.Metrics
+	// what the rules say, for the start log
+	retention  time.Duration
+	keepLatest int
 }
 
 func newPruner(st *store.Store, o Options, m *metrics.Metrics) *pruner {
 	return &pruner{
 		store: st, rules: prune.Retention(o.Retention, o.KeepLatest), grace: o.GCGrace,
 		interval: o.PruneInterval, log: o.Log, kick: make(chan struct{}, 1), metrics: m,
+		retention: o.Retention, keepLatest: o.KeepLatest,
 	}
+}
+
+// describe says in words what retention will delete and when.
+func (p *pruner) describe() string {
+	what := "retention off: backups are kept until deleted"
+	if p.retention > 0 {
+		what = fmt.Sprintf("retention %s: backups older than that are deleted, but the newest %d of each tag set", units.FormatDuration(p.retention), p.keepLatest)
+	}
+	if p.interval > 0 {
+		return fmt.Sprintf("%s; pruning every %s, next at %s", what, units.FormatDuration(p.interval), time.Now().Add(p.interval).UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	return what + "; pruning only after deletions and on demand"
 }
 
 // Kick asks for a run soon, without waiting for it.
@@ -81,7 +98,7 @@ func (p *pruner) run(ctx context.Context) {
 		defer t.Stop()
 		tick = t.C
 	}
-	p.log.Info("pruning scheduled", "every", units.FormatDuration(p.interval), "gc_grace", units.FormatDuration(p.grace))
+	p.log.Info("pruning scheduled: "+p.describe(), "every", units.FormatDuration(p.interval), "gc_grace", units.FormatDuration(p.grace))
 	for {
 		select {
 		case <-ctx.Done():
