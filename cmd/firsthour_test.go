@@ -212,3 +212,29 @@ func TestCommandLineNiceties(t *testing.T) {
 		t.Errorf("start log does not state the retention:\n%s", p.log)
 	}
 }
+
+// Issue 15: a backup that starts a new tag set says so and names the sets
+// one tag away; a value with spaces is listed quoted.
+func TestNewTagSetWarning(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	_, errs, _ := ib(t, conf, "backup", "create", "-q", "--node=cosmoshub", "--network=mainnet", src)
+	if !strings.Contains(errs, "no backup has the tags network=mainnet node=cosmoshub yet") {
+		t.Errorf("first backup of a tag set: %q", errs)
+	}
+	_, errs, _ = ib(t, conf, "backup", "create", "-q", "--node=cosmoshub", "--network=mainnet", src)
+	if strings.Contains(errs, "warning") {
+		t.Errorf("second backup of a tag set warns: %q", errs)
+	}
+	_, errs, _ = ib(t, conf, "backup", "create", "-q", "--nod=cosmoshub", "--network=mainnet", src)
+	if !strings.Contains(errs, "no backup has the tags network=mainnet nod=cosmoshub yet") || !strings.Contains(errs, "differ in one tag: network=mainnet node=cosmoshub") {
+		t.Errorf("a mistyped tag: %q", errs)
+	}
+	mustIB(t, conf, "backup", "create", "-q", "--node=cosmos hub", src)
+	if out := mustIB(t, conf, "backup", "list", "--node=cosmos hub"); !strings.Contains(out, `node="cosmos hub"`) {
+		t.Errorf("list of a value with a space: %q", out)
+	}
+}

@@ -48,8 +48,18 @@ const size = (n) => {
 };
 const when = (t) => new Date(t).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 const mode = (m) => "0" + m.toString(8).padStart(3, "0");
-const tagText = (tags) => Object.keys(tags || {}).sort().map((k) => `${k}=${tags[k]}`).join(" ");
-const Tags = ({ tags }) => Object.keys(tags || {}).sort().map((k) => html`<span class="tag">${vis(k)}=${vis(tags[k])}</span>`);
+// A value with spaces or quotes is shown quoted, as the CLI shows it.
+const tagValue = (v) => (/[\s"\\]/.test(v) ? JSON.stringify(v) : v);
+const tagText = (tags) => Object.keys(tags || {}).sort().map((k) => `${k}=${tagValue(tags[k])}`).join(" ");
+// filterTerms reads a filter: key=value (value may be "quoted") or text.
+const filterTerms = (s) => (s.match(/[^\s"=]+="[^"]*"?|\S+/g) || []).map((w) => {
+  const m = w.match(/^([^=]+)=(.*)$/);
+  if (!m) return { text: w };
+  let v = m[2];
+  if (v.startsWith('"')) v = v.replace(/^"|"$/g, "");
+  return { key: m[1], value: v };
+});
+const Tags = ({ tags }) => Object.keys(tags || {}).sort().map((k) => html`<span class="tag">${vis(k)}=${vis(tagValue(tags[k]))}</span>`);
 const encPath = (p) => p.split("/").map(encodeURIComponent).join("/");
 const origin = location.origin;
 
@@ -70,6 +80,9 @@ function useLoad(fn, deps) {
 }
 
 function Err({ error }) {
+  if (error.status === 404 || (typeof error === "string" && error.startsWith("No such page")))
+    return html`<div class="error not-found">${vis(error.message || error)}
+      <p><${Link} href="/">Back to all backups</${Link}></p></div>`;
   if (error.status !== 401) return html`<div class="error">${vis(error.message || error)}</div>`;
   const save = (e) => { e.preventDefault(); sessionStorage.setItem("ib.token", e.target.token.value.trim()); location.reload(); };
   return html`<form class="card token-form" onSubmit=${save}>
@@ -89,15 +102,22 @@ function Copy({ text }) {
 // "/" : backups grouped by tag set, newest first, filtered by tags.
 function Backups() {
   const params = new URLSearchParams(location.search);
-  const [filter, setFilter] = useState(params.get("tags") || "");
+  const [filter, setFilterState] = useState(params.get("tags") || "");
+  // the filter lives in the URL too, so a filtered view can be shared
+  const setFilter = (v) => {
+    setFilterState(v);
+    const u = new URL(location.href);
+    if (v.trim()) u.searchParams.set("tags", v); else u.searchParams.delete("tags");
+    history.replaceState(null, "", u.pathname + u.search);
+  };
   const st = useLoad(() => api("/backups"), []);
   if (st.error) return html`<${Err} error=${st.error} />`;
   if (st.loading) return html`<p class="muted">Loading…</p>`;
-  const want = filter.trim().split(/\s+/).filter(Boolean);
+  const want = filterTerms(filter.trim());
   const groups = new Map();
   for (const b of st.data) {
     const t = tagText(b.tags);
-    if (want.some((w) => !(w.includes("=") ? t.split(" ").includes(w) : t.includes(w)))) continue;
+    if (want.some((w) => !(w.key !== undefined ? (b.tags || {})[w.key] === w.value : t.includes(w.text)))) continue;
     if (!groups.has(t)) groups.set(t, []);
     groups.get(t).push(b);
   }

@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,6 +87,7 @@ func newCreate(o *common) *cobra.Command {
 				return fmt.Errorf("another backup of %s to %s is running: %w", tags, api.URL(), err)
 			}
 			defer held.Release()
+			warnNewTagSet(c.Context(), o.env.Stderr, api, tags)
 			if jobs == 0 {
 				jobs = settings.Jobs
 			}
@@ -223,4 +227,41 @@ func checkToken(ctx context.Context, api *apiclient.Client) error {
 		return fmt.Errorf("server %s: the token has scope read; backups need a token of scope append or admin (ib server token create)", api.URL())
 	}
 	return nil
+}
+
+// warnNewTagSet says when no backup has these tags yet: every file will be
+// read and the backup starts a new set. A mistyped tag (--nod=…) looks just
+// like this, so the sets that differ from it in one tag are named.
+func warnNewTagSet(ctx context.Context, w io.Writer, api *apiclient.Client, tags manifest.Tags) {
+	if _, err := api.Latest(ctx, tags); !apiclient.IsNotFound(err) {
+		return
+	}
+	near := map[string]manifest.Tags{}
+	for k := range tags {
+		others := maps.Clone(tags)
+		delete(others, k)
+		list, err := api.List(ctx, others)
+		if err != nil {
+			return
+		}
+		for _, b := range list {
+			if len(b.Tags) == len(tags) && b.Tags.Canonical() != tags.Canonical() {
+				near[b.Tags.Canonical()] = b.Tags
+			}
+		}
+	}
+	fmt.Fprintf(w, "warning: no backup has the tags %s yet: this starts a new tag set, and every file is read", tags)
+	if len(near) == 0 {
+		fmt.Fprintln(w)
+		return
+	}
+	var names []string
+	for _, t := range near {
+		names = append(names, t.String())
+	}
+	slices.Sort(names)
+	if len(names) > 5 {
+		names = append(names[:5], "…")
+	}
+	fmt.Fprintf(w, ". Tag sets that differ in one tag: %s\n", strings.Join(names, "; "))
 }

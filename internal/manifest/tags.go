@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -85,7 +87,16 @@ func (t Tags) String() string {
 	slices.Sort(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + t[k]
+		parts[i] = k + "=" + quoteValue(t[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// quoteValue quotes a tag value that a reader could not tell apart in a
+// list of tags: one with spaces, quotes, backslashes or control characters.
+func quoteValue(v string) string {
+	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f || !unicode.IsPrint(r) }) {
+		return strconv.Quote(v)
+	}
+	return v
 }
