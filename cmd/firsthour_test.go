@@ -238,3 +238,29 @@ func TestNewTagSetWarning(t *testing.T) {
 		t.Errorf("list of a value with a space: %q", out)
 	}
 }
+
+// Issue 15: one count of what is backed up or restored: files only, the
+// subtree's totals with --path, no progress line after a failure, plurals.
+func TestCountsAgree(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	for _, p := range []string{"a/1", "a/2", "b/c/3", "b/c/4", "top"} {
+		ibtest.WriteFile(t, filepath.Join(src, p), []byte("content "+p), 0o644, time.Unix(1700000000, 0))
+	}
+	out, errs, code := ib(t, conf, "backup", "create", "--node=n", src)
+	if code != 0 || !strings.Contains(errs, "backed up 5/5 files") || !strings.Contains(out, "created: 5 files, 4 dirs, 0 symlinks") {
+		t.Errorf("create: exit %d\nstdout %q\nstderr %q", code, out, errs)
+	}
+	out, errs, code = ib(t, conf, "backup", "restore", "1", filepath.Join(t.TempDir(), "r"), "--path", "b/c/3")
+	if code != 0 || !strings.Contains(errs, "restored 1/1 file,") || !strings.Contains(out, ": 1 file, ") {
+		t.Errorf("restore --path: exit %d\nstdout %q\nstderr %q", code, out, errs)
+	}
+	busy := t.TempDir()
+	os.WriteFile(filepath.Join(busy, "x"), []byte("x"), 0o644)
+	_, errs, code = ib(t, conf, "backup", "restore", "1", busy)
+	if code != 1 || strings.Contains(errs, "restored ") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Errorf("a failed restore: exit %d, stderr %q (want the error alone)", code, errs)
+	}
+}

@@ -83,10 +83,11 @@ func (o *common) client(write, wait bool) (*apiclient.Client, cli.Client, error)
 	return api, s, err
 }
 
-// progress renders counters on stderr until the returned stop is called.
-func (o *common) progress(ctx context.Context, c *progress.Counters, verb string) (stop func()) {
+// progress renders counters on stderr until the returned stop is called;
+// stop(false) (a failure) draws no last line: the error says what happened.
+func (o *common) progress(ctx context.Context, c *progress.Counters, verb string) (stop func(ok bool)) {
 	if o.quiet {
-		return func() {}
+		return func(bool) {}
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -94,7 +95,13 @@ func (o *common) progress(ctx context.Context, c *progress.Counters, verb string
 		progress.Render(pctx, o.env.Stderr, c, verb, cli.IsTerminal(o.env.Stderr), 5*time.Second)
 		close(done)
 	}()
-	return func() { cancel(); <-done }
+	return func(ok bool) {
+		if !ok {
+			c.Failed.Store(true)
+		}
+		cancel()
+		<-done
+	}
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -107,7 +107,7 @@ func newCreate(o *common) *cobra.Command {
 				Counters:   counters, Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
 				Cache: cache, AllowShrink: shrink,
 			})
-			stop()
+			stop(err == nil)
 			if err != nil {
 				return fmt.Errorf("backup %s to %s: %w", args[0], api.URL(), err)
 			}
@@ -115,9 +115,10 @@ func newCreate(o *common) *cobra.Command {
 			if asJSON {
 				return printJSON(o.env.Stdout, res)
 			}
-			fmt.Fprintf(o.env.Stdout, "backup %d created: %d files, %d dirs, %d symlinks, %s; %d of %d blocks new, %s uploaded; %d files unchanged; %s\n",
-				res.ID, res.Files, res.Dirs, res.Symlinks, progress.Size(res.Bytes), res.NewBlocks, res.Blocks,
-				progress.Size(res.UploadedBytes), res.ReusedFiles, (time.Duration(res.DurationMS) * time.Millisecond).String())
+			fmt.Fprintf(o.env.Stdout, "backup %d created: %s, %s, %s, %s; %d of %s new, %s uploaded; %s unchanged; %s\n",
+				res.ID, plural(res.Files, "file"), plural(res.Dirs, "dir"), plural(res.Symlinks, "symlink"), progress.Size(res.Bytes),
+				res.NewBlocks, plural(res.Blocks, "block"), progress.Size(res.UploadedBytes), plural(res.ReusedFiles, "file"),
+				(time.Duration(res.DurationMS) * time.Millisecond).String())
 			if n := res.Skipped.Special; n > 0 {
 				fmt.Fprintf(o.env.Stderr, "skipped %d sockets, devices or named pipes\n", n)
 			}

@@ -52,23 +52,18 @@ func newRestore(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			counters := &progress.Counters{}
-			if b, err := api.Backup(c.Context(), id); err == nil {
-				counters.TotalFiles.Store(b.Files)
-				counters.TotalBytes.Store(b.Bytes)
-				counters.TotalsDone.Store(strings.TrimSpace(sub) == "")
-			}
+			counters := &progress.Counters{} // totals: the restore's own, from the manifest
 			stop := o.progress(c.Context(), counters, "restored")
 			res, err := restore.Run(c.Context(), api, id, args[1], restore.Options{
 				Sub: sub, Jobs: jobs, Force: force, Counters: counters, Log: o.log(),
 				NoSameOwner: noSameOwner, Chown: owner, NoSamePermissions: noPerms,
 			})
-			stop()
+			stop(err == nil)
 			if err != nil {
 				return notFound(err, fmt.Sprintf("backup %d", id))
 			}
-			fmt.Fprintf(o.env.Stdout, "restored backup %d to %s: %d files, %d dirs, %d symlinks, %s\n",
-				id, args[1], res.Files, res.Dirs, res.Symlinks, progress.Size(res.Bytes))
+			fmt.Fprintf(o.env.Stdout, "restored backup %d to %s: %s, %s, %s, %s\n", id, args[1], plural(res.Files, "file"),
+				plural(res.Dirs, "dir"), plural(res.Symlinks, "symlink"), progress.Size(res.Bytes))
 			return nil
 		},
 	}

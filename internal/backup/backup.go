@@ -389,8 +389,8 @@ func (r *run) count(j *job) {
 		if j.reused {
 			r.res.ReusedFiles++
 		}
+		r.opts.Counters.AddFile(j.entry.Size) // files only, as the summary counts them
 	}
-	r.opts.Counters.AddFile(j.entry.Size)
 }
 
 func (r *run) prescan(ctx context.Context) {
@@ -400,8 +400,8 @@ func (r *run) prescan(ctx context.Context) {
 		ign = r.opts.NewIgnorer()
 	}
 	err := scan.Walk(ctx, r.root, ign, nil, func(it *scan.Item) error {
-		c.TotalFiles.Add(1)
 		if it.Type == manifest.TypeFile {
+			c.TotalFiles.Add(1)
 			c.TotalBytes.Add(it.Info.Size())
 		}
 		return nil

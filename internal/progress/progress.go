@@ -23,6 +23,7 @@ type Counters struct {
 	TotalFiles atomic.Int64
 	TotalBytes atomic.Int64
 	TotalsDone atomic.Bool // the totals are final
+	Failed     atomic.Bool // the work failed: no last line
 }
 
 // AddFile counts one entry of n logical bytes.
@@ -61,6 +62,12 @@ func Render(ctx context.Context, w io.Writer, c *Counters, verb string, terminal
 	for {
 		select {
 		case <-ctx.Done():
+			if c.Failed.Load() {
+				if terminal {
+					fmt.Fprint(w, "\r\033[K")
+				}
+				return
+			}
 			line := Line(c, verb, time.Since(start))
 			if terminal {
 				fmt.Fprintf(w, "\r\033[K%s\n", line)
@@ -95,7 +102,11 @@ func Line(c *Counters, verb string, elapsed time.Duration) string {
 	if tf > 0 {
 		fmt.Fprintf(&b, "/%d", tf)
 	}
-	fmt.Fprintf(&b, " files, %s", Size(bytes))
+	word := " files"
+	if max(files, tf) == 1 {
+		word = " file"
+	}
+	fmt.Fprintf(&b, "%s, %s", word, Size(bytes))
 	if tb > 0 {
 		fmt.Fprintf(&b, "/%s", Size(tb))
 	}

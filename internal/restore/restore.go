@@ -146,7 +146,7 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 		return Result{}, err
 	}
 	defer spool.Close()
-	if err := check(spool, opts.Sub); err != nil {
+	if err := check(spool, opts.Sub, opts.Counters); err != nil {
 		return Result{}, fmt.Errorf("backup %d: %w", id, err)
 	}
 
@@ -212,9 +212,10 @@ func entries(f *os.File) *manifest.Reader {
 // check validates the whole manifest before anything is written: a server
 // cannot make restore write outside DEST, under a symlink, or to a path
 // that repeats.
-func check(f *os.File, sub string) error {
+func check(f *os.File, sub string, c *progress.Counters) error {
 	var v manifest.Validator
 	found := false
+	var files, bytes int64
 	r := entries(f)
 	for {
 		e, err := r.Next()
@@ -230,12 +231,21 @@ func check(f *os.File, sub string) error {
 		if e.Path == sub {
 			found = true
 		}
+		if e.Type == manifest.TypeFile && manifest.Within(e.Path, sub) {
+			files++
+			bytes += e.Size
+		}
 	}
 	if v.Count() == 0 {
 		return errors.New("empty manifest")
 	}
 	if !found {
 		return fmt.Errorf("--path %q is not in the backup", sub)
+	}
+	if c != nil { // the totals of what this restore restores, --path or not
+		c.TotalFiles.Store(files)
+		c.TotalBytes.Store(bytes)
+		c.TotalsDone.Store(true)
 	}
 	return nil
 }
