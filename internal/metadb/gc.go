@@ -168,14 +168,15 @@ func (db *DB) Known(ctx context.Context, cids [][]byte) (map[string]bool, error)
 
 // PolicyRow is a backup as the retention policy sees it.
 type PolicyRow struct {
-	ID        int64
-	CreatedAt time.Time
-	TagSet    string
+	ID           int64
+	CreatedAt    time.Time
+	TagSet       string
+	Files, Bytes int64
 }
 
 // PolicyRows returns every live backup.
 func (db *DB) PolicyRows(ctx context.Context) ([]PolicyRow, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT id, created_at, tagset FROM backups WHERE deleting = 0")
+	rows, err := db.r.QueryContext(ctx, "SELECT id, created_at, tagset, files, bytes FROM backups WHERE deleting = 0")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: backups: %w", err)
 	}
@@ -184,7 +185,7 @@ func (db *DB) PolicyRows(ctx context.Context) ([]PolicyRow, error) {
 	for rows.Next() {
 		var r PolicyRow
 		var ns int64
-		if err := rows.Scan(&r.ID, &ns, &r.TagSet); err != nil {
+		if err := rows.Scan(&r.ID, &ns, &r.TagSet, &r.Files, &r.Bytes); err != nil {
 			return nil, fmt.Errorf("sqlite: backups: %w", err)
 		}
 		r.CreatedAt = time.Unix(0, ns).UTC()

@@ -5,7 +5,10 @@
 // A backup goes only if every rule that is set says so: older than the age
 // limit, and not among the newest KeepLast of its tag set. So the server's
 // default (90 days, keep 1) never deletes the last backup of a node that
-// stopped backing up.
+// stopped backing up. The server's retention also keeps the newest backup
+// of each tag set that did not collapse (empty, or under half the files or
+// bytes of the one before it): an unmounted disk backed up every day for
+// three months does not age the last good backup out.
 package prune
 
 import (
@@ -19,9 +22,10 @@ import (
 
 // Backup is what the policy looks at.
 type Backup struct {
-	ID        int64
-	CreatedAt time.Time
-	TagSet    string // canonical tags: equal strings, same tag set
+	ID           int64
+	CreatedAt    time.Time
+	TagSet       string // canonical tags: equal strings, same tag set
+	Files, Bytes int64
 }
 
 // Rules of a prune. A zero Rules deletes nothing.
@@ -30,6 +34,9 @@ type Rules struct {
 	HasOlderThan bool
 	KeepLast     int // ...that are not among the newest KeepLast of their tag set
 	HasKeepLast  bool
+	// KeepWhole keeps the newest backup of each tag set that did not
+	// collapse against the one before it.
+	KeepWhole bool
 }
 
 // Retention is the server's rule: retention 0 keeps everything.
@@ -37,7 +44,7 @@ func Retention(retention time.Duration, keepLatest int) Rules {
 	if retention <= 0 {
 		return Rules{}
 	}
-	return Rules{OlderThan: retention, HasOlderThan: true, KeepLast: keepLatest, HasKeepLast: keepLatest > 0}
+	return Rules{OlderThan: retention, HasOlderThan: true, KeepLast: keepLatest, HasKeepLast: keepLatest > 0, KeepWhole: true}
 }
 
 // Decision is the fate of one backup, with the reason.
@@ -72,13 +79,42 @@ func Decide(backups []Backup, r Rules, now time.Time) []Decision {
 
 	out := make([]Decision, 0, len(backups))
 	for _, s := range order {
+		whole := -1 // the newest backup of the set that did not collapse
+		if r.KeepWhole {
+			whole = newestWhole(sets[s])
+		}
 		for i, b := range sets[s] {
-			out = append(out, decide(b, i, r, now))
+			d := decide(b, i, r, now)
+			if i == whole && d.Delete {
+				d.Delete, d.Reason = false, "the newest backup of its tag set that did not shrink to under half of the one before"
+			}
+			out = append(out, d)
 		}
 	}
 	return out
 }
 
+// newestWhole is the index in set (newest first) of the newest backup that
+// did not collapse, -1 if none. Walking from the oldest, a backup is whole
+// if it has files and at least half the files and bytes of the last whole
+// one, or of the backup just before it when that one has files: two
+// backups in a row of a smaller folder make it the new normal, an empty
+// backup never does.
+func newestWhole(set []Backup) int {
+	half := func(b, of Backup) bool { return b.Files*2 >= of.Files && b.Bytes*2 >= of.Bytes }
+	whole := -1
+	for i := len(set) - 1; i >= 0; i-- {
+		b := set[i]
+		if b.Files == 0 {
+			continue
+		}
+		prev := i + 1
+		if whole < 0 || half(b, set[whole]) || (prev < len(set) && set[prev].Files > 0 && half(b, set[prev])) {
+			whole = i
+		}
+	}
+	return whole
+}
 func decide(b Backup, rank int, r Rules, now time.Time) Decision {
 	d := Decision{Backup: b}
 	if !r.HasOlderThan && !r.HasKeepLast {

@@ -19,18 +19,28 @@ func day(n int) time.Time { return now.Add(-time.Duration(n) * 24 * time.Hour) }
 // fixture: two busy tag sets, one that stopped backing up long ago, one
 // with a single backup, and two backups in the same second.
 var fixture = []Backup{
-	{1, day(200), `{"node":"tezos"}`},
-	{2, day(120), `{"node":"tezos"}`},
-	{3, day(91), `{"node":"tezos"}`},
-	{4, day(89), `{"node":"tezos"}`},
-	{5, day(1), `{"node":"tezos"}`},
-	{6, day(300), `{"node":"geth"}`},
-	{7, day(250), `{"node":"geth"}`},
-	{8, day(10), `{"node":"solo"}`},
-	{9, day(100), `{"node":"tie"}`},
-	{10, day(100), `{"node":"tie"}`},
-	{11, day(95), `{"node":"eth","network":"sepolia"}`},
-	{12, day(2), `{"node":"eth","network":"sepolia"}`},
+	{1, day(200), `{"node":"tezos"}`, 100, 1000},
+	{2, day(120), `{"node":"tezos"}`, 100, 1000},
+	{3, day(91), `{"node":"tezos"}`, 100, 1000},
+	{4, day(89), `{"node":"tezos"}`, 100, 1000},
+	{5, day(1), `{"node":"tezos"}`, 100, 1000},
+	{6, day(300), `{"node":"geth"}`, 100, 1000},
+	{7, day(250), `{"node":"geth"}`, 100, 1000},
+	{8, day(10), `{"node":"solo"}`, 100, 1000},
+	{9, day(100), `{"node":"tie"}`, 100, 1000},
+	{10, day(100), `{"node":"tie"}`, 100, 1000},
+	{11, day(95), `{"node":"eth","network":"sepolia"}`, 100, 1000},
+	{12, day(2), `{"node":"eth","network":"sepolia"}`, 100, 1000},
+	// a disk that was not mounted for months: only the first backup is whole
+	{13, day(200), `{"node":"disk"}`, 100, 1000},
+	{14, day(150), `{"node":"disk"}`, 0, 0},
+	{15, day(120), `{"node":"disk"}`, 3, 10},
+	{16, day(100), `{"node":"disk"}`, 0, 0},
+	// a folder that became smaller for good: two in a row make it normal
+	{17, day(200), `{"node":"slim"}`, 100, 1000},
+	{18, day(150), `{"node":"slim"}`, 40, 400},
+	{19, day(120), `{"node":"slim"}`, 40, 400},
+	{20, day(100), `{"node":"slim"}`, 41, 410},
 }
 
 func render(ds []Decision) string {

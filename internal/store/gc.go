@@ -246,7 +246,7 @@ func (s *Store) Prune(ctx context.Context, req PruneRequest) (PruneResult, error
 			continue
 		}
 		res.Tags[r.ID] = tags
-		bs = append(bs, prune.Backup{ID: r.ID, CreatedAt: r.CreatedAt, TagSet: r.TagSet})
+		bs = append(bs, prune.Backup{ID: r.ID, CreatedAt: r.CreatedAt, TagSet: r.TagSet, Files: r.Files, Bytes: r.Bytes})
 	}
 	res.Decisions = prune.Decide(bs, req.Rules, s.now())
 	if req.DryRun {
