@@ -221,28 +221,53 @@ function Details({ id, e, close }) {
     </section>`;
 }
 
-// "/search?q=TEXT": file names across every backup.
+// "/search?q=TEXT[&tags=FILTER]": file names across every backup (or the
+// backups of one tag set), one row per path with the backups that hold it.
 function Search() {
-  const q = new URLSearchParams(location.search).get("q") || "";
-  const st = useLoad(() => (q ? api(`/search?q=${encodeURIComponent(q)}`) : Promise.resolve({ hits: [] })), [q]);
+  const params = new URLSearchParams(location.search);
+  const q = params.get("q") || "";
+  const tags = params.get("tags") || "";
+  const query = () => {
+    const u = new URLSearchParams({ q, limit: "1000" });
+    for (const w of filterTerms(tags)) if (w.key !== undefined) u.append(w.key, w.value);
+    return api(`/search?${u}`);
+  };
+  const st = useLoad(() => (q ? query() : Promise.resolve({ hits: [] })), [q, tags]);
+  const setTags = (e) => {
+    e.preventDefault();
+    const u = new URLSearchParams({ q });
+    if (e.target.tags.value.trim()) u.set("tags", e.target.tags.value.trim());
+    go(`/search?${u}`);
+  };
+  const rows = new Map(); // path → hits, newest backup first
+  for (const h of st.data?.hits || []) {
+    if (!rows.has(h.entry.path)) rows.set(h.entry.path, []);
+    rows.get(h.entry.path).push(h);
+  }
   return html`
     <h1>Search ${q && html`<span class="muted">“${vis(q)}”</span>`}</h1>
+    <form class="bar" onSubmit=${setTags}>
+      <input name="tags" placeholder="Only backups with these tags, e.g. node=tezos" value=${tags} aria-label="search tags" />
+      <button class="button">Filter</button>
+    </form>
     ${!q && html`<p class="muted">Type part of a file name in the search box.</p>`}
     ${st.error && html`<${Err} error=${st.error} />`}
     ${st.data && q && html`
       <section class="card">
         <table class="hits">
-          <thead><tr><th>Path</th><th>Backup</th><th>Tags</th><th class="num">Size</th></tr></thead>
-          <tbody>${st.data.hits.map((h) => {
-            const dir = h.entry.path.includes("/") ? h.entry.path.slice(0, h.entry.path.lastIndexOf("/")) : ".";
+          <thead><tr><th>Path</th><th class="num">Size</th><th>In backups</th></tr></thead>
+          <tbody>${[...rows.entries()].map(([p, hs]) => {
+            const h = hs[0];
+            const dir = p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : ".";
             return html`<tr>
-              <td class="name"><${Link} href=${`/backups/${h.backup.id}?path=${encodeURIComponent(dir)}`}>${vis(h.entry.path)}</${Link}></td>
-              <td>#${h.backup.id} <span class="muted">${when(h.backup.created_at)}</span></td>
-              <td><${Tags} tags=${h.backup.tags} /></td>
-              <td class="num">${h.entry.type === "file" ? size(h.entry.size) : h.entry.type}</td></tr>`;
+              <td class="name"><${Link} href=${`/backups/${h.backup.id}?path=${encodeURIComponent(dir)}`}>${vis(p)}</${Link}></td>
+              <td class="num">${h.entry.type === "file" ? size(h.entry.size) : h.entry.type}</td>
+              <td>${hs.slice(0, 5).map((x) => html`<span class="hit-backup"><${Link} href=${`/backups/${x.backup.id}?path=${encodeURIComponent(dir)}`}>#${x.backup.id}</${Link}>
+                <span class="muted">${when(x.backup.created_at)}</span> <${Tags} tags=${x.backup.tags} /></span>`)}
+                ${hs.length > 5 && html`<span class="muted">and ${hs.length - 5} more</span>`}</td></tr>`;
           })}</tbody>
         </table>
-        ${st.data.hits.length === 0 && html`<p class="muted pad">No file name contains “${vis(q)}”.</p>`}
+        ${st.data.hits.length === 0 && html`<p class="muted pad">No file name contains “${vis(q)}”${tags ? " in backups with those tags" : ""}.</p>`}
       </section>`}`;
 }
 

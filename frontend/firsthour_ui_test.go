@@ -54,3 +54,36 @@ func TestWebUIFilterAndNotFound(t *testing.T) {
 		t.Errorf("not-found page link %q", href)
 	}
 }
+
+// Issue 15: search limited to a tag set, one row per path across backups.
+func TestWebUISearchByTagSet(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "config", "app.toml"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	api, _ := apiclient.New(srv.URL, srv.Token)
+	for _, node := range []string{"a", "a", "b"} {
+		if _, err := backup.Run(context.Background(), api, src, backup.Options{Tags: manifest.Tags{"node": node}, IsNotFound: apiclient.IsNotFound}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := browser(t)
+	text := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return v
+	}
+	step(t, ctx, chromedp.Navigate(srv.URL+"/search?q=app.toml"), chromedp.WaitVisible(chromedp.CSS("table.hits tbody tr")))
+	if n := text(`String(document.querySelectorAll("table.hits tbody tr").length)`); n != "1" {
+		t.Errorf("one path in three backups: %s rows", n)
+	}
+	if row := text(`document.querySelector("table.hits tbody").textContent`); !strings.Contains(row, "#3") || !strings.Contains(row, "#2") || !strings.Contains(row, "#1") {
+		t.Errorf("the row names the backups: %q", row)
+	}
+	step(t, ctx, chromedp.Navigate(srv.URL+"/search?q=app.toml&tags=node%3Da"), chromedp.WaitVisible(chromedp.CSS("table.hits tbody tr")))
+	if row := text(`document.querySelector("table.hits tbody").textContent`); strings.Contains(row, "#3") || !strings.Contains(row, "#2") || !strings.Contains(row, "node=a") {
+		t.Errorf("search in node=a: %q", row)
+	}
+}

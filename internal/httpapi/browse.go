@@ -219,7 +219,12 @@ func (a *API) search(c *gin.Context) {
 	}
 	limit, _ := strconv.Atoi(c.DefaultQuery("limit", "100"))
 	limit = min(max(limit, 1), 1000)
-	hits, err := a.store.Search(c.Request.Context(), q, limit)
+	filter, err := queryTags(c, "q", "limit")
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	hits, err := a.store.Search(c.Request.Context(), q, filter, limit)
 	if err != nil {
 		a.error(c, err)
 		return

@@ -1,6 +1,8 @@
 package metadb
 
 import (
+	"slices"
+	"maps"
 	"context"
 	"database/sql"
 	"errors"
@@ -155,13 +157,20 @@ type Hit struct {
 // Search finds entries of live backups whose name contains q (case
 // insensitive), newest backups first. Names of three characters or more
 // use the trigram index.
-func (db *DB) Search(ctx context.Context, q string, limit int) ([]Hit, error) {
+func (db *DB) Search(ctx context.Context, q string, filter manifest.Tags, limit int) ([]Hit, error) {
 	like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(q) + "%"
+	args := []any{like}
+	var tagged strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(filter)) {
+		tagged.WriteString("\nAND EXISTS (SELECT 1 FROM backup_tags t WHERE t.backup_id = b.id AND t.key = ? AND t.value = ?)")
+		args = append(args, k, filter[k])
+	}
+	args = append(args, limit)
 	rows, err := db.r.QueryContext(ctx, `SELECT b.id, e.`+strings.ReplaceAll(nodeCols, ", ", ", e.")+`
 FROM entries e JOIN backups b ON b.id = e.backup_id
 WHERE e.name_id IN (SELECT rowid FROM names_fts WHERE name LIKE ? ESCAPE '\' LIMIT 1000)
-AND b.deleting = 0
-ORDER BY b.created_at DESC, b.id DESC, e.seq LIMIT ?`, like, limit)
+AND b.deleting = 0`+tagged.String()+`
+ORDER BY b.created_at DESC, b.id DESC, e.seq LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}

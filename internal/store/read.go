@@ -41,9 +41,10 @@ func (s *Store) Children(ctx context.Context, id int64, dir Node, after int64, l
 	return s.db.Children(ctx, id, dir.Seq, after, limit)
 }
 
-// Search finds file names containing q across live backups.
-func (s *Store) Search(ctx context.Context, q string, limit int) ([]metadb.Hit, error) {
-	return s.db.Search(ctx, q, limit)
+// Search finds file names containing q across live backups whose tags
+// include filter.
+func (s *Store) Search(ctx context.Context, q string, filter manifest.Tags, limit int) ([]metadb.Hit, error) {
+	return s.db.Search(ctx, q, filter, limit)
 }
 
 // FileReader reads one file of a backup from its blocks; it seeks, so
