@@ -1,12 +1,12 @@
 package metadb
 
 import (
-	"slices"
-	"maps"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"ib/internal/manifest"
