@@ -4,6 +4,9 @@ package cmd_test
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -262,5 +265,45 @@ func TestCountsAgree(t *testing.T) {
 	_, errs, code = ib(t, conf, "backup", "restore", "1", busy)
 	if code != 1 || strings.Contains(errs, "restored ") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 		t.Errorf("a failed restore: exit %d, stderr %q (want the error alone)", code, errs)
+	}
+}
+
+// Issue 15: the server refuses a second commit of one tag set from one host
+// while the first is still streaming, unless --parallel.
+func TestServerRefusesParallelCommits(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	// another machine account's backup of node=p, streaming its manifest
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/backups", pr)
+	req.Header.Set("Authorization", "Bearer "+srv.Token)
+	req.Header.Set("X-Ib-Tags", manifest.Tags{"node": "p"}.Canonical())
+	req.Header.Set("X-Ib-Idempotency-Key", "first")
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	pw.Write([]byte(`{"tags":{"node":"p"},"idempotency_key":"first","entries":[`))
+	time.Sleep(300 * time.Millisecond) // the server is reading it
+	_, errs, code := ib(t, conf, "backup", "create", "-q", "--node=p", src)
+	if code != 1 || !strings.Contains(errs, "423") || !strings.Contains(errs, "--parallel") {
+		t.Errorf("a second backup of node=p while one streams: exit %d %q", code, errs)
+	}
+	mustIB(t, conf, "backup", "create", "-q", "--node=other", src) // another tag set commits
+	mustIB(t, conf, "backup", "create", "-q", "--node=p", "--parallel", src)
+	pw.CloseWithError(errors.New("gone"))
+	<-first
+	mustIB(t, conf, "backup", "create", "-q", "--node=p", src) // the first one is over
+	if st := srv.Store.Stats(); st.Backups != 3 {
+		t.Errorf("%d backups, want 3", st.Backups)
 	}
 }

@@ -37,6 +37,7 @@ func newCreate(o *common) *cobra.Command {
 		dryRun    bool
 		explain   bool
 		shrink    bool
+		parallel  bool
 	)
 	c := &cobra.Command{
 		Use:   "create [--KEY=VALUE ...] PATH",
@@ -82,11 +83,13 @@ func newCreate(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			held, err := lock.Try(lockPath)
-			if err != nil {
-				return fmt.Errorf("another backup of %s to %s is running: %w", tags, api.URL(), err)
+			if !parallel {
+				held, err := lock.Try(lockPath)
+				if err != nil {
+					return fmt.Errorf("another backup of %s to %s is running (two at once need --parallel): %w", tags, api.URL(), err)
+				}
+				defer held.Release()
 			}
-			defer held.Release()
 			warnNewTagSet(c.Context(), o.env.Stderr, api, tags)
 			if jobs == 0 {
 				jobs = settings.Jobs
@@ -105,7 +108,7 @@ func newCreate(o *common) *cobra.Command {
 				Tags: tags, BlockSize: bs, Level: lv, Jobs: jobs, Full: full,
 				NewIgnorer: func() scan.Ignorer { return ignore.New() },
 				Counters:   counters, Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
-				Cache: cache, AllowShrink: shrink,
+				Cache: cache, AllowShrink: shrink, Parallel: parallel,
 			})
 			stop(err == nil)
 			if err != nil {
@@ -131,6 +134,7 @@ func newCreate(o *common) *cobra.Command {
 	f.StringVar(&blockSize, "block-size", "128MiB", "block size, at most 128MiB")
 	f.StringVar(&level, "level", "max", "LZ4 level: fast, 1-9 or max")
 	f.BoolVar(&full, "full", false, "read every file, ignoring the previous backup")
+	f.BoolVar(&parallel, "parallel", false, "run beside another backup of the same tags (refused otherwise, here and by the server)")
 	f.BoolVar(&shrink, "allow-shrink", false, "commit a backup that is empty or has under half the files or bytes of the previous one with the same tags")
 	f.BoolVar(&noCache, "no-cache", false, "download the previous backup's manifest instead of reading it from the cache ($IB_CACHE_DIR)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")

@@ -162,6 +162,7 @@ type request struct {
 	query  url.Values
 	body   func() (io.ReadCloser, int64, error)
 	ctype  string
+	header http.Header
 	ok     []int // statuses that are success (default 200)
 }
 
@@ -271,6 +272,9 @@ func (c *Client) once(ctx context.Context, r request, u string) (*http.Response,
 	}
 	if r.ctype != "" {
 		req.Header.Set("Content-Type", r.ctype)
+	}
+	for k, vs := range r.header {
+		req.Header[k] = vs
 	}
 	if c.token != "" && (r.write || c.readAuth.Load()) {
 		c.warnPlain()
@@ -393,8 +397,16 @@ func (c *Client) FetchBlocks(ctx context.Context, cids []string) (io.ReadCloser,
 
 // Commit sends a manifest commit. It returns the backup's id, or the CIDs
 // the server lacks (and no id) on 409.
-func (c *Client) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (Committed, error) {
-	resp, err := c.do(ctx, request{write: true, method: "POST", path: "/api/v1/backups", body: body,
+func (c *Client) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error), h CommitHeader) (Committed, error) {
+	hdr := http.Header{}
+	if h.Tags != nil {
+		hdr.Set("X-Ib-Tags", h.Tags.Canonical())
+		hdr.Set("X-Ib-Idempotency-Key", h.Key)
+		if h.Parallel {
+			hdr.Set("X-Ib-Parallel", "1")
+		}
+	}
+	resp, err := c.do(ctx, request{write: true, method: "POST", path: "/api/v1/backups", body: body, header: hdr,
 		ctype: "application/json", ok: []int{http.StatusCreated, http.StatusOK, http.StatusConflict}})
 	if err != nil {
 		return Committed{}, err
@@ -408,6 +420,21 @@ func (c *Client) Commit(ctx context.Context, body func() (io.ReadCloser, int64, 
 	}
 	out.Missing = nil
 	return out, nil
+}
+
+// CommitHeader tells the server, before it reads the body, which tag set a
+// commit is for, so that it can refuse a second backup of one tag set from
+// one host at once (423) unless Parallel.
+type CommitHeader struct {
+	Tags     manifest.Tags
+	Key      string // the commit's idempotency key: its retries are the same backup
+	Parallel bool
+}
+
+// IsLocked reports a 423: another backup of the tag set is being committed.
+func IsLocked(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusLocked
 }
 
 // Committed is the server's answer to a commit: the backup, or the blocks

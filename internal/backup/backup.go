@@ -38,7 +38,7 @@ type API interface {
 	// PutBlocks uploads many small blocks in one request: body is their
 	// framed wire forms (see block.AppendFrame).
 	PutBlocks(ctx context.Context, body []byte) error
-	Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (apiclient.Committed, error)
+	Commit(ctx context.Context, body func() (io.ReadCloser, int64, error), h apiclient.CommitHeader) (apiclient.Committed, error)
 }
 
 // Options of a backup.
@@ -60,6 +60,9 @@ type Options struct {
 	// Cache keeps the manifest of each backup made for the next one with
 	// the same tags; nil downloads it every time.
 	Cache *ManifestCache
+	// Parallel lets this backup run while another of the same tag set from
+	// this host is being committed (the server refuses that otherwise).
+	Parallel bool
 	// AllowShrink commits a backup that is empty, or has under half the
 	// files or bytes of the previous backup with the same tags (refused
 	// otherwise: an unmounted disk must not become "latest").
@@ -143,7 +146,8 @@ type source struct {
 }
 
 type run struct {
-	opts Options
+	opts   Options
+	header apiclient.CommitHeader // sent with every commit request
 	// prevSummary is the newest backup with the same tags, nil if none.
 	prevSummary *manifest.Summary
 	api         API
@@ -260,6 +264,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 	}
 
 	key := newKey()
+	r.header = apiclient.CommitHeader{Tags: opts.Tags, Key: key, Parallel: opts.Parallel}
 	head, tail, err := commitFrame(opts.Tags, key)
 	if err != nil {
 		return Result{}, err

@@ -134,7 +134,7 @@ type losingAPI struct {
 	commits int
 }
 
-func (l *losingAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (apiclient.Committed, error) {
+func (l *losingAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error), h apiclient.CommitHeader) (apiclient.Committed, error) {
 	l.commits++
 	if l.lose {
 		l.lose = false
@@ -156,7 +156,7 @@ func (l *losingAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int6
 		}
 		return apiclient.Committed{Missing: cids}, nil
 	}
-	return l.API.Commit(ctx, body)
+	return l.API.Commit(ctx, body, h)
 }
 
 // changingAPI rewrites a file in place after the client hashed it and
@@ -211,7 +211,7 @@ type commitCounter struct {
 	failFirst bool
 }
 
-func (c *commitCounter) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (apiclient.Committed, error) {
+func (c *commitCounter) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error), h apiclient.CommitHeader) (apiclient.Committed, error) {
 	if c.calls.Add(1) == 1 && c.failFirst {
 		rc, _, err := body()
 		if err != nil {
@@ -221,7 +221,7 @@ func (c *commitCounter) Commit(ctx context.Context, body func() (io.ReadCloser, 
 		rc.Close()
 		return apiclient.Committed{}, errors.New("connection reset by peer")
 	}
-	return c.Client.Commit(ctx, body)
+	return c.Client.Commit(ctx, body, h)
 }
 
 // TestStreamedCommit: the manifest goes to the server in one request

@@ -48,13 +48,16 @@ func (r *run) commit(ctx context.Context, spool *os.File, head, tail []byte, str
 	if ok && len(ans.Missing) == 0 {
 		return ans, nil
 	}
+	if apiclient.IsLocked(err) {
+		return apiclient.Committed{}, fmt.Errorf("commit: %w", err)
+	}
 	if !ok {
 		r.opts.Log.Debug("streamed commit abandoned; committing the spooled manifest", "err", err)
 	}
 	first := true
 	for round := 1; ; round++ {
 		if !(first && ok) { // a streamed answer of missing blocks counts as the first round
-			if ans, err = r.api.Commit(ctx, body); err != nil {
+			if ans, err = r.api.Commit(ctx, body, r.header); err != nil {
 				return apiclient.Committed{}, fmt.Errorf("commit: %w", err)
 			}
 		}

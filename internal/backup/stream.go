@@ -60,7 +60,7 @@ func (r *run) startStream(ctx context.Context, head []byte) *commitStream {
 	}
 	go func() {
 		defer close(s.done)
-		s.ans, s.err = r.api.Commit(ctx, body)
+		s.ans, s.err = r.api.Commit(ctx, body, r.header)
 		pr.CloseWithError(errors.New("commit request ended"))
 	}()
 	go s.pump()

@@ -15,7 +15,7 @@ type stalledAPI struct {
 	release chan struct{}
 }
 
-func (s *stalledAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error)) (apiclient.Committed, error) {
+func (s *stalledAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int64, error), h apiclient.CommitHeader) (apiclient.Committed, error) {
 	rc, _, err := body()
 	if err != nil {
 		return apiclient.Committed{}, err

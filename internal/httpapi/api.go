@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,7 @@ type Pruner interface {
 
 // API serves the store over HTTP.
 type API struct {
+	commits  openCommits
 	store    *store.Store
 	pruner   Pruner
 	dist     *dist.Catalog
@@ -342,6 +344,16 @@ func (l *lazyStatus) Write(p []byte) (int, error) {
 }
 
 func (a *API) commit(c *gin.Context) {
+	// One backup of a tag set from one host at a time, unless the client
+	// says it means several (its retries carry the same key).
+	if tags := c.GetHeader("X-Ib-Tags"); tags != "" && c.GetHeader("X-Ib-Parallel") == "" {
+		key, idem := tags+"\x00"+c.ClientIP(), c.GetHeader("X-Ib-Idempotency-Key")
+		if !a.commits.enter(key, idem) {
+			a.fail(c, http.StatusLocked, errors.New("another backup of these tags from this host is being committed (two at once need --parallel)"))
+			return
+		}
+		defer a.commits.leave(key, idem)
+	}
 	var body io.ReadCloser = http.MaxBytesReader(c.Writer, c.Request.Body, store.MaxManifestBytes)
 	var cut atomic.Bool
 	if a.draining != nil {
@@ -631,4 +643,41 @@ func secureHeaders(c *gin.Context) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	c.Next()
+}
+
+// openCommits are the commits being received, by tag set and host, with
+// their idempotency keys.
+type openCommits struct {
+	mu sync.Mutex
+	m  map[string]map[string]int
+}
+
+// enter registers a commit; false when one with another key is open.
+func (o *openCommits) enter(key, idem string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k := range o.m[key] {
+		if k != idem {
+			return false
+		}
+	}
+	if o.m == nil {
+		o.m = map[string]map[string]int{}
+	}
+	if o.m[key] == nil {
+		o.m[key] = map[string]int{}
+	}
+	o.m[key][idem]++
+	return true
+}
+
+func (o *openCommits) leave(key, idem string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m[key][idem]--; o.m[key][idem] <= 0 {
+		delete(o.m[key], idem)
+	}
+	if len(o.m[key]) == 0 {
+		delete(o.m, key)
+	}
 }
