@@ -210,6 +210,9 @@ func TestCommandLineNiceties(t *testing.T) {
 	if !strings.Contains(out, "latest\t") || !strings.Contains(out, "1\tnode=comp") {
 		t.Errorf("completion of restore's first argument:\n%s", out)
 	}
+	if out := mustIB(t, conf, "__complete", "backup", "list", "--tag", ""); !strings.Contains(out, "node=comp\n") {
+		t.Errorf("completion of --tag:\n%s", out)
+	}
 	p := startProc(t, "http")
 	if !strings.Contains(p.log.String(), "retention 90d: backups older than that are deleted, but the newest 1 of each tag set; pruning every 1d") {
 		t.Errorf("start log does not state the retention:\n%s", p.log)

@@ -51,6 +51,32 @@ func New(env *cli.Env) *cobra.Command {
 func (o *common) tagFlags(c *cobra.Command) {
 	c.Annotations = map[string]string{cli.TagsAnnotation: "true"}
 	c.Flags().StringArrayVar(&o.tags, "tag", nil, "a KEY=VALUE tag (for keys that collide with a flag); any other --KEY=VALUE is a tag too")
+	c.RegisterFlagCompletionFunc("tag", o.completeTag)
+}
+
+// completeTag offers the KEY=VALUE pairs of the server's backups.
+func (o *common) completeTag(c *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	api, _, err := o.client(false, quick)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	api.Retry = apiclient.Retry{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond, MaxElapsed: 2 * time.Second}
+	list, err := api.List(c.Context(), nil)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	seen := map[string]bool{}
+	var out []cobra.Completion
+	for _, b := range list {
+		for k, v := range b.Tags {
+			if kv := k + "=" + v; !seen[kv] {
+				seen[kv] = true
+				out = append(out, kv)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 func (o *common) log() *slog.Logger {
