@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -308,5 +309,38 @@ func TestServerRefusesParallelCommits(t *testing.T) {
 	mustIB(t, conf, "backup", "create", "-q", "--node=p", src) // the first one is over
 	if st := srv.Store.Stats(); st.Backups != 3 {
 		t.Errorf("%d backups, want 3", st.Backups)
+	}
+}
+
+// Issue 15: on a terminal (a pseudo-terminal made by script(1)), delete
+// shows the backup and asks; "n" keeps it, "y" deletes it.
+func TestDeleteAsksOnATerminal(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatal("script(1) is needed (Debian's bsdutils)")
+	}
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Unix(1700000000, 0))
+	mustIB(t, conf, "backup", "create", "-q", "--node=tty", src)
+	onTTY := func(answer string) string {
+		c := exec.Command("script", "-qec", ibBinary+" backup delete 1", "/dev/null")
+		c.Env = append(os.Environ(), "IB_CONFIG_DIR="+conf, "IB_CACHE_DIR="+filepath.Join(conf, "cache"))
+		c.Stdin = strings.NewReader(answer + "\n")
+		out, _ := c.CombinedOutput()
+		return string(out)
+	}
+	if out := onTTY("n"); !strings.Contains(out, "Delete backup 1 (node=tty; 1 file;") || !strings.Contains(out, "cancelled") {
+		t.Errorf("answering n: %q", out)
+	}
+	if st := srv.Store.Stats(); st.Backups != 1 {
+		t.Fatalf("n deleted the backup")
+	}
+	if out := onTTY("y"); !strings.Contains(out, "deleted backup 1") {
+		t.Errorf("answering y: %q", out)
+	}
+	if st := srv.Store.Stats(); st.Backups != 0 {
+		t.Fatalf("y kept the backup")
 	}
 }
