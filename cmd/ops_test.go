@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,26 +38,10 @@ type proc struct {
 	args       []string
 	conf       string
 	cmd        *exec.Cmd
-	log        *syncBuffer
+	log        *ibtest.SyncBuffer
 	exited     chan error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -95,7 +78,7 @@ func startProc(t *testing.T, scheme string, args ...string) *proc {
 
 func (p *proc) start(t *testing.T) {
 	t.Helper()
-	p.log = &syncBuffer{}
+	p.log = &ibtest.SyncBuffer{}
 	p.cmd = exec.Command(ibBinary, p.args...)
 	p.cmd.Stderr = p.log
 	if err := p.cmd.Start(); err != nil {

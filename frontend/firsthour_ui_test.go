@@ -28,14 +28,7 @@ func TestWebUIFilterAndNotFound(t *testing.T) {
 		}
 	}
 	ctx := browser(t)
-	text := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
+	text := func(js string) string { return evalString(t, ctx, js) }
 	step(t, ctx, chromedp.Navigate(srv.URL+`/?tags=node%3D%22cosmos%20hub%22`), chromedp.WaitVisible(chromedp.CSS(".tagset")))
 	if heads := text(`[...document.querySelectorAll(".tagset .head")].map(e => e.textContent).join("|")`); !strings.Contains(heads, `node="cosmos hub"`) || strings.Contains(heads, "node=cosmos1") || strings.Count(heads, "node=") != 1 {
 		t.Errorf(`filter node="cosmos hub" shows %q`, heads)
@@ -67,14 +60,7 @@ func TestWebUISearchByTagSet(t *testing.T) {
 		}
 	}
 	ctx := browser(t)
-	text := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
+	text := func(js string) string { return evalString(t, ctx, js) }
 	step(t, ctx, chromedp.Navigate(srv.URL+"/search?q=app.toml"), chromedp.WaitVisible(chromedp.CSS("table.hits tbody tr")))
 	if n := text(`String(document.querySelectorAll("table.hits tbody tr").length)`); n != "1" {
 		t.Errorf("one path in three backups: %s rows", n)

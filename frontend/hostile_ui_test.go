@@ -40,14 +40,6 @@ func TestWebUIHostileNames(t *testing.T) {
 		}
 		return v
 	}
-	evalString := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
 
 	// a link whose ?path= is not in the backup gets no command
 	step(t, ctx, chromedp.Navigate(srv.URL+"/backups/1?path=nothing%20%24(touch%20%2Ftmp%2Fpwned)"),
@@ -60,7 +52,7 @@ func TestWebUIHostileNames(t *testing.T) {
 	// shell (printing its arguments instead of running ib), gives it whole
 	step(t, ctx, chromedp.Navigate(srv.URL+"/backups/1?path="+url.QueryEscape(folder)),
 		chromedp.WaitVisible(chromedp.CSS("pre.cmd")), chromedp.WaitVisible(chromedp.CSS("table.tree tbody tr")))
-	cmd := evalString(`document.querySelector("pre.cmd").textContent`)
+	cmd := evalString(t, ctx, `document.querySelector("pre.cmd").textContent`)
 	args, err := exec.Command("sh", "-c", "set -- "+strings.TrimPrefix(cmd, "ib ")+`; printf '%s\n' "$@"`).Output()
 	if err != nil {
 		t.Fatalf("sh on %q: %v", cmd, err)
@@ -69,7 +61,7 @@ func TestWebUIHostileNames(t *testing.T) {
 	if string(args) != want {
 		t.Errorf("the shell reads the command %q as %q, want %q", cmd, args, want)
 	}
-	tree := evalString(`document.querySelector("table.tree tbody").textContent`)
+	tree := evalString(t, ctx, `document.querySelector("table.tree tbody").textContent`)
 	if strings.ContainsAny(tree, "\u202e\n") || !strings.Contains(tree, `evil\u{202e}txt.exe`) || !strings.Contains(tree, `line\u{000a}break`) {
 		t.Errorf("names with control or bidi characters must show escaped: %q", tree)
 	}

@@ -58,6 +58,18 @@ func step(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp
 	}
 }
 
+// evalString runs js in the page and returns its string value.
+func evalString(t *testing.T, ctx context.Context, js string) string {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, chromedp.Evaluate[string](js))
+	if err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
 // shot saves a screenshot when IB_SCREENSHOTS names a folder.
 func shot(t *testing.T, ctx context.Context, name string) {
 	dir := os.Getenv("IB_SCREENSHOTS")

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,22 +22,6 @@ import (
 	"ib/internal/server"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // oneFile backs up one file of size random bytes and returns the backup id.
 func oneFile(t *testing.T, srv *ibtest.Server, size int) int64 {
@@ -104,7 +86,7 @@ func TestWriteIdleTimeout(t *testing.T) {
 // error's own text; the log line has both.
 func TestServerErrorsDoNotLeak(t *testing.T) {
 	var faulty *blockstore.Faulty
-	logs := &syncBuffer{}
+	logs := &ibtest.SyncBuffer{}
 	srv := ibtest.StartServer(t, func(o *server.Options) {
 		o.Log = slog.New(slog.NewJSONHandler(logs, nil))
 		o.WrapBlocks = func(s blockstore.Store) blockstore.Store { faulty = blockstore.NewFaulty(s); return faulty }

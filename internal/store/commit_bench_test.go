@@ -147,24 +147,7 @@ func BenchmarkCommitDataset(b *testing.B) {
 //	go test -run '^$' -bench BenchmarkMissing ./internal/store/
 func BenchmarkMissing(b *testing.B) {
 	f := newStore(b)
-	const stored = 200_000
-	var pack []byte
-	var have []string
-	for i := range stored {
-		data := fmt.Appendf(nil, "stored block %d", i)
-		c := block.Sum(data).String()
-		wire, _ := block.Encode(data, block.Level{})
-		pack = block.AppendFrame(pack, c, wire)
-		if i%40 == 0 {
-			have = append(have, c)
-		}
-		if (i+1)%1000 == 0 {
-			if _, err := f.st.PutPack(context.Background(), bytes.NewReader(pack)); err != nil {
-				b.Fatal(err)
-			}
-			pack = pack[:0]
-		}
-	}
+	have := storeBlocks(b, f, 200_000, "stored block %d", 40)
 	ask := make([]string, 0, 10_000)
 	for i := range 5_000 {
 		ask = append(ask, have[i], block.Sum(fmt.Appendf(nil, "absent block %d", i)).String())
@@ -186,24 +169,7 @@ func BenchmarkMissing(b *testing.B) {
 //	go test -run '^$' -bench BenchmarkCommitNewTagSet ./internal/store/
 func BenchmarkCommitNewTagSet(b *testing.B) {
 	f := newStore(b)
-	const stored, files = 200_000, 20_000
-	var pack []byte
-	cids := make([]string, 0, files)
-	for i := range stored {
-		data := fmt.Appendf(nil, "stored block number %d", i)
-		c := block.Sum(data).String()
-		wire, _ := block.Encode(data, block.Level{})
-		pack = block.AppendFrame(pack, c, wire)
-		if i%10 == 0 {
-			cids = append(cids, c)
-		}
-		if (i+1)%1000 == 0 {
-			if _, err := f.st.PutPack(context.Background(), bytes.NewReader(pack)); err != nil {
-				b.Fatal(err)
-			}
-			pack = pack[:0]
-		}
-	}
+	cids := storeBlocks(b, f, 200_000, "stored block number %d", 10)
 	body := func(n int) []byte {
 		var w bytes.Buffer
 		fmt.Fprintf(&w, `{"tags":{"node":"bench-%d"},"entries":[{"path":".","type":"dir","mode":493,"mtime":"2024-01-01T00:00:00Z"}`, n)
@@ -225,4 +191,27 @@ func BenchmarkCommitNewTagSet(b *testing.B) {
 			b.Fatalf("commit: %+v %v", res, err)
 		}
 	}
+}
+
+// storeBlocks stores n small blocks whose bytes are format with their
+// number, in packs of 1,000, and returns the CIDs of every one-in-every.
+func storeBlocks(b *testing.B, f *fixture, n int, format string, every int) []string {
+	var pack []byte
+	var some []string
+	for i := range n {
+		data := fmt.Appendf(nil, format, i)
+		c := block.Sum(data).String()
+		wire, _ := block.Encode(data, block.Level{})
+		pack = block.AppendFrame(pack, c, wire)
+		if i%every == 0 {
+			some = append(some, c)
+		}
+		if (i+1)%1000 == 0 {
+			if _, err := f.st.PutPack(context.Background(), bytes.NewReader(pack)); err != nil {
+				b.Fatal(err)
+			}
+			pack = pack[:0]
+		}
+	}
+	return some
 }
