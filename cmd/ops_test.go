@@ -42,7 +42,6 @@ type proc struct {
 	exited     chan error
 }
 
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -22,7 +22,6 @@ import (
 	"ib/internal/server"
 )
 
-
 // oneFile backs up one file of size random bytes and returns the backup id.
 func oneFile(t *testing.T, srv *ibtest.Server, size int) int64 {
 	t.Helper()
