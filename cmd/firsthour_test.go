@@ -298,9 +298,16 @@ func TestServerRefusesParallelCommits(t *testing.T) {
 	}()
 	pw.Write([]byte(`{"tags":{"node":"p"},"idempotency_key":"first","entries":[`))
 	time.Sleep(300 * time.Millisecond) // the server is reading it
-	_, errs, code := ib(t, conf, "backup", "create", "-q", "--node=p", src)
+	big := t.TempDir()
+	for i := range 40 {
+		ibtest.WriteFile(t, filepath.Join(big, strconv.Itoa(i)), ibtest.RandomBytes(300<<10), 0o644, time.Unix(1700000000, 0))
+	}
+	_, errs, code := ib(t, conf, "backup", "create", "-q", "--node=p", big)
 	if code != 1 || !strings.Contains(errs, "423") || !strings.Contains(errs, "--parallel") {
 		t.Errorf("a second backup of node=p while one streams: exit %d %q", code, errs)
+	}
+	if n := srv.Store.Stats().Blocks; n >= 40 {
+		t.Errorf("the refused backup uploaded all its %d blocks before it stopped", n)
 	}
 	mustIB(t, conf, "backup", "create", "-q", "--node=other", src) // another tag set commits
 	mustIB(t, conf, "backup", "create", "-q", "--node=p", "--parallel", src)

@@ -148,6 +148,8 @@ type source struct {
 type run struct {
 	opts   Options
 	header apiclient.CommitHeader // sent with every commit request
+	// onLocked hears of a commit refused as a second backup of the tag set.
+	onLocked func(error)
 	// prevSummary is the newest backup with the same tags, nil if none.
 	prevSummary *manifest.Summary
 	api         API
@@ -203,7 +205,12 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		go r.prescan(pctx)
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
+	// The work stops at once if the server refuses the commit stream as a
+	// second backup of the tag set (423), rather than after every upload.
+	wctx, stopWork := context.WithCancelCause(ctx)
+	defer stopWork(nil)
+	r.onLocked = func(err error) { stopWork(err) }
+	g, gctx := errgroup.WithContext(wctx)
 	order := make(chan *job, 4096)
 	work := make(chan *job, 256)
 	newBlocks := make(chan source, 4096)
@@ -339,6 +346,9 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 
 	err = g.Wait()
 	hashers.Wait()
+	if cause := context.Cause(wctx); err != nil && apiclient.IsLocked(cause) {
+		err = fmt.Errorf("commit: %w", cause)
+	}
 	if err != nil {
 		stream.abort(err)
 		return Result{}, err

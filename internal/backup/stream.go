@@ -62,6 +62,9 @@ func (r *run) startStream(ctx context.Context, head []byte) *commitStream {
 		defer close(s.done)
 		s.ans, s.err = r.api.Commit(ctx, body, r.header)
 		pr.CloseWithError(errors.New("commit request ended"))
+		if apiclient.IsLocked(s.err) && r.onLocked != nil {
+			r.onLocked(s.err)
+		}
 	}()
 	go s.pump()
 	return s

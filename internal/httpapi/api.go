@@ -349,6 +349,9 @@ func (a *API) commit(c *gin.Context) {
 	if tags := c.GetHeader("X-Ib-Tags"); tags != "" && c.GetHeader("X-Ib-Parallel") == "" {
 		key, idem := tags+"\x00"+c.ClientIP(), c.GetHeader("X-Ib-Idempotency-Key")
 		if !a.commits.enter(key, idem) {
+			// Answer now, not after net/http has waited for 256 KiB of a
+			// body that is streamed as the client backs up: close instead.
+			c.Header("Connection", "close")
 			a.fail(c, http.StatusLocked, errors.New("another backup of these tags from this host is being committed (two at once need --parallel)"))
 			return
 		}
