@@ -250,11 +250,7 @@ func (a *API) getBlock(c *gin.Context) {
 		// socket (sendfile) without passing it through user space.
 		c.Writer.WriteHeaderNow()
 		var n int64
-		var w io.Writer = c.Writer
-		if u, ok := c.Writer.(interface{ Unwrap() http.ResponseWriter }); ok {
-			w = u.Unwrap()
-		}
-		n, err2 = io.Copy(w, f)
+		n, err2 = io.Copy(unwrap(c.Writer), f)
 		c.Set(sentKey, n)
 	} else {
 		_, err2 = io.Copy(c.Writer, rc)
@@ -324,8 +320,7 @@ func (a *API) fetchBlocks(c *gin.Context) {
 			a.error(c, err)
 			return
 		}
-		a.log.Warn("send blocks", "count", len(req.CIDs), "err", err)
-		panic(http.ErrAbortHandler) // cut the connection: the client sees a short pack
+		a.cut(c, fmt.Sprintf("pack of %d blocks", len(req.CIDs)), err) // the client sees a short pack
 	}
 }
 
@@ -370,7 +365,8 @@ func (a *API) commit(c *gin.Context) {
 		// Nothing was recorded; the client commits again once the
 		// server is back. No answer: the request was never whole.
 		a.log.Info("commit still receiving its manifest cut by the shutdown")
-		panic(http.ErrAbortHandler)
+		a.cut(c, "commit", nil)
+		return
 	}
 	if err != nil {
 		a.error(c, err)
@@ -484,8 +480,7 @@ func (a *API) manifest(c *gin.Context) {
 	c.Status(http.StatusOK)
 	if err := a.store.WriteManifest(c.Request.Context(), id, c.Writer); err != nil {
 		// The status is sent; cutting the connection tells the client.
-		a.log.Warn("send manifest", "id", id, "err", err)
-		panic(http.ErrAbortHandler)
+		a.cut(c, fmt.Sprintf("manifest of backup %d", id), err)
 	}
 }
 
@@ -605,8 +600,9 @@ func (a *API) fail(c *gin.Context, status int, err error) {
 func (a *API) recover(c *gin.Context) {
 	defer func() {
 		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
+			if v == http.ErrAbortHandler { // a library's way to cut: ours, without the panic
+				a.cut(c, c.Request.URL.Path, nil)
+				return
 			}
 			a.log.Error("panic in handler", "request_id", requestID(c), "path", c.Request.URL.Path, "panic", v)
 			a.fail(c, http.StatusInternalServerError, errInternal)

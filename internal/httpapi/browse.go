@@ -170,10 +170,11 @@ func (a *API) serveArchive(c *gin.Context, id int64, lz4 bool) {
 			a.error(c, err)
 			return
 		}
-		if _, err := io.Copy(zw, ar); err != nil {
-			a.cut(c, name, err)
+		_, err = io.Copy(zw, ar)
+		if err == nil {
+			err = zw.Close()
 		}
-		if err := zw.Close(); err != nil {
+		if err != nil {
 			a.cut(c, name, err)
 		}
 		return

@@ -34,15 +34,35 @@ func (a *API) serveContent(c *gin.Context, modtime time.Time, body io.ReadSeeker
 	}
 }
 
-// cut ends a response whose status is already sent, after a failure in its
-// body: the connection is closed (HTTP/1) or the stream reset (HTTP/2).
-// net/http recovers http.ErrAbortHandler by design; it must only be raised
-// on the handler's own goroutine.
+// cut ends a response after a failure in its body (or a request that must
+// get no answer), without a panic: over HTTP/1 the connection is taken over
+// and closed; where it cannot be (HTTP/2), a write deadline in the past
+// resets the stream. The client sees a short body, never a whole-looking
+// one, and the server goes on.
 func (a *API) cut(c *gin.Context, what string, err error) {
-	if c.Request.Context().Err() == nil {
-		a.log.Error("response cut", "what", what, "err", err)
+	if err != nil && c.Request.Context().Err() == nil {
+		a.log.Error("response cut", "request_id", requestID(c), "what", what, "err", err)
 	}
-	panic(http.ErrAbortHandler)
+	c.Abort()
+	if _, ok := unwrap(c.Writer).(http.Hijacker); ok {
+		// gin's own Hijack marks the response as written, so nothing is
+		// written on the closed connection afterwards.
+		if conn, _, herr := c.Writer.Hijack(); herr == nil {
+			conn.Close()
+			return
+		}
+	}
+	rc := http.NewResponseController(c.Writer)
+	rc.SetWriteDeadline(time.Unix(1, 0))
+	rc.SetReadDeadline(time.Unix(1, 0))
+}
+
+// unwrap is the writer beneath gin's.
+func unwrap(w http.ResponseWriter) http.ResponseWriter {
+	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+		return u.Unwrap()
+	}
+	return w
 }
 
 // errReader keeps the first read error other than io.EOF.

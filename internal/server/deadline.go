@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"time"
 )
@@ -83,6 +85,12 @@ func (p *progressWriter) ReadFrom(r io.Reader) (int64, error) {
 func (p *progressWriter) Flush() {
 	p.extend()
 	p.rc.Flush()
+}
+
+// Hijack takes the connection over where the writer beneath allows it
+// (HTTP/1); http.ErrNotSupported otherwise.
+func (p *progressWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(p.ResponseWriter).Hijack()
 }
 
 // Unwrap gives http.ResponseController the writer beneath.

@@ -133,3 +133,55 @@ func TestServerErrorsDoNotLeak(t *testing.T) {
 		t.Errorf("no log line with request id %s and the error:\n%s", e.RequestID, logs)
 	}
 }
+
+// A failure in the middle of a pack of blocks (POST /blocks/fetch) cuts the
+// connection without a panic: the client gets a short body, and the
+// server answers the next request.
+func TestPackCutMidBody(t *testing.T) {
+	var faulty *blockstore.Faulty
+	srv := ibtest.StartServer(t, func(o *server.Options) {
+		o.WrapBlocks = func(s blockstore.Store) blockstore.Store { faulty = blockstore.NewFaulty(s); return faulty }
+	})
+	src := t.TempDir()
+	for _, name := range []string{"a", "b"} {
+		ibtest.WriteFile(t, filepath.Join(src, name), ibtest.RandomBytes(600<<10), 0o644, time.Unix(1700000000, 0))
+	}
+	api, _ := apiclient.New(srv.URL, srv.Token)
+	res, err := backup.Run(context.Background(), api, src, backup.Options{Tags: manifest.Tags{"node": "p"}, IsNotFound: apiclient.IsNotFound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mresp, err := http.Get(fmt.Sprintf("%s/api/v1/backups/%d/manifest", srv.URL, res.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Entries []struct {
+			Blocks []struct{ CID string }
+		}
+	}
+	json.NewDecoder(mresp.Body).Decode(&m)
+	mresp.Body.Close()
+	var cids []string
+	for _, e := range m.Entries {
+		for _, b := range e.Blocks {
+			cids = append(cids, `"`+b.CID+`"`)
+		}
+	}
+	if len(cids) != 2 {
+		t.Fatalf("want 2 blocks, got %v", cids)
+	}
+	faulty.SetFaults(blockstore.Fault{Op: blockstore.OpGet, N: faulty.Calls(blockstore.OpGet) + 2, Fail: true})
+	resp, err := http.Post(srv.URL+"/api/v1/blocks/fetch", "application/json", strings.NewReader(`{"cids":[`+strings.Join(cids, ",")+`]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, rerr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || rerr == nil {
+		t.Fatalf("a pack whose second block failed: %d, %d bytes, read error %v; want 200 and a cut body", resp.StatusCode, len(body), rerr)
+	}
+	if h, err := http.Get(srv.URL + "/healthz"); err != nil || h.StatusCode != 200 {
+		t.Fatalf("server after a cut pack: %v", err)
+	}
+}
