@@ -5,6 +5,8 @@ package cmd_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -429,4 +431,48 @@ func TestHammer(t *testing.T) {
 	}
 	h.alive(t)
 	h.restoresExactly(t)
+}
+
+// Over HTTP/2 (TLS) no connection is taken over: a body that fails midway
+// resets its stream, and the same connection serves the next request.
+func TestCutOverHTTP2(t *testing.T) {
+	dir := t.TempDir()
+	ca, cert, key := tlsFiles(t, dir)
+	p := startProc(t, "https", "--tls-cert", cert, "--tls-key", key)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", p.URL, "--token", p.Token, "--ca-cert", ca)
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "big"), ibtest.RandomBytes(8<<20), 0o644, time.Unix(1700000000, 0))
+	mustIB(t, conf, "backup", "create", "-q", "--node=h2", src)
+	var blocks []string
+	filepath.Walk(filepath.Join(p.conf, "data"), func(path string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && fi.Size() > 7<<20 {
+			blocks = append(blocks, path)
+		}
+		return nil
+	})
+	if len(blocks) != 1 {
+		t.Fatalf("want the one stored 8 MiB block, found %v", blocks)
+	}
+	f, _ := os.OpenFile(blocks[0], os.O_RDWR, 0)
+	f.WriteAt([]byte("garbage!"), 4<<20)
+	f.Close()
+	pem, _ := os.ReadFile(ca)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	resp, err := c.Get(p.URL + "/api/v1/backups/1/files/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, rerr := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || rerr == nil {
+		t.Fatalf("a corrupt file over %s: %d bytes, read error %v; want HTTP/2 and a reset stream", resp.Proto, n, rerr)
+	}
+	h, err := c.Get(p.URL + "/healthz")
+	if err != nil || h.StatusCode != 200 || h.ProtoMajor != 2 {
+		t.Fatalf("healthz over HTTP/2 after the reset: %v", err)
+	}
+	h.Body.Close()
 }
