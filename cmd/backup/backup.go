@@ -54,14 +54,20 @@ func (o *common) tagFlags(c *cobra.Command) {
 	c.RegisterFlagCompletionFunc("tag", o.completeTag)
 }
 
-// completeTag offers the KEY=VALUE pairs of the server's backups.
-func (o *common) completeTag(c *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+// completionList is the server's backups for a completion, which waits
+// two seconds at most: a shell must not hang on a dead server.
+func (o *common) completionList(ctx context.Context) ([]manifest.Summary, error) {
 	api, _, err := o.client(false, quick)
 	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
+		return nil, err
 	}
 	api.Retry = apiclient.Retry{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond, MaxElapsed: 2 * time.Second}
-	list, err := api.List(c.Context(), nil)
+	return api.List(ctx, nil)
+}
+
+// completeTag offers the KEY=VALUE pairs of the server's backups.
+func (o *common) completeTag(c *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	list, err := o.completionList(c.Context())
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -217,12 +223,7 @@ func (o *common) completeID(c *cobra.Command, args []string, _ string) ([]cobra.
 		return nil, cobra.ShellCompDirectiveDefault // DEST: files
 	}
 	out := []cobra.Completion{cobra.CompletionWithDesc("latest", "the newest backup of the tags given")}
-	api, _, err := o.client(false, quick)
-	if err != nil {
-		return out, cobra.ShellCompDirectiveNoFileComp
-	}
-	api.Retry = apiclient.Retry{Initial: 100 * time.Millisecond, Max: 500 * time.Millisecond, MaxElapsed: 2 * time.Second}
-	list, err := api.List(c.Context(), nil)
+	list, err := o.completionList(c.Context())
 	if err != nil {
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}

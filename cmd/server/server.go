@@ -127,11 +127,7 @@ func duration(name, flag, file string, def time.Duration) (time.Duration, error)
 }
 
 func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) error {
-	path, err := config.ServerPath(env.ConfigFile)
-	if err != nil {
-		return err
-	}
-	cfg, err := config.EnsureServerToken(path)
+	path, cfg, err := serverConfig(env)
 	if err != nil {
 		return err
 	}
@@ -281,11 +277,7 @@ func newToken(env *cli.Env) *cobra.Command {
 		Short: "Print the admin token (creating it if the server config has none)",
 		Args:  cli.Args(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
-			path, err := config.ServerPath(env.ConfigFile)
-			if err != nil {
-				return err
-			}
-			cfg, err := config.EnsureServerToken(path)
+			_, cfg, err := serverConfig(env)
 			if err != nil {
 				return err
 			}

@@ -55,12 +55,8 @@ func newTokenList(env *cli.Env) *cobra.Command {
 		Short: "List the tokens: name, scope, creation time (never the tokens)",
 		Args:  cli.Args(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
-			path, err := config.ServerPath(env.ConfigFile)
+			_, cfg, err := serverConfig(env)
 			if err != nil {
-				return err
-			}
-			var cfg config.Server
-			if err := config.Load(path, &cfg); err != nil {
 				return err
 			}
 			w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
@@ -95,13 +91,19 @@ func newTokenRevoke(env *cli.Env) *cobra.Command {
 	}
 }
 
-// editTokens changes the server file's tokens and saves it (mode 0600).
-func editTokens(env *cli.Env, edit func(*config.Server) error) error {
+// serverConfig reads server.toml (creating the admin token if it has none).
+func serverConfig(env *cli.Env) (string, config.Server, error) {
 	path, err := config.ServerPath(env.ConfigFile)
 	if err != nil {
-		return err
+		return "", config.Server{}, err
 	}
 	cfg, err := config.EnsureServerToken(path)
+	return path, cfg, err
+}
+
+// editTokens changes the server file's tokens and saves it (mode 0600).
+func editTokens(env *cli.Env, edit func(*config.Server) error) error {
+	path, cfg, err := serverConfig(env)
 	if err != nil {
 		return err
 	}

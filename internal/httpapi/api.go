@@ -114,37 +114,40 @@ func New(cfg Config) (*gin.Engine, error) {
 	r.GET("/healthz", a.healthz)
 	v1 := r.Group("/api/v1")
 	appendOnly, admin := a.need(auth.Append), a.need(auth.Admin)
-	read := func(c *gin.Context) {} // reads are public...
-	if cfg.Private {
-		read = a.need(auth.Read) // ...but on a private server
+	// read is the chain of a read: public, but on a private server
+	read := func(h gin.HandlerFunc) []gin.HandlerFunc {
+		if cfg.Private {
+			return []gin.HandlerFunc{a.need(auth.Read), h}
+		}
+		return []gin.HandlerFunc{h}
 	}
 
 	// The route table: every endpoint on one screen.
 	v1.POST("/blocks/missing", appendOnly, a.missing)
 	v1.PUT("/blocks/:cid", appendOnly, a.putBlock)
 	v1.POST("/blocks", appendOnly, a.putBlocks)
-	v1.GET("/blocks/:cid", read, a.getBlock)
-	v1.POST("/blocks/fetch", read, a.fetchBlocks)
+	v1.GET("/blocks/:cid", read(a.getBlock)...)
+	v1.POST("/blocks/fetch", read(a.fetchBlocks)...)
 	v1.POST("/backups", appendOnly, a.commit)
-	v1.GET("/backups", read, a.list)
-	v1.GET("/backups/latest", read, a.latest)
-	v1.GET("/backups/:id", read, a.show)
-	v1.GET("/backups/:id/manifest", read, a.manifest)
-	v1.GET("/backups/:id/tree", read, a.tree)
+	v1.GET("/backups", read(a.list)...)
+	v1.GET("/backups/latest", read(a.latest)...)
+	v1.GET("/backups/:id", read(a.show)...)
+	v1.GET("/backups/:id/manifest", read(a.manifest)...)
+	v1.GET("/backups/:id/tree", read(a.tree)...)
 	for _, get := range []func(string, ...gin.HandlerFunc) gin.IRoutes{v1.GET, v1.HEAD} {
-		get("/backups/:id/files/*path", read, a.file)
-		get("/backups/:id/archive.tar", read, a.archive)
-		get("/backups/:id/archive.tar.lz4", read, a.archive)
-		get("/backups/latest/archive.tar", read, a.latestArchive)
-		get("/backups/latest/archive.tar.lz4", read, a.latestArchive)
+		get("/backups/:id/files/*path", read(a.file)...)
+		get("/backups/:id/archive.tar", read(a.archive)...)
+		get("/backups/:id/archive.tar.lz4", read(a.archive)...)
+		get("/backups/latest/archive.tar", read(a.latestArchive)...)
+		get("/backups/latest/archive.tar.lz4", read(a.latestArchive)...)
 	}
-	v1.GET("/search", read, a.search)
+	v1.GET("/search", read(a.search)...)
 	v1.GET("/downloads", a.downloads)
 	r.GET("/downloads/:name", a.download)
 	r.HEAD("/downloads/:name", a.download)
 	v1.DELETE("/backups/:id", admin, a.delete)
 	v1.POST("/prune", admin, a.prune)
-	v1.GET("/stats", read, a.stats)
+	v1.GET("/stats", read(a.stats)...)
 	v1.GET("/whoami", a.whoami)
 	return r, nil
 }
@@ -344,9 +347,6 @@ func (a *API) commit(c *gin.Context) {
 	if tags := c.GetHeader("X-Ib-Tags"); tags != "" && c.GetHeader("X-Ib-Parallel") == "" {
 		key, idem := tags+"\x00"+c.ClientIP(), c.GetHeader("X-Ib-Idempotency-Key")
 		if !a.commits.enter(key, idem) {
-			// Answer now, not after net/http has waited for 256 KiB of a
-			// body that is streamed as the client backs up: close instead.
-			c.Header("Connection", "close")
 			a.fail(c, http.StatusLocked, errors.New("another backup of these tags from this host is being committed (two at once need --parallel)"))
 			return
 		}
@@ -590,6 +590,12 @@ var errInternal = errors.New("internal error")
 // fail answers a JSON error; 5xx answers name the request id of the log
 // line that tells what went wrong.
 func (a *API) fail(c *gin.Context, status int, err error) {
+	if c.Request.ContentLength < 0 {
+		// A body of unknown length (a commit streamed while the client
+		// backs up) is not read to its end: close the connection, or
+		// net/http waits for 256 KiB more of it before sending this answer.
+		c.Header("Connection", "close")
+	}
 	if status >= 500 {
 		c.JSON(status, gin.H{"error": fmt.Sprintf("%v (request id %s)", err, requestID(c)), "request_id": requestID(c)})
 		return
