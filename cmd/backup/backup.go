@@ -43,7 +43,7 @@ func New(env *cli.Env) *cobra.Command {
 	c.PersistentFlags().StringVar(&o.token, "token", "", "write token (default: IB_TOKEN, then the client config)")
 	c.PersistentFlags().BoolVar(&o.debug, "debug", false, "log at debug level (retries of failed requests among them)")
 	c.PersistentFlags().StringVar(&o.caCert, "ca-cert", "", "trust server certificates signed by this CA (PEM; default: IB_CA_CERT, then the client config)")
-	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o), newPrune(o), newVerify(o))
+	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o), newPrune(o), newVerify(o), newPresets(o))
 	return c
 }
 
@@ -270,17 +270,22 @@ func newList(o *common) *cobra.Command {
 					CreatedAt time.Time     `json:"created_at"`
 					Files     int64         `json:"files"`
 					Bytes     int64         `json:"bytes"`
+					Labels    manifest.Tags `json:"labels,omitempty"`
 				}
 				out := make([]item, len(list))
 				for i, b := range list {
-					out[i] = item{b.ID, b.Tags, b.CreatedAt, b.Files, b.Bytes}
+					out[i] = item{b.ID, b.Tags, b.CreatedAt, b.Files, b.Bytes, b.Labels}
 				}
 				return printJSON(o.env.Stdout, out)
 			}
 			w := o.env.Stdout
 			fmt.Fprintf(w, "%-6s  %-20s  %9s  %10s  %s\n", "ID", "CREATED (UTC)", "FILES", "SIZE", "TAGS")
 			for _, b := range list {
-				fmt.Fprintf(w, "%-6d  %-20s  %9d  %10s  %s\n", b.ID, b.CreatedAt.UTC().Format("2006-01-02 15:04:05"), b.Files, progress.Size(b.Bytes), b.Tags)
+				fmt.Fprintf(w, "%-6d  %-20s  %9d  %10s  %s", b.ID, b.CreatedAt.UTC().Format("2006-01-02 15:04:05"), b.Files, progress.Size(b.Bytes), b.Tags)
+				if len(b.Labels) > 0 {
+					fmt.Fprintf(w, "  [%s]", b.Labels)
+				}
+				fmt.Fprintln(w)
 			}
 			return nil
 		},
@@ -319,6 +324,9 @@ func newShow(o *common) *cobra.Command {
 			w := o.env.Stdout
 			fmt.Fprintf(w, "backup    %d\ncreated   %s\ntags      %s\nfiles     %d\ndirs      %d\nsymlinks  %d\nsize      %s (%d bytes)\nblocks    %d\n",
 				b.ID, b.CreatedAt.Format(time.RFC3339), b.Tags, b.Files, b.Dirs, b.Symlinks, progress.Size(b.Bytes), b.Bytes, b.Blocks)
+			if len(b.Labels) > 0 {
+				fmt.Fprintf(w, "labels    %s\n", b.Labels)
+			}
 			return nil
 		},
 	}

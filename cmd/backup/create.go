@@ -3,6 +3,7 @@ package backup
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -38,6 +39,7 @@ func newCreate(o *common) *cobra.Command {
 		explain   bool
 		shrink    bool
 		parallel  bool
+		live      liveFlags
 	)
 	c := &cobra.Command{
 		Use:   "create [--KEY=VALUE ...] PATH",
@@ -70,9 +72,18 @@ func newCreate(o *common) *cobra.Command {
 				return cli.Usagef("--explain goes with --dry-run")
 			}
 			if dryRun {
-				return plan(c.Context(), o, args[0], explain, asJSON)
+				lp, err := live.resolve(c, config.BackupSettings{}, o.env.Stderr)
+				if err != nil {
+					return err
+				}
+				return plan(c.Context(), o, args[0], backup.PlanOptions{Excludes: lp.excludes, OneFileSystem: lp.oneFS}, explain, asJSON)
 			}
 			api, settings, err := o.client(true, patient)
+			if err != nil {
+				return err
+			}
+			cfg, _ := settings.Backups.BackupFor(tags)
+			lp, err := live.resolve(c, cfg, o.env.Stderr)
 			if err != nil {
 				return err
 			}
@@ -90,7 +101,6 @@ func newCreate(o *common) *cobra.Command {
 				}
 				defer held.Release()
 			}
-			warnNewTagSet(c.Context(), o.env.Stderr, api, tags)
 			if jobs == 0 {
 				jobs = settings.Jobs
 			}
@@ -102,30 +112,56 @@ func newCreate(o *common) *cobra.Command {
 				}
 				cache = &backup.ManifestCache{Dir: dir}
 			}
-			counters := &progress.Counters{}
-			stop := o.progress(c.Context(), counters, "backed up")
-			res, err := backup.Run(c.Context(), api, args[0], backup.Options{
-				Tags: tags, BlockSize: bs, Level: lv, Jobs: jobs, Full: full,
-				NewIgnorer: func() scan.Ignorer { return ignore.New() },
-				Counters:   counters, Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
+			opts := backup.Options{
+				BlockSize: bs, Level: lv, Jobs: jobs, Full: full,
+				Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
 				Cache: cache, AllowShrink: shrink, Parallel: parallel,
-			})
-			stop(err == nil)
-			if err != nil {
-				return fmt.Errorf("backup %s to %s: %w", args[0], api.URL(), err)
+			}
+			lp.options(&opts)
+			if lp.pre.Command == "" {
+				opts.OnLiveDB = liveDBWarner(o.env.Stderr)
+			}
+			path := args[0]
+			res, err := func() (res backup.Result, err error) {
+				// The post hook runs whenever the pre hook ran (or none is
+				// set): after success, failure or an interrupt.
+				defer func() {
+					if herr := lp.finish(c.Context(), path, tags, res.ID, err); herr != nil {
+						err = errors.Join(err, herr)
+					}
+				}()
+				if path, tags, err = lp.prepare(c.Context(), path, tags); err != nil {
+					return backup.Result{}, err
+				}
+				warnNewTagSet(c.Context(), o.env.Stderr, api, tags)
+				opts.Tags, opts.Labels = tags, lp.labels
+				opts.NewIgnorer = func() scan.Ignorer { return ignore.New(lp.excludes...) }
+				counters := &progress.Counters{}
+				opts.Counters = counters
+				stop := o.progress(c.Context(), counters, "backed up")
+				res, err = backup.Run(c.Context(), api, path, opts)
+				stop(err == nil)
+				if err != nil {
+					return res, fmt.Errorf("backup %s to %s: %w", path, api.URL(), err)
+				}
+				return res, warnChanged(o.env.Stderr, res)
+			}()
+			if res.ID == 0 {
+				return err
 			}
 			warnSecrets(o.env.Stderr, res)
 			if asJSON {
-				return printJSON(o.env.Stdout, res)
+				if perr := printJSON(o.env.Stdout, res); perr != nil {
+					return perr
+				}
+				return err
 			}
 			fmt.Fprintf(o.env.Stdout, "backup %d created: %s, %s, %s, %s; %d of %s new, %s uploaded; %s unchanged; %s\n",
 				res.ID, plural(res.Files, "file"), plural(res.Dirs, "dir"), plural(res.Symlinks, "symlink"), progress.Size(res.Bytes),
 				res.NewBlocks, plural(res.Blocks, "block"), progress.Size(res.UploadedBytes), plural(res.ReusedFiles, "file"),
 				(time.Duration(res.DurationMS) * time.Millisecond).String())
-			if n := res.Skipped.Special; n > 0 {
-				fmt.Fprintf(o.env.Stderr, "skipped %d sockets, devices or named pipes\n", n)
-			}
-			return nil
+			printCaveats(o.env.Stderr, res)
+			return err
 		},
 	}
 	o.tagFlags(c)
@@ -141,11 +177,28 @@ func newCreate(o *common) *cobra.Command {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	f.BoolVar(&dryRun, "dry-run", false, "list what would be backed up (+) and what is ignored (-); contact no server")
 	f.BoolVar(&explain, "explain", false, "with --dry-run: name the ignore file, line and pattern of each ignored path")
+	live.add(c)
 	return c
 }
 
+// printCaveats says what the backup left out or met on the way.
+func printCaveats(w io.Writer, res backup.Result) {
+	if n := res.Skipped.Special; n > 0 {
+		fmt.Fprintf(w, "skipped %d sockets, devices or named pipes\n", n)
+	}
+	if n := res.Vanished; n > 0 {
+		fmt.Fprintf(w, "%s removed while the backup ran: left out\n", plural(n, "file"))
+	}
+	if n := len(res.Skipped.OtherFS); n > 0 {
+		fmt.Fprintf(w, "--one-file-system: %d mount point(s) kept empty, first %s\n", n, res.Skipped.OtherFS[0])
+	}
+	if len(res.Labels) > 0 {
+		fmt.Fprintf(w, "labels: %s\n", res.Labels)
+	}
+}
+
 // plan prints what a backup of root would store and leave out.
-func plan(ctx context.Context, o *common, root string, explain, asJSON bool) error {
+func plan(ctx context.Context, o *common, root string, po backup.PlanOptions, explain, asJSON bool) error {
 	var sum struct {
 		Files    int64 `json:"files"`
 		Dirs     int64 `json:"dirs"`
@@ -154,7 +207,7 @@ func plan(ctx context.Context, o *common, root string, explain, asJSON bool) err
 		Ignored  int64 `json:"ignored"`
 	}
 	w := bufio.NewWriter(o.env.Stdout)
-	st, err := backup.Plan(ctx, root, func(it backup.PlanItem) error {
+	st, err := backup.Plan(ctx, root, po, func(it backup.PlanItem) error {
 		switch {
 		case it.Ignored:
 			sum.Ignored++

@@ -8,7 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ib/internal/apiclient"
 	"ib/internal/cli"
+	"ib/internal/ignore"
+	"ib/internal/preset"
 	"ib/internal/progress"
 	"ib/internal/restore"
 )
@@ -20,6 +23,8 @@ func newRestore(o *common) *cobra.Command {
 		force                bool
 		noSameOwner, noPerms bool
 		chown                string
+		overwriteProtected   bool
+		presetName           string
 	)
 	c := &cobra.Command{
 		Use:     "restore ID|latest [--KEY=VALUE ...] DEST",
@@ -52,11 +57,15 @@ func newRestore(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			protect, err := protectedPaths(c, api, id, presetName, overwriteProtected)
+			if err != nil {
+				return err
+			}
 			counters := &progress.Counters{} // totals: the restore's own, from the manifest
 			stop := o.progress(c.Context(), counters, "restored")
 			res, err := restore.Run(c.Context(), api, id, args[1], restore.Options{
 				Sub: sub, Jobs: jobs, Force: force, Counters: counters, Log: o.log(),
-				NoSameOwner: noSameOwner, Chown: owner, NoSamePermissions: noPerms,
+				NoSameOwner: noSameOwner, Chown: owner, NoSamePermissions: noPerms, Protected: protect,
 			})
 			stop(err == nil)
 			if err != nil {
@@ -64,6 +73,10 @@ func newRestore(o *common) *cobra.Command {
 			}
 			fmt.Fprintf(o.env.Stdout, "restored backup %d to %s: %s, %s, %s, %s\n", id, args[1], plural(res.Files, "file"),
 				plural(res.Dirs, "dir"), plural(res.Symlinks, "symlink"), progress.Size(res.Bytes))
+			if res.ProtectedCount > 0 {
+				fmt.Fprintf(o.env.Stderr, "kept %s of DEST as it was (protected; --overwrite-protected replaces them): %s\n",
+					plural(int64(res.ProtectedCount), "file"), strings.Join(res.Protected[:min(5, len(res.Protected))], ", "))
+			}
 			return nil
 		},
 	}
@@ -77,6 +90,8 @@ func newRestore(o *common) *cobra.Command {
 	f.BoolVar(&noSameOwner, "no-same-owner", false, "as root, do not give files the backup's owners (they belong to the restoring user)")
 	f.StringVar(&chown, "chown", "", "give every file this owner, USER:GROUP (names or numbers; needs root)")
 	f.BoolVar(&noPerms, "no-same-permissions", false, "apply the umask to every mode")
+	f.BoolVar(&overwriteProtected, "overwrite-protected", false, "replace the preset's protected files in DEST too (e.g. a validator's signing state)")
+	f.StringVar(&presetName, "preset", "", "protect this preset's files in DEST (default: the preset the backup was made with)")
 	return c
 }
 
@@ -109,4 +124,30 @@ func parseOwner(s string) (*restore.Owner, error) {
 		return nil, cli.Usagef("--chown %q: negative ids", s)
 	}
 	return &restore.Owner{UID: uid, GID: gid}, nil
+}
+
+// protectedPaths are the patterns a restore keeps in DEST: those of the
+// preset named, else of the preset the backup was made with (its label).
+func protectedPaths(c *cobra.Command, api *apiclient.Client, id int64, name string, overwrite bool) ([]*ignore.Pattern, error) {
+	if overwrite {
+		return nil, nil
+	}
+	if name == "" {
+		b, err := api.Backup(c.Context(), id)
+		if err != nil {
+			return nil, notFound(err, fmt.Sprintf("backup %d", id))
+		}
+		name = b.Labels["preset"]
+		if name == "" {
+			return nil, nil
+		}
+		if _, err := preset.Get(name); err != nil {
+			return nil, nil // a preset of a newer ib: nothing known to protect
+		}
+	}
+	p, err := preset.Get(name)
+	if err != nil {
+		return nil, cli.UsageError{Err: fmt.Errorf("--preset: %w", err)}
+	}
+	return ignore.Excludes("preset "+p.Name, p.Protected), nil
 }

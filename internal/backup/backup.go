@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -26,7 +28,6 @@ import (
 	"ib/internal/manifest"
 	"ib/internal/progress"
 	"ib/internal/scan"
-	"ib/internal/secrets"
 )
 
 // API is what the pipeline needs of the server.
@@ -67,7 +68,35 @@ type Options struct {
 	// files or bytes of the previous backup with the same tags (refused
 	// otherwise: an unmounted disk must not become "latest").
 	AllowShrink bool
+	// Labels are metadata of this one backup, outside its tag set.
+	Labels manifest.Tags
+	// ChangeRetries is how often a file that changed while it was read is
+	// read again before it is stored as last read and marked (default 3;
+	// negative for none).
+	ChangeRetries int
+	// FailOnChange refuses to commit a backup with a file that kept
+	// changing (ErrChanged).
+	FailOnChange bool
+	// OneFileSystem does not descend into mount points.
+	OneFileSystem bool
+	// OnLiveDB hears of each database found open by a running process
+	// (its lock file held), as the walk meets it; nil to not look.
+	OnLiveDB func(LiveDB)
 }
+
+// LiveDB is a database that a running process had open during the backup.
+type LiveDB struct {
+	Dir  string `json:"dir"`  // its folder, a manifest path
+	Kind string `json:"kind"` // "LevelDB/RocksDB/Pebble", "MDBX", "LMDB"
+}
+
+// errLate abandons the streamed commit when files changed after they were
+// hashed: the manifest is rewritten before it is committed.
+var errLate = errors.New("files changed after they were read")
+
+// ErrChanged refuses a backup in which files kept changing while read
+// (Options.FailOnChange).
+var ErrChanged = errors.New("files kept changing while read")
 
 // ErrShrink refuses a backup that collapsed against the previous one.
 var ErrShrink = errors.New("backup refused")
@@ -86,12 +115,25 @@ type Result struct {
 	UploadedBytes int64         `json:"uploaded_bytes"`
 	ReusedFiles   int64         `json:"reused_files"`
 	DurationMS    int64         `json:"duration_ms"`
+	Labels        manifest.Tags `json:"labels,omitempty"`
+	// Hardlinks are the files stored as later names of a file (counted
+	// in Files too).
+	Hardlinks int64 `json:"hardlinks"`
+	// Changed are files that kept changing while read (the first 100;
+	// ChangedCount counts them all): stored as last read and marked.
+	Changed      []string `json:"changed_during_read,omitempty"`
+	ChangedCount int      `json:"changed_count"`
+	// Rereads counts the reads of files that had changed under the read.
+	Rereads int64 `json:"rereads"`
+	// Vanished counts files removed after the walk met them: left out.
+	Vanished int64 `json:"vanished"`
+	// LiveDBs are the databases found open (Options.OnLiveDB set).
+	LiveDBs []LiveDB `json:"live_databases,omitempty"`
 
 	// Not in the JSON output:
 	ReadBytes int64      `json:"-"` // file content read (hashing and uploads)
 	Skipped   scan.Stats `json:"-"` // special files, ignored paths, unstorable names
 	ParentID  int64      `json:"-"` // the backup whose entries were reused, 0 if none
-	Changed   []string   `json:"-"` // files that changed while being read
 	// Secrets are files that look like private keys, stored in the clear
 	// (the first 100; SecretCount counts them all).
 	Secrets     []string `json:"-"`
@@ -99,7 +141,7 @@ type Result struct {
 }
 
 // ErrFileChanged reports a file whose content changed between hashing and
-// upload.
+// upload; the backup reads such a file again after its last upload.
 var ErrFileChanged = errors.New("file changed during the backup")
 
 func (o *Options) defaults() {
@@ -121,6 +163,9 @@ func (o *Options) defaults() {
 	if o.Tags == nil {
 		o.Tags = manifest.Tags{}
 	}
+	if o.ChangeRetries == 0 {
+		o.ChangeRetries = 3
+	}
 	if o.IsNotFound == nil {
 		o.IsNotFound = func(error) bool { return false }
 	}
@@ -134,6 +179,10 @@ type job struct {
 	err    error
 	done   chan struct{}
 	reused bool
+	// link is the job of the first name of this hard link, whose content
+	// it takes.
+	link     *job
+	vanished bool // removed before it was read: left out
 }
 
 // source is where a block's bytes are on this machine.
@@ -163,7 +212,12 @@ type run struct {
 	// packing bounds the packs being built and sent: each holds up to
 	// packBytesMax in memory, and a few in flight keep the server busy.
 	packing chan struct{}
+	late    lateSet      // files changed after they were hashed
+	rereads atomic.Int64 // reads of files that changed under the read
 }
+
+// abs is where a manifest path is on this machine.
+func (r *run) abs(path string) string { return filepath.Join(r.root, filepath.FromSlash(path)) }
 
 // Run backs up the folder root.
 func Run(ctx context.Context, api API, root string, opts Options) (Result, error) {
@@ -177,6 +231,12 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 	start := time.Now()
 	r := &run{opts: opts, api: api, root: root, packing: make(chan struct{}, max(2, 2*runtime.GOMAXPROCS(0)))}
 	r.res.Tags = opts.Tags
+	if err := opts.Labels.CheckLabels(); err != nil {
+		return Result{}, err
+	}
+	if len(opts.Labels) > 0 {
+		r.res.Labels = opts.Labels
+	}
 	procs := runtime.GOMAXPROCS(0)
 	var err error
 	if r.comp, err = block.NewCompressor(opts.Level, procs, 4*procs); err != nil {
@@ -223,25 +283,10 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		if opts.NewIgnorer != nil {
 			ign = opts.NewIgnorer()
 		}
-		return scan.Walk(gctx, root, ign, &r.res.Skipped, func(it *scan.Item) error {
-			j := &job{item: it, entry: it.Entry(), done: make(chan struct{})}
-			if it.Type == manifest.TypeFile && secrets.Looks(it.Path, it.Abs) {
-				if r.res.SecretCount++; len(r.res.Secrets) < 100 {
-					r.res.Secrets = append(r.res.Secrets, it.Path)
-				}
-			}
-			if it.Type == manifest.TypeFile && j.entry.Size > 0 {
-				if p := prev.find(it.Path); p != nil && p.Type == manifest.TypeFile &&
-					p.Size == j.entry.Size && p.MTime.Equal(j.entry.MTime) {
-					j.entry.Blocks = p.Blocks
-					j.reused = true
-				} else {
-					j.hash = true
-				}
-			}
-			if !j.hash {
-				close(j.done)
-			}
+		links := map[scan.FileID]*job{}
+		wo := scan.Options{Ignore: ign, Stats: &r.res.Skipped, OneFileSystem: opts.OneFileSystem}
+		return scan.Walk(gctx, root, wo, func(it *scan.Item) error {
+			j := r.plan(it, prev, links)
 			select {
 			case order <- j:
 			case <-gctx.Done():
@@ -263,7 +308,10 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		hashers.Go(func() error {
 			buf := make([]byte, 1<<20)
 			for j := range work {
-				j.entry.Blocks, j.entry.Size, j.err = r.hashFile(gctx, j.item.Abs, j.entry.Size, buf)
+				j.err = r.readFile(gctx, j, buf)
+				if errors.Is(j.err, errVanished) {
+					j.err, j.vanished = nil, true
+				}
 				close(j.done)
 			}
 			return nil
@@ -272,7 +320,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 
 	key := newKey()
 	r.header = apiclient.CommitHeader{Tags: opts.Tags, Key: key, Parallel: opts.Parallel}
-	head, tail, err := commitFrame(opts.Tags, key)
+	head, tail, err := commitFrame(opts.Tags, opts.Labels, key)
 	if err != nil {
 		return Result{}, err
 	}
@@ -296,6 +344,15 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 			}
 			if j.err != nil {
 				return j.err
+			}
+			if j.link != nil {
+				if err := r.takeLink(gctx, j); err != nil {
+					return err
+				}
+			}
+			if j.vanished {
+				r.res.Vanished++
+				continue
 			}
 			if n > 0 {
 				out.Write([]byte{','})
@@ -336,6 +393,10 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 				} else {
 					err = r.uploadPack(gctx, pack)
 				}
+				if errors.Is(err, ErrFileChanged) {
+					r.late.add(pack[0].path) // read again after the last upload
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -360,7 +421,29 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		opts.Log.Warn("skipped a name a manifest cannot hold (NUL or backslash)", "path", p)
 	}
 
+	var cacheSum []byte
+	if r.late.len() > 0 {
+		// The streamed manifest holds the late files' old entries: the
+		// commit goes from the rewritten spool instead.
+		stream.breakOff(errLate)
+		fixed, sum, err := r.fixLate(ctx, spool)
+		if err != nil {
+			stream.abort(err)
+			return Result{}, err
+		}
+		defer fixed.Close()
+		spool = fixed
+		cacheSum = sum
+	}
+	r.res.Rereads = r.rereads.Load()
+	if cacheSum == nil {
+		cacheSum = spoolSum.Sum(nil)
+	}
 	if err := r.shrunk(); err != nil {
+		stream.abort(err)
+		return Result{}, err
+	}
+	if err := r.changedCheck(); err != nil {
 		stream.abort(err)
 		return Result{}, err
 	}
@@ -384,7 +467,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		r.res.CreatedAt = time.Now().UTC()
 	} else {
 		r.res.CreatedAt = created
-		if err := opts.Cache.store(opts.Tags, id, created, spool, spoolSum.Sum(nil)); err != nil {
+		if err := opts.Cache.store(opts.Tags, id, created, spool, cacheSum); err != nil {
 			opts.Log.Warn("the next backup will download this one's manifest", "err", err)
 		}
 	}
@@ -397,15 +480,56 @@ func (r *run) count(j *job) {
 		r.res.Dirs++
 	case manifest.TypeSymlink:
 		r.res.Symlinks++
-	case manifest.TypeFile:
-		r.res.Files++
-		r.res.Bytes += j.entry.Size
-		r.res.Blocks += int64(len(j.entry.Blocks))
+	case manifest.TypeFile, manifest.TypeHardlink:
+		r.recount(nil, &j.entry)
 		if j.reused {
 			r.res.ReusedFiles++
 		}
 		r.opts.Counters.AddFile(j.entry.Size) // files only, as the summary counts them
 	}
+}
+
+// recount moves the result's file totals from old (nil for none) to e.
+func (r *run) recount(old, e *manifest.Entry) {
+	if old != nil {
+		r.uncount(old)
+	}
+	r.res.Files++
+	r.res.Bytes += e.Size
+	r.res.Blocks += int64(len(e.Blocks))
+	if e.Type == manifest.TypeHardlink {
+		r.res.Hardlinks++
+	}
+	if e.ChangedDuringRead {
+		if r.res.ChangedCount++; len(r.res.Changed) < 100 {
+			r.res.Changed = append(r.res.Changed, e.Path)
+		}
+	}
+}
+
+// uncount takes an entry counted by recount off the totals.
+func (r *run) uncount(e *manifest.Entry) {
+	r.res.Files--
+	r.res.Bytes -= e.Size
+	r.res.Blocks -= int64(len(e.Blocks))
+	if e.Type == manifest.TypeHardlink {
+		r.res.Hardlinks--
+	}
+	if e.ChangedDuringRead {
+		r.res.ChangedCount--
+		if i := slices.Index(r.res.Changed, e.Path); i >= 0 {
+			r.res.Changed = slices.Delete(r.res.Changed, i, i+1)
+		}
+	}
+}
+
+// changedCheck refuses the commit when files kept changing and the
+// options say so.
+func (r *run) changedCheck() error {
+	if !r.opts.FailOnChange || r.res.ChangedCount == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d file(s), first %s; nothing was committed", ErrChanged, r.res.ChangedCount, r.res.Changed[0])
 }
 
 func (r *run) prescan(ctx context.Context) {
@@ -414,7 +538,14 @@ func (r *run) prescan(ctx context.Context) {
 	if r.opts.NewIgnorer != nil {
 		ign = r.opts.NewIgnorer()
 	}
-	err := scan.Walk(ctx, r.root, ign, nil, func(it *scan.Item) error {
+	links := map[scan.FileID]bool{}
+	err := scan.Walk(ctx, r.root, scan.Options{Ignore: ign, OneFileSystem: r.opts.OneFileSystem}, func(it *scan.Item) error {
+		if id, ok := scan.LinkID(it.Info); ok && it.Type == manifest.TypeFile {
+			if links[id] {
+				return nil // read once, under its first name
+			}
+			links[id] = true
+		}
 		if it.Type == manifest.TypeFile {
 			c.TotalFiles.Add(1)
 			c.TotalBytes.Add(it.Info.Size())
@@ -424,48 +555,6 @@ func (r *run) prescan(ctx context.Context) {
 	if err == nil {
 		c.TotalsDone.Store(true)
 	}
-}
-
-// hashFile cuts a file into blocks and names them. It reads at most size
-// bytes (the size the walk saw); a file that shrank meanwhile is taken as
-// far as it goes.
-func (r *run) hashFile(ctx context.Context, abs string, size int64, buf []byte) ([]manifest.Block, int64, error) {
-	f, err := os.Open(abs)
-	if err != nil {
-		return nil, 0, fmt.Errorf("read %s: %w", abs, err)
-	}
-	defer f.Close()
-	var blocks []manifest.Block
-	h := block.NewHasher()
-	var inBlock, total int64
-	for total < size {
-		if err := ctx.Err(); err != nil {
-			return nil, 0, err
-		}
-		want := min(int64(len(buf)), size-total, r.opts.BlockSize-inBlock)
-		n, err := io.ReadFull(f, buf[:want])
-		h.Write(buf[:n])
-		inBlock += int64(n)
-		total += int64(n)
-		r.readB.Add(int64(n))
-		r.opts.Counters.AddBytes(int64(n))
-		if inBlock == r.opts.BlockSize || (err != nil && inBlock > 0) || (total == size && inBlock > 0) {
-			blocks = append(blocks, manifest.Block{CID: block.FromDigest(h.Sum(nil)).String(), Size: inBlock})
-			h.Reset()
-			inBlock = 0
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			r.opts.Log.Warn("file shrank during the backup; stored as far as it went", "path", abs, "size", total)
-			break
-		}
-		if err != nil {
-			return nil, 0, fmt.Errorf("read %s: %w", abs, err)
-		}
-	}
-	// Counters count logical bytes per entry in count(); take back what
-	// hashing added so a file is not counted twice.
-	r.opts.Counters.AddBytes(-total)
-	return blocks, total, nil
 }
 
 // batchMissing asks the server about new CIDs in batches: as many as are
@@ -587,24 +676,34 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 	defer func() { <-r.packing }()
 	var body, wire []byte
 	buf := make([]byte, 0, packLimit)
+	sent := 0
 	for _, s := range pack {
 		data, err := readRange(s, buf[:0])
+		if errors.Is(err, ErrFileChanged) {
+			r.late.add(s.path) // the rest of the pack goes on
+			continue
+		}
 		if err != nil {
 			return err
 		}
 		r.readB.Add(int64(len(data)))
 		if block.Sum(data).String() != s.cid {
-			return fmt.Errorf("%s: %w", s.path, ErrFileChanged)
+			r.late.add(s.path)
+			continue
 		}
+		sent++
 		if wire, err = r.comp.AppendWire(ctx, wire[:0], data); err != nil {
 			return err
 		}
 		body = block.AppendFrame(body, s.cid, wire)
 	}
+	if sent == 0 {
+		return nil
+	}
 	if err := r.api.PutBlocks(ctx, body); err != nil {
 		return fmt.Errorf("upload %d blocks (%s, …): %w", len(pack), pack[0].path, err)
 	}
-	r.upBlocks.Add(int64(len(pack)))
+	r.upBlocks.Add(int64(sent))
 	r.upBytes.Add(int64(len(body)))
 	r.opts.Counters.AddWire(int64(len(body)))
 	return nil
@@ -612,6 +711,9 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 
 func readRange(s source, buf []byte) ([]byte, error) {
 	f, err := os.Open(s.abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w (removed)", s.path, ErrFileChanged)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.abs, err)
 	}
@@ -634,6 +736,9 @@ func readRange(s source, buf []byte) ([]byte, error) {
 func (r *run) upload(ctx context.Context, s source) error {
 	body := func() (io.ReadCloser, int64, error) {
 		f, err := os.Open(s.abs)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, bodyErr(fmt.Errorf("%s: %w (removed)", s.path, ErrFileChanged))
+		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("read %s: %w", s.abs, err)
 		}

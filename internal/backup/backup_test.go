@@ -180,29 +180,6 @@ func (c *changingAPI) Missing(ctx context.Context, cids []string) ([]string, err
 	return c.Client.Missing(ctx, cids)
 }
 
-// TestFileChangedAfterHashing: a file rewritten between hashing and
-// uploading (same size) fails the backup with ErrFileChanged naming it, the
-// server refuses its bytes, and nothing is committed.
-func TestFileChangedAfterHashing(t *testing.T) {
-	srv := ibtest.StartServer(t)
-	root := t.TempDir()
-	p := filepath.Join(root, "big")
-	ibtest.WriteFile(t, p, ibtest.RandomBytes(2<<20), 0o644, time.Unix(1700000000, 0))
-	api := &changingAPI{Client: client(t, srv), path: p}
-	opts := backup.Options{Tags: manifest.Tags{"node": "x"}, BlockSize: 4 << 20, IsNotFound: apiclient.IsNotFound}
-	_, err := backup.Run(context.Background(), api, root, opts)
-	if !errors.Is(err, backup.ErrFileChanged) || !strings.Contains(err.Error(), "big") {
-		t.Fatalf("backup of a file changed after hashing: %v, want ErrFileChanged naming it", err)
-	}
-	list, err := api.List(context.Background(), nil)
-	if err != nil || len(list) != 0 {
-		t.Fatalf("backups after the failure: %v, %v", list, err)
-	}
-	if st, err := api.Stats(context.Background()); err != nil || st.Blocks != 0 {
-		t.Fatalf("server stored %d blocks of a changed file (%v)", st.Blocks, err)
-	}
-}
-
 // commitCounter counts commits and can fail the first one after reading
 // part of its body, as a cut connection would.
 type commitCounter struct {

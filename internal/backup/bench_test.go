@@ -24,9 +24,9 @@ func BenchmarkHashFile(b *testing.B) {
 	buf := make([]byte, 1<<20)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		blocks, n, err := r.hashFile(context.Background(), p, int64(len(data)), buf)
-		if err != nil || n != int64(len(data)) || len(blocks) != 4 {
-			b.Fatalf("hashFile: %d blocks, %d bytes, %v", len(blocks), n, err)
+		rd, err := r.hashFile(context.Background(), p, buf)
+		if err != nil || rd.size != int64(len(data)) || len(rd.blocks) != 4 || !rd.stable {
+			b.Fatalf("hashFile: %d blocks, %d bytes, stable %v, %v", len(rd.blocks), rd.size, rd.stable, err)
 		}
 	}
 }

@@ -17,11 +17,12 @@ import (
 func bufReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 256<<10) }
 
 // commitFrame is what comes before and after the entries in a commit body.
-func commitFrame(tags manifest.Tags, key string) (head, tail []byte, err error) {
+func commitFrame(tags, labels manifest.Tags, key string) (head, tail []byte, err error) {
 	head, err = json.Marshal(struct {
-		Tags manifest.Tags `json:"tags"`
-		Key  string        `json:"idempotency_key"`
-	}{tags, key})
+		Tags   manifest.Tags `json:"tags"`
+		Labels manifest.Tags `json:"labels,omitempty"`
+		Key    string        `json:"idempotency_key"`
+	}{tags, labels, key})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -18,18 +18,24 @@ type PlanItem struct {
 	By      *ignore.Pattern // the pattern that ignores it
 }
 
+// PlanOptions are the walk's settings a backup would use.
+type PlanOptions struct {
+	Excludes      []*ignore.Pattern // beside the ignore files, deciding first
+	OneFileSystem bool
+}
+
 // Plan walks root as a backup would, honouring .gitignore and .ibignore,
 // without reading any file or contacting a server, and reports every path
 // it would store and every path it would leave out, in walk order.
-func Plan(ctx context.Context, root string, fn func(PlanItem) error) (scan.Stats, error) {
+func Plan(ctx context.Context, root string, o PlanOptions, fn func(PlanItem) error) (scan.Stats, error) {
 	var st scan.Stats
 	var ferr error
-	ex := &explainer{Matcher: ignore.New(), fn: func(it PlanItem) {
+	ex := &explainer{Matcher: ignore.New(o.Excludes...), fn: func(it PlanItem) {
 		if ferr == nil {
 			ferr = fn(it)
 		}
 	}}
-	err := scan.Walk(ctx, root, ex, &st, func(it *scan.Item) error {
+	err := scan.Walk(ctx, root, scan.Options{Ignore: ex, Stats: &st, OneFileSystem: o.OneFileSystem}, func(it *scan.Item) error {
 		if ferr != nil {
 			return ferr
 		}

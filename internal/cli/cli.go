@@ -69,8 +69,13 @@ func Usagef(format string, args ...any) error {
 	return UsageError{fmt.Errorf(format, args...)}
 }
 
+// ErrInconsistent reports a backup that was created but holds files that
+// kept changing while read: exit status 3.
+var ErrInconsistent = errors.New("backup created, but some files may be inconsistent")
+
 // ExitCode maps an error to the exit status: 0 ok, 1 failure, 2 usage,
-// 4 another run holds the lock.
+// 3 backup created with files that changed while read, 4 another run holds
+// the lock.
 func ExitCode(err error) int {
 	var u UsageError
 	switch {
@@ -78,6 +83,8 @@ func ExitCode(err error) int {
 		return 0
 	case errors.As(err, &u):
 		return 2
+	case errors.Is(err, ErrInconsistent):
+		return 3
 	case errors.Is(err, lock.ErrLocked):
 		return 4
 	}
@@ -193,6 +200,8 @@ type Client struct {
 	CACert string
 	Jobs   int
 	RJobs  int
+	// Backups are the client config's [[backup]] tables.
+	Backups config.Client
 }
 
 // ResolveClient reads the client config and applies env and flags. The
@@ -212,7 +221,7 @@ func (e *Env) ResolveClient(serverFlag, tokenFlag, caFlag string) (Client, error
 		// cannot write only misses the migration).
 		config.Save(path, f)
 	}
-	c := Client{Server: f.Server, Jobs: f.Jobs, RJobs: f.RestoreJobs}
+	c := Client{Server: f.Server, Jobs: f.Jobs, RJobs: f.RestoreJobs, Backups: config.Client{Backups: f.Backups}}
 	if v := e.Getenv("IB_SERVER"); v != "" {
 		c.Server = v
 	}

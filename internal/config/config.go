@@ -34,6 +34,42 @@ type Client struct {
 	// Server. LoadClient moves it under Servers.
 	Token   string                  `toml:"token,omitempty"`
 	Servers map[string]ClientServer `toml:"servers,omitempty"`
+	// Backups are settings of `backup create` by tag set, as [[backup]]
+	// tables: the first whose tags are all among a backup's tags applies
+	// (flags override it).
+	Backups []BackupSettings `toml:"backup,omitempty"`
+}
+
+// BackupSettings are the live-capture settings of the backups of a tag
+// set.
+type BackupSettings struct {
+	Tags          map[string]string `toml:"tags"`
+	PreHook       string            `toml:"pre_hook,omitempty"`
+	PostHook      string            `toml:"post_hook,omitempty"`
+	HookTimeout   string            `toml:"hook_timeout,omitempty"`
+	Preset        string            `toml:"preset,omitempty"`
+	Exclude       []string          `toml:"exclude,omitempty"`
+	OneFileSystem bool              `toml:"one_file_system,omitempty"`
+	ChangeRetries *int              `toml:"change_retries,omitempty"`
+	OnChange      string            `toml:"on_change,omitempty"`
+}
+
+// BackupFor returns the first [[backup]] table whose tags are all among
+// tags, and false when none is.
+func (c *Client) BackupFor(tags map[string]string) (BackupSettings, bool) {
+	for _, b := range c.Backups {
+		ok := true
+		for k, v := range b.Tags {
+			if tags[k] != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return b, true
+		}
+	}
+	return BackupSettings{}, false
 }
 
 // ClientServer is what the client keeps for one server.

@@ -159,7 +159,7 @@ func TestMatchesGit(t *testing.T) {
 	want := gitList(t, root)
 
 	var got, ignored []string
-	_, err := backup.Plan(context.Background(), root, func(it backup.PlanItem) error {
+	_, err := backup.Plan(context.Background(), root, backup.PlanOptions{}, func(it backup.PlanItem) error {
 		switch {
 		case it.Ignored:
 			ignored = append(ignored, it.Path)

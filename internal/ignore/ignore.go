@@ -129,6 +129,9 @@ func (p *Pattern) match(path string, isDir bool) bool {
 type Matcher struct {
 	// Only its own files are read: patterns in a folder apply below it.
 	levels []level
+	// excludes come from the command line or a preset: patterns of the
+	// root that decide before any ignore file.
+	excludes []*Pattern
 }
 
 type level struct {
@@ -136,8 +139,24 @@ type level struct {
 	patterns []*Pattern
 }
 
-// New returns a matcher with no patterns yet.
-func New() *Matcher { return &Matcher{} }
+// New returns a matcher with no patterns from files yet. The excludes
+// (see Excludes) decide before the ignore files: a path one of them
+// matches is ignored (or kept, for a "!" line) whatever the files say.
+func New(excludes ...*Pattern) *Matcher { return &Matcher{excludes: excludes} }
+
+// Excludes parses patterns given one per string (a command line's
+// --exclude, a preset's list) as lines of an ignore file at the root;
+// source names them in messages.
+func Excludes(source string, lines []string) []*Pattern {
+	var out []*Pattern
+	for i, l := range lines {
+		for _, p := range Parse([]byte(l), ".", source) {
+			p.Line = i + 1
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // EnterDir reads the ignore files of a folder the walk is about to list.
 func (m *Matcher) EnterDir(path, abs string) error {
@@ -185,9 +204,25 @@ func (m *Matcher) Ignored(path string, isDir bool) bool {
 	return p != nil && !p.negative
 }
 
+// MatchAny returns the last of pats that matches path (a manifest path),
+// or nil; "!" lines count as matches too.
+func MatchAny(pats []*Pattern, path string, isDir bool) *Pattern {
+	for j := len(pats) - 1; j >= 0; j-- {
+		if pats[j].match(path, isDir) {
+			return pats[j]
+		}
+	}
+	return nil
+}
+
 // Match returns the pattern that decides about path: the last matching
 // one of the deepest folder that has a match, or nil.
 func (m *Matcher) Match(path string, isDir bool) *Pattern {
+	for j := len(m.excludes) - 1; j >= 0; j-- {
+		if m.excludes[j].match(path, isDir) {
+			return m.excludes[j]
+		}
+	}
 	for i := len(m.levels) - 1; i >= 0; i-- {
 		pats := m.levels[i].patterns
 		for j := len(pats) - 1; j >= 0; j-- {

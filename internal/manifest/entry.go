@@ -13,7 +13,15 @@ const (
 	TypeFile    Type = "file"
 	TypeDir     Type = "dir"
 	TypeSymlink Type = "symlink"
+	// TypeHardlink is a later name of a file met earlier in the walk (its
+	// Target, a manifest path): the same inode. It carries the file's size
+	// and blocks too, so every reader can treat it as a file; restore links
+	// it to the target when it restores both.
+	TypeHardlink Type = "hardlink"
 )
+
+// HasContent reports whether entries of type t carry bytes (size, blocks).
+func (t Type) HasContent() bool { return t == TypeFile || t == TypeHardlink }
 
 // Block is one block of a file, in file order.
 type Block struct {
@@ -32,6 +40,10 @@ type Entry struct {
 	GID    uint32    `json:"gid"`
 	Target string    `json:"target,omitempty"`
 	Blocks []Block   `json:"blocks,omitempty"`
+	// ChangedDuringRead marks a file that kept changing while the backup
+	// read it: its content is what the last read saw and may be
+	// inconsistent. The next backup reads it again whatever its mtime.
+	ChangedDuringRead bool `json:"changed_during_read,omitempty"`
 }
 
 // Unix permission bits as stored in Entry.Mode.
@@ -84,4 +96,7 @@ type Summary struct {
 	Bytes     int64     `json:"bytes"`
 	Blocks    int64     `json:"blocks"`
 	Entries   int64     `json:"entries"`
+	// Labels are metadata of this one backup (a block height, an app
+	// hash): shown, never part of its tag set.
+	Labels Tags `json:"labels,omitempty"`
 }

@@ -81,6 +81,10 @@ func fastEntry(b []byte) (*Entry, bool) {
 			if e.Blocks, ok = s.blocks(); !ok {
 				return nil, false
 			}
+		case fChanged:
+			if e.ChangedDuringRead, ok = s.boolean(); !ok {
+				return nil, false
+			}
 		}
 		if s.byte(',') {
 			continue
@@ -102,6 +106,7 @@ const (
 	fGID
 	fTarget
 	fBlocks
+	fChanged
 )
 
 func fieldBit(k []byte) uint16 {
@@ -124,6 +129,8 @@ func fieldBit(k []byte) uint16 {
 		return fTarget
 	case "blocks":
 		return fBlocks
+	case "changed_during_read":
+		return fChanged
 	}
 	return 0
 }
@@ -180,6 +187,21 @@ func (s *scanner) str() ([]byte, bool) {
 	}
 	s.i += j + 1
 	return v, true
+}
+
+// boolean reads true or false.
+func (s *scanner) boolean() (bool, bool) {
+	s.skipSpace()
+	for _, w := range []string{"true", "false"} {
+		if bytes.HasPrefix(s.b[s.i:], []byte(w)) {
+			s.i += len(w)
+			if s.i < len(s.b) && !isSpace(s.b[s.i]) && s.b[s.i] != ',' && s.b[s.i] != '}' {
+				return false, false
+			}
+			return w == "true", true
+		}
+	}
+	return false, false
 }
 
 // uint reads digits (no sign, no leading zero, no fraction or exponent)

@@ -100,3 +100,20 @@ func quoteValue(v string) string {
 	}
 	return v
 }
+
+// MaxLabels bounds the labels of one backup.
+const MaxLabels = 64
+
+// CheckLabels validates a backup's labels: pairs as tags are, at most
+// MaxLabels of them.
+func (t Tags) CheckLabels() error {
+	if len(t) > MaxLabels {
+		return fmt.Errorf("%w: %d labels, at most %d", ErrBadTag, len(t), MaxLabels)
+	}
+	for k, v := range t {
+		if err := CheckTag(k, v); err != nil {
+			return fmt.Errorf("label: %w", err)
+		}
+	}
+	return nil
+}

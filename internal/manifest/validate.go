@@ -72,10 +72,21 @@ func (v *Validator) add(e *Entry) error {
 	if maxBlock <= 0 {
 		maxBlock = block.MaxSize
 	}
+	if e.ChangedDuringRead && !e.Type.HasContent() {
+		return errors.New("only a file can change while read")
+	}
 	switch e.Type {
-	case TypeFile:
-		if e.Target != "" {
+	case TypeFile, TypeHardlink:
+		if e.Type == TypeFile && e.Target != "" {
 			return errors.New("a file has no target")
+		}
+		if e.Type == TypeHardlink {
+			if err := CheckPath(e.Target); err != nil || e.Target == "." {
+				return fmt.Errorf("hard link target %q is not a path of this backup", e.Target)
+			}
+			if Compare(e.Target, e.Path) >= 0 {
+				return fmt.Errorf("hard link target %q does not come before it in walk order", e.Target)
+			}
 		}
 		if e.Size < 0 {
 			return fmt.Errorf("negative size %d", e.Size)

@@ -27,6 +27,24 @@ type Backup struct {
 	Bytes     int64
 	Blocks    int64 // distinct blocks referenced
 	Entries   int64
+	Labels    manifest.Tags // nil when it has none
+}
+
+// Head is what a commit says of the backup besides its entries.
+type Head struct {
+	Tags   manifest.Tags
+	Labels manifest.Tags
+	Key    string // idempotency key, "" for none
+}
+
+// Entry flags, a bit set in entries.flags.
+const flagChanged = 1
+
+func entryFlags(e *manifest.Entry) int {
+	if e.ChangedDuringRead {
+		return flagChanged
+	}
+	return 0
 }
 
 // MaxMissingReported bounds the CIDs a refused commit reports; the client
@@ -39,7 +57,8 @@ const MaxMissingReported = 100_000
 // idempotency key exists, Commit returns its id and existed=true and reads
 // no entry. If some blocks are not stored, nothing is recorded and their
 // CIDs are returned.
-func (db *DB) Commit(ctx context.Context, tags manifest.Tags, key string, open func() (func() (*manifest.Entry, error), error)) (id int64, existed bool, missing []string, err error) {
+func (db *DB) Commit(ctx context.Context, h Head, open func() (func() (*manifest.Entry, error), error)) (id int64, existed bool, missing []string, err error) {
+	tags, key := h.Tags, h.Key
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
@@ -62,8 +81,12 @@ func (db *DB) Commit(ctx context.Context, tags manifest.Tags, key string, open f
 	if key != "" {
 		keyArg = key
 	}
-	err = tx.QueryRowContext(ctx, `INSERT INTO backups (created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, idempotency_key)
-VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Canonical(), keyArg).Scan(&id)
+	var labels any
+	if len(h.Labels) > 0 {
+		labels = h.Labels.Canonical()
+	}
+	err = tx.QueryRowContext(ctx, `INSERT INTO backups (created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, idempotency_key, labels)
+VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?, ?) RETURNING id`, db.now().UnixNano(), tags.Canonical(), keyArg, labels).Scan(&id)
 	if err != nil {
 		return 0, false, nil, fmt.Errorf("sqlite: commit: %w", err)
 	}
@@ -127,9 +150,12 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 		case manifest.TypeSymlink:
 			s.Symlinks++
 			target = e.Target
-		case manifest.TypeFile:
+		case manifest.TypeFile, manifest.TypeHardlink:
 			s.Files++
 			s.Bytes += e.Size
+			if e.Type == manifest.TypeHardlink {
+				target = e.Target
+			}
 			for _, bl := range e.Blocks {
 				c, perr := block.ParseCID(bl.CID)
 				if perr != nil {
@@ -169,7 +195,7 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 		parent := tree.parent(e.Path, seq, e.Type == manifest.TypeDir)
 		if len(missing) == 0 {
 			b.rows = append(b.rows, id, seq, e.Path, typeCode(e.Type), e.Mode,
-				e.MTime.Unix(), e.MTime.Nanosecond(), e.Size, e.UID, e.GID, target, packed, parent, nil)
+				e.MTime.Unix(), e.MTime.Nanosecond(), e.Size, e.UID, e.GID, target, packed, parent, entryFlags(e), nil)
 			if pe != nil && pe.nameID != 0 {
 				b.rows[len(b.rows)-1] = pe.nameID // same path, same name
 			} else {
@@ -216,14 +242,20 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?) RETURNING id`, db.now().UnixNano(), tags.Cano
 	return id, false, nil, nil
 }
 
-const backupCols = "id, created_at, tagset, files, dirs, symlinks, bytes, blocks, entries"
+const backupCols = "id, created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, labels"
 
 func scanBackup(sc interface{ Scan(...any) error }) (Backup, error) {
 	var b Backup
 	var created int64
 	var tagset string
-	if err := sc.Scan(&b.ID, &created, &tagset, &b.Files, &b.Dirs, &b.Symlinks, &b.Bytes, &b.Blocks, &b.Entries); err != nil {
+	var labels sql.NullString
+	if err := sc.Scan(&b.ID, &created, &tagset, &b.Files, &b.Dirs, &b.Symlinks, &b.Bytes, &b.Blocks, &b.Entries, &labels); err != nil {
 		return Backup{}, err
+	}
+	if labels.Valid {
+		if err := json.Unmarshal([]byte(labels.String), &b.Labels); err != nil {
+			return Backup{}, fmt.Errorf("labels of backup %d: %w", b.ID, err)
+		}
 	}
 	b.CreatedAt = time.Unix(0, created).UTC()
 	if err := json.Unmarshal([]byte(tagset), &b.Tags); err != nil {
@@ -295,7 +327,7 @@ func (db *DB) List(ctx context.Context, filter manifest.Tags) ([]Backup, error) 
 // walk order, and the seq of the last one. Paging keeps read transactions
 // short however large the manifest.
 func (db *DB) Entries(ctx context.Context, id, after int64, limit int) ([]manifest.Entry, int64, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks
+	rows, err := db.r.QueryContext(ctx, `SELECT seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, flags
 FROM entries WHERE backup_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, limit)
 	if err != nil {
 		return nil, after, fmt.Errorf("sqlite: entries of %d: %w", id, err)
@@ -309,12 +341,14 @@ FROM entries WHERE backup_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, l
 		var ms, mns int64
 		var target sql.NullString
 		var packed []byte
-		if err := rows.Scan(&last, &e.Path, &typ, &e.Mode, &ms, &mns, &e.Size, &e.UID, &e.GID, &target, &packed); err != nil {
+		var flags int
+		if err := rows.Scan(&last, &e.Path, &typ, &e.Mode, &ms, &mns, &e.Size, &e.UID, &e.GID, &target, &packed, &flags); err != nil {
 			return nil, after, fmt.Errorf("sqlite: entries of %d: %w", id, err)
 		}
 		e.Type = typeName(typ)
 		e.MTime = unixTime(ms, mns)
 		e.Target = target.String
+		e.ChangedDuringRead = flags&flagChanged != 0
 		if e.Blocks, err = unpackBlocks(packed); err != nil {
 			return nil, after, fmt.Errorf("sqlite: entry %q of %d: %w", e.Path, id, err)
 		}
@@ -334,6 +368,8 @@ func typeCode(t manifest.Type) int {
 		return 1
 	case manifest.TypeSymlink:
 		return 2
+	case manifest.TypeHardlink:
+		return 3
 	}
 	return 0
 }
@@ -344,6 +380,8 @@ func typeName(c int) manifest.Type {
 		return manifest.TypeFile
 	case 2:
 		return manifest.TypeSymlink
+	case 3:
+		return manifest.TypeHardlink
 	}
 	return manifest.TypeDir
 }
@@ -501,10 +539,10 @@ func (b *commitBatch) resolveNames(ctx context.Context) error {
 
 const (
 	maxPendingNames = 50_000
-	entryCols       = 14
+	entryCols       = 15
 	batchRows       = 256
 	batchCIDs       = 500
-	entriesSQL      = "INSERT INTO entries (backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, parent_seq, name_id) VALUES "
+	entriesSQL      = "INSERT INTO entries (backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, parent_seq, flags, name_id) VALUES "
 )
 
 func (b *commitBatch) addCID(bin []byte, text string, size int64) error {
@@ -590,7 +628,7 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 			return missing, err
 		}
 		n := len(b.rows) / entryCols
-		q := entriesSQL + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?,?),", n), ",")
+		q := entriesSQL + strings.TrimSuffix(strings.Repeat("("+strings.TrimSuffix(strings.Repeat("?,", entryCols), ",")+"),", n), ",")
 		var err error
 		if n == batchRows {
 			var st *sql.Stmt

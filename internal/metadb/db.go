@@ -207,6 +207,13 @@ DROP TABLE refs;
 ALTER TABLE refs_new RENAME TO refs;
 CREATE INDEX refs_by_backup ON refs(backup_id);
 `,
+	// 7: live capture. An entry's flags (1: changed while read); a
+	// backup's labels (canonical JSON, metadata outside its tag set).
+	// Hard links are entries of type 3 with the first path as target.
+	`
+ALTER TABLE entries ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE backups ADD COLUMN labels TEXT;
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

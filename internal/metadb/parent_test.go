@@ -153,12 +153,12 @@ func TestCommitMatchesParent(t *testing.T) {
 			var reusedTotal int64
 			for round := range 15 {
 				es := tr.entries()
-				id, _, missing, err := db.Commit(ctx, chain, "", opener(es))
+				id, _, missing, err := db.Commit(ctx, Head{Tags: chain}, opener(es))
 				if err != nil || len(missing) > 0 {
 					t.Fatalf("round %d: commit: %v, missing %v", round, err, missing)
 				}
 				reusedTotal += db.reused
-				oracle, _, _, err := db.Commit(ctx, manifest.Tags{"node": fmt.Sprintf("oracle%d", round)}, "", opener(es))
+				oracle, _, _, err := db.Commit(ctx, Head{Tags: manifest.Tags{"node": fmt.Sprintf("oracle%d", round)}}, opener(es))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -239,7 +239,7 @@ func TestCommitMatchesParent(t *testing.T) {
 			if err := db.MarkCorrupt(ctx, c.Bytes()); err != nil {
 				t.Fatal(err)
 			}
-			_, _, missing, err := db.Commit(ctx, chain, "", opener(es))
+			_, _, missing, err := db.Commit(ctx, Head{Tags: chain}, opener(es))
 			if err != nil || !slices.Contains(missing, victim) {
 				t.Fatalf("commit with a corrupt reused block: missing %v, %v; want %s", missing, err, victim)
 			}

@@ -83,7 +83,7 @@ type Node struct {
 	Entry manifest.Entry
 }
 
-const nodeCols = "seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks"
+const nodeCols = "seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, flags"
 
 func scanNode(sc interface{ Scan(...any) error }) (Node, error) {
 	var n Node
@@ -91,10 +91,12 @@ func scanNode(sc interface{ Scan(...any) error }) (Node, error) {
 	var ms, mns int64
 	var target sql.NullString
 	var packed []byte
-	if err := sc.Scan(&n.Seq, &n.Entry.Path, &typ, &n.Entry.Mode, &ms, &mns, &n.Entry.Size, &n.Entry.UID, &n.Entry.GID, &target, &packed); err != nil {
+	var flags int
+	if err := sc.Scan(&n.Seq, &n.Entry.Path, &typ, &n.Entry.Mode, &ms, &mns, &n.Entry.Size, &n.Entry.UID, &n.Entry.GID, &target, &packed, &flags); err != nil {
 		return Node{}, err
 	}
 	n.Entry.Type = typeName(typ)
+	n.Entry.ChangedDuringRead = flags&flagChanged != 0
 	n.Entry.MTime = unixTime(ms, mns)
 	n.Entry.Target = target.String
 	var err error
@@ -185,12 +187,14 @@ ORDER BY b.created_at DESC, b.id DESC, e.seq LIMIT ?`, args...)
 		var ms, mns int64
 		var target sql.NullString
 		var packed []byte
+		var flags int
 		e := &f.node.Entry
-		if err := rows.Scan(&f.id, &f.node.Seq, &e.Path, &typ, &e.Mode, &ms, &mns, &e.Size, &e.UID, &e.GID, &target, &packed); err != nil {
+		if err := rows.Scan(&f.id, &f.node.Seq, &e.Path, &typ, &e.Mode, &ms, &mns, &e.Size, &e.UID, &e.GID, &target, &packed, &flags); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("sqlite: search: %w", err)
 		}
 		e.Type, e.MTime, e.Target = typeName(typ), unixTime(ms, mns), target.String
+		e.ChangedDuringRead = flags&flagChanged != 0
 		fs = append(fs, f)
 	}
 	rows.Close()

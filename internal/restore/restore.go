@@ -31,6 +31,7 @@ import (
 
 	"ib/internal/apiclient"
 	"ib/internal/block"
+	"ib/internal/ignore"
 	"ib/internal/manifest"
 	"ib/internal/progress"
 )
@@ -59,6 +60,10 @@ type Options struct {
 	NoSameOwner       bool
 	Chown             *Owner // every file owned by this user and group
 	NoSamePermissions bool   // the process's umask applies to every mode
+
+	// Protected are paths (gitignore syntax) that an existing DEST keeps:
+	// a file there is never replaced (a validator's signing state).
+	Protected []*ignore.Pattern
 }
 
 // Owner is a numeric user and group.
@@ -72,6 +77,10 @@ type Result struct {
 	Bytes    int64 `json:"bytes"`
 	Kept     int64 `json:"kept"` // files already complete from an interrupted run
 	Skipped  int64 `json:"skipped"`
+	// Protected are the protected files DEST kept (the first 100;
+	// ProtectedCount counts them).
+	Protected      []string `json:"protected,omitempty"`
+	ProtectedCount int      `json:"protected_count"`
 }
 
 // Marker is the file that marks DEST as a restore in progress.
@@ -123,6 +132,7 @@ type run struct {
 	mu    sync.Mutex
 	open  map[*fileState]bool // files being written, removed on failure
 	dirs  dirRoots
+	links []hardLink // made once every file is written
 }
 
 // Run restores backup id into dest.
@@ -180,6 +190,9 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 		r.cleanup()
 		return Result{}, err
 	}
+	if err := r.makeLinks(); err != nil {
+		return Result{}, err
+	}
 	if err := root.Remove(Marker); err != nil {
 		return Result{}, fmt.Errorf("restore: %w", err)
 	}
@@ -231,9 +244,11 @@ func check(f *os.File, sub string, c *progress.Counters) error {
 		if e.Path == sub {
 			found = true
 		}
-		if e.Type == manifest.TypeFile && manifest.Within(e.Path, sub) {
+		if e.Type.HasContent() && manifest.Within(e.Path, sub) {
 			files++
-			bytes += e.Size
+			if e.Type == manifest.TypeFile || !manifest.Within(e.Target, sub) {
+				bytes += e.Size // a link restored as a link writes nothing
+			}
 		}
 	}
 	if v.Count() == 0 {
@@ -345,6 +360,9 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 				r.res.Skipped++
 				continue
 			}
+			if e.Type != manifest.TypeDir && r.keep(e) {
+				continue
+			}
 			switch e.Type {
 			case manifest.TypeDir:
 				if err := r.mkdir(e.Path); err != nil {
@@ -361,7 +379,14 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 					return err
 				}
 				r.res.Symlinks++
-			case manifest.TypeFile:
+			case manifest.TypeHardlink, manifest.TypeFile:
+				if e.Type == manifest.TypeHardlink {
+					if r.linkable(e) {
+						r.links = append(r.links, hardLink{e.Path, e.Target})
+						continue
+					}
+					e.Type, e.Target = manifest.TypeFile, "" // its target is not restored here
+				}
 				if len(e.Blocks) == 1 && e.Blocks[0].Size < smallLimit && (r.fresh || !r.complete(*e)) {
 					r.res.Files++
 					r.res.Bytes += e.Size

@@ -65,16 +65,27 @@ type Stats struct {
 	Special    int64    // sockets, devices, named pipes
 	Ignored    int64    // paths left out by the Ignorer
 	Unstorable []string // names a manifest cannot hold (e.g. with a backslash)
+	// OtherFS are the mount points not descended into (OneFileSystem).
+	OtherFS []string
+}
+
+// Options of a walk.
+type Options struct {
+	Ignore Ignorer // nil keeps everything
+	Stats  *Stats  // may be nil
+	// OneFileSystem keeps the walk on the root's filesystem: a directory
+	// on another one (a mount point) is reported, empty.
+	OneFileSystem bool
 }
 
 // Walk calls fn for every item under root in walk order. An error from fn
 // stops the walk and is returned.
-func Walk(ctx context.Context, root string, ign Ignorer, st *Stats, fn func(*Item) error) error {
-	if ign == nil {
-		ign = NoIgnore{}
+func Walk(ctx context.Context, root string, o Options, fn func(*Item) error) error {
+	if o.Ignore == nil {
+		o.Ignore = NoIgnore{}
 	}
-	if st == nil {
-		st = &Stats{}
+	if o.Stats == nil {
+		o.Stats = &Stats{}
 	}
 	info, err := os.Stat(root) // the root may be a symlink the user named
 	if err != nil {
@@ -83,15 +94,17 @@ func Walk(ctx context.Context, root string, ign Ignorer, st *Stats, fn func(*Ite
 	if !info.IsDir() {
 		return fmt.Errorf("walk: %s is not a directory", root)
 	}
-	w := &walker{ctx: ctx, ign: ign, st: st, fn: fn}
+	w := &walker{ctx: ctx, ign: o.Ignore, st: o.Stats, fn: fn, oneFS: o.OneFileSystem, dev: StampOf(info).Dev}
 	return w.dir(&Item{Path: ".", Abs: root, Type: manifest.TypeDir, Info: info})
 }
 
 type walker struct {
-	ctx context.Context
-	ign Ignorer
-	st  *Stats
-	fn  func(*Item) error
+	ctx   context.Context
+	ign   Ignorer
+	st    *Stats
+	fn    func(*Item) error
+	oneFS bool
+	dev   uint64 // the root's filesystem
 }
 
 func (w *walker) dir(it *Item) error {
@@ -132,6 +145,13 @@ func (w *walker) dir(it *Item) error {
 		switch m := info.Mode(); {
 		case m.IsDir():
 			child.Type = manifest.TypeDir
+			if w.oneFS && StampOf(info).Dev != w.dev {
+				w.st.OtherFS = append(w.st.OtherFS, child.Abs)
+				if err := w.fn(child); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := w.dir(child); err != nil {
 				return err
 			}

@@ -69,7 +69,7 @@ func (s *Store) OpenFile(ctx context.Context, id int64, path string) (*FileReade
 	if err != nil {
 		return nil, err
 	}
-	if n.Entry.Type != manifest.TypeFile {
+	if !n.Entry.Type.HasContent() {
 		return nil, fmt.Errorf("%w: %q is a %s, not a file", ErrInvalid, path, n.Entry.Type)
 	}
 	return &FileReader{ctx: ctx, s: s, e: n.Entry, pos: 0, curPos: -1}, nil
@@ -388,12 +388,15 @@ func (g *tarGen) next() (segment, error) {
 		if e.Path == "." {
 			continue // the folder itself: its children are the archive
 		}
-		hdr, err := tarHeader(e)
+		// A hard link is a tar link when its target is in the archive
+		// (it comes before it), else a file of its own.
+		link := e.Type == manifest.TypeHardlink && manifest.Within(e.Target, g.a.root.Entry.Path)
+		hdr, err := tarHeader(e, link)
 		if err != nil {
 			return segment{}, err
 		}
 		g.pending = append(g.pending, segment{length: int64(len(hdr)), header: hdr})
-		if e.Type == manifest.TypeFile && e.Size > 0 {
+		if e.Type.HasContent() && !link && e.Size > 0 {
 			ee := *e
 			g.pending = append(g.pending, segment{length: e.Size, file: &ee})
 			if pad := (512 - e.Size%512) % 512; pad > 0 {
@@ -486,8 +489,9 @@ func (g *tarGen) close() {
 	}
 }
 
-// tarHeader renders an entry's PAX header blocks, the same bytes each time.
-func tarHeader(e *manifest.Entry) ([]byte, error) {
+// tarHeader renders an entry's PAX header blocks, the same bytes each time;
+// link renders a hard link entry as a tar hard link.
+func tarHeader(e *manifest.Entry, link bool) ([]byte, error) {
 	h := &tar.Header{
 		Format:  tar.FormatPAX,
 		Name:    e.Path,
@@ -501,6 +505,12 @@ func tarHeader(e *manifest.Entry) ([]byte, error) {
 		h.Typeflag, h.Name = tar.TypeDir, e.Path+"/"
 	case manifest.TypeSymlink:
 		h.Typeflag, h.Linkname = tar.TypeSymlink, e.Target
+	case manifest.TypeHardlink:
+		if link {
+			h.Typeflag, h.Linkname = tar.TypeLink, e.Target
+		} else {
+			h.Typeflag, h.Size = tar.TypeReg, e.Size
+		}
 	default:
 		h.Typeflag, h.Size = tar.TypeReg, e.Size
 	}

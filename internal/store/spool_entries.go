@@ -33,6 +33,11 @@ func appendEntry(b []byte, e *manifest.Entry) []byte {
 		b = appendString(b, bl.CID)
 		b = binary.AppendVarint(b, bl.Size)
 	}
+	changed := byte(0)
+	if e.ChangedDuringRead {
+		changed = 1
+	}
+	b = append(b, changed)
 	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start-4))
 	return b
 }
@@ -83,9 +88,10 @@ func (er *entryReader) next() (*manifest.Entry, error) {
 			}
 		}
 	}
-	if d.err != nil || len(d.p) != 0 {
+	if d.err != nil || len(d.p) != 1 || d.p[0] > 1 {
 		return nil, errSpool
 	}
+	e.ChangedDuringRead = d.p[0] == 1
 	return e, nil
 }
 

@@ -358,7 +358,7 @@ type CommitResult struct {
 	Missing   []string  // blocks to upload before committing again; no backup was made
 }
 
-// Commit reads a manifest commit ({"tags", "entries", "idempotency_key"})
+// Commit reads a manifest commit ({"tags", "labels", "entries", "idempotency_key"})
 // from body. It spools the body to a temporary file while validating it, so
 // that an invalid manifest never reaches the database and a slow client
 // never holds the write lock; then it records the backup in one
@@ -371,12 +371,14 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 
-	var tags manifest.Tags
+	var tags, labels manifest.Tags
 	var key string
 	header := func(k string, dec *json.Decoder) error {
 		switch k {
 		case "tags":
 			return dec.Decode(&tags)
+		case "labels":
+			return dec.Decode(&labels)
 		case "idempotency_key":
 			return dec.Decode(&key)
 		default:
@@ -409,6 +411,9 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 	if err := tags.Check(); err != nil {
 		return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	if err := labels.CheckLabels(); err != nil {
+		return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	if len(key) > 128 {
 		return CommitResult{}, fmt.Errorf("%w: idempotency_key longer than 128 bytes", ErrInvalid)
 	}
@@ -426,7 +431,7 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 		er := &entryReader{r: bufio.NewReaderSize(tmp, 256<<10)}
 		return er.next, nil
 	}
-	id, existed, missing, err := s.db.Commit(ctx, tags, key, open)
+	id, existed, missing, err := s.db.Commit(ctx, metadb.Head{Tags: tags, Labels: labels, Key: key}, open)
 	if errors.Is(err, metadb.ErrSizeMismatch) {
 		return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -499,8 +504,9 @@ func (s *Store) WriteManifest(ctx context.Context, id int64, w io.Writer) error 
 	head, err := json.Marshal(struct {
 		ID        int64         `json:"id"`
 		Tags      manifest.Tags `json:"tags"`
+		Labels    manifest.Tags `json:"labels,omitempty"`
 		CreatedAt time.Time     `json:"created_at"`
-	}{b.ID, b.Tags, b.CreatedAt})
+	}{b.ID, b.Tags, b.Labels, b.CreatedAt})
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func Run(ctx context.Context, api API, id int64, deep bool, jobs int) (Report, e
 		if err := v.Add(e); err != nil {
 			return rep, fmt.Errorf("backup %d: %w", id, err)
 		}
-		if e.Type == manifest.TypeFile {
+		if e.Type.HasContent() {
 			rep.Files++
 		}
 		for _, b := range e.Blocks {

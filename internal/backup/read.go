@@ -1,0 +1,153 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"ib/internal/block"
+	"ib/internal/manifest"
+	"ib/internal/scan"
+)
+
+// A live node writes while it is backed up: files grow, are rewritten and
+// vanish (a compaction removes what it merged). Each file is read with a
+// stat of the open file before and after; a file whose stamp moved is read
+// again, up to ChangeRetries times, and then stored as last read, marked
+// ChangedDuringRead. A file removed before it was read is left out.
+
+// Test hooks: beforeOpen is called before a file is opened to be read,
+// afterRead after its bytes are read and before its stat is taken again.
+var beforeOpen, afterRead func(abs string)
+
+// errVanished reports a file removed between the walk and its read.
+var errVanished = errors.New("file removed during the backup")
+
+// readOnce is one read of a file: its blocks, as of the stat taken when it
+// was opened, and whether that stat still held when the read ended.
+type readOnce struct {
+	info   fs.FileInfo // fstat before the read
+	blocks []manifest.Block
+	size   int64
+	stable bool
+}
+
+// readFile hashes a walked file into j.entry, reading it again while it
+// changes under the read. It returns errVanished for a file that is gone.
+func (r *run) readFile(ctx context.Context, j *job, buf []byte) error {
+	for attempt := 0; ; attempt++ {
+		rd, err := r.hashFile(ctx, j.item.Abs, buf)
+		if err != nil {
+			return err
+		}
+		r.setContent(&j.entry, rd)
+		if rd.stable {
+			return nil
+		}
+		if attempt >= r.retries() {
+			j.entry.ChangedDuringRead = true
+			return nil
+		}
+		r.rereads.Add(1)
+		r.opts.Log.Debug("file changed while read; reading it again", "path", j.entry.Path, "attempt", attempt+1)
+	}
+}
+
+// setContent gives an entry the metadata of the stat its content was read
+// under.
+func (r *run) setContent(e *manifest.Entry, rd readOnce) {
+	fresh := (&scan.Item{Path: e.Path, Type: manifest.TypeFile, Info: rd.info}).Entry()
+	e.Mode, e.MTime, e.UID, e.GID = fresh.Mode, fresh.MTime, fresh.UID, fresh.GID
+	e.Blocks, e.Size = rd.blocks, rd.size
+}
+
+func (r *run) retries() int {
+	if r.opts.ChangeRetries < 0 {
+		return 0
+	}
+	return r.opts.ChangeRetries
+}
+
+// openRegular opens a walked file for reading, refusing anything that is
+// no longer a regular file (a path swapped for a symlink must not lead the
+// read out of the folder).
+func openRegular(abs string) (*os.File, fs.FileInfo, error) {
+	if beforeOpen != nil {
+		beforeOpen(abs)
+	}
+	f, err := os.Open(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, errVanished
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", abs, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("read %s: %w", abs, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, errVanished // replaced by something that is not a file
+	}
+	if lfi, err := os.Lstat(abs); err == nil && !os.SameFile(fi, lfi) {
+		f.Close()
+		return nil, nil, errVanished // a symlink now stands where the file was
+	}
+	return f, fi, nil
+}
+
+// hashFile cuts a file into blocks and names them, reading as many bytes
+// as its stat said when opened.
+func (r *run) hashFile(ctx context.Context, abs string, buf []byte) (readOnce, error) {
+	f, pre, err := openRegular(abs)
+	if err != nil {
+		return readOnce{}, err
+	}
+	defer f.Close()
+	rd := readOnce{info: pre}
+	size := pre.Size()
+	h := block.NewHasher()
+	var inBlock int64
+	short := false
+	for rd.size < size {
+		if err := ctx.Err(); err != nil {
+			return readOnce{}, err
+		}
+		want := min(int64(len(buf)), size-rd.size, r.opts.BlockSize-inBlock)
+		n, err := io.ReadFull(f, buf[:want])
+		h.Write(buf[:n])
+		inBlock += int64(n)
+		rd.size += int64(n)
+		r.readB.Add(int64(n))
+		r.opts.Counters.AddBytes(int64(n))
+		if inBlock == r.opts.BlockSize || (err != nil && inBlock > 0) || (rd.size == size && inBlock > 0) {
+			rd.blocks = append(rd.blocks, manifest.Block{CID: block.FromDigest(h.Sum(nil)).String(), Size: inBlock})
+			h.Reset()
+			inBlock = 0
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			short = true // it shrank: the stamp tells
+			break
+		}
+		if err != nil {
+			return readOnce{}, fmt.Errorf("read %s: %w", abs, err)
+		}
+	}
+	// Counters count logical bytes per entry in count(); take back what
+	// hashing added so a file is not counted twice.
+	r.opts.Counters.AddBytes(-rd.size)
+	if afterRead != nil {
+		afterRead(abs)
+	}
+	post, err := f.Stat()
+	if err != nil {
+		return readOnce{}, fmt.Errorf("read %s: %w", abs, err)
+	}
+	rd.stable = !short && scan.StampOf(pre) == scan.StampOf(post)
+	return rd, nil
+}
