@@ -112,7 +112,6 @@ func TestHooks(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-
 // TestPostHookAfterInterrupt: SIGINT during the upload stops the backup
 // (nothing committed) and the post hook still runs, told "interrupted".
 // (Issue 16, test d.)
