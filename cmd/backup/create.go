@@ -150,6 +150,7 @@ func newCreate(o *common) *cobra.Command {
 				return err
 			}
 			warnSecrets(o.env.Stderr, res)
+			printCaveats(o.env.Stderr, res)
 			if asJSON {
 				if perr := printJSON(o.env.Stdout, res); perr != nil {
 					return perr
@@ -160,7 +161,6 @@ func newCreate(o *common) *cobra.Command {
 				res.ID, plural(res.Files, "file"), plural(res.Dirs, "dir"), plural(res.Symlinks, "symlink"), progress.Size(res.Bytes),
 				res.NewBlocks, plural(res.Blocks, "block"), progress.Size(res.UploadedBytes), plural(res.ReusedFiles, "file"),
 				(time.Duration(res.DurationMS) * time.Millisecond).String())
-			printCaveats(o.env.Stderr, res)
 			return err
 		},
 	}
