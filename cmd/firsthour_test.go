@@ -43,7 +43,7 @@ func TestMistypedFlagIsNotATag(t *testing.T) {
 		t.Fatalf("a mistyped flag made %d backups", st.Backups)
 	}
 	// tags that only look a little like flags are tags
-	out := mustIB(t, conf, "backup", "create", "-q", "--json", "--node=x", "--version=1.0", "--network=main", "--label=a",
+	out := mustIB(t, conf, "backup", "create", "-q", "--json", "--node=x", "--version=1.0", "--network=main", "--tier=a",
 		"--host=h", "--chain=c", "--env=e", "--role=r", "--region=eu", "--client=geth", src)
 	var res struct{ Tags map[string]string }
 	json.Unmarshal([]byte(out), &res)

@@ -59,6 +59,8 @@ const filterTerms = (s) => (s.match(/[^\s"=]+="[^"]*"?|\S+/g) || []).map((w) => 
   if (v.startsWith('"')) v = v.replace(/^"|"$/g, "");
   return { key: m[1], value: v };
 });
+const Labels = ({ labels }) => Object.keys(labels || {}).sort().map((k) => html`<span class="label">${vis(k)}=${vis(labels[k])}</span>`);
+const hasContent = (e) => e.type === "file" || e.type === "hardlink";
 const Tags = ({ tags }) => Object.keys(tags || {}).sort().map((k) => html`<span class="tag">${vis(k)}=${vis(tagValue(tags[k]))}</span>`);
 const encPath = (p) => p.split("/").map(encodeURIComponent).join("/");
 const origin = location.origin;
@@ -138,7 +140,7 @@ function Backups() {
           <tbody>${list.map((b) => html`
             <tr>
               <td><${Link} href=${`/backups/${b.id}`}>#${b.id}</${Link}></td>
-              <td>${when(b.created_at)}</td>
+              <td>${when(b.created_at)}${b.labels && html` <${Labels} labels=${b.labels} />`}</td>
               <td class="num">${b.files.toLocaleString()}</td>
               <td class="num">${size(b.bytes)}</td>
               <td><${DL} href=${`/api/v1/backups/${b.id}/archive.tar`}>tar</${DL}></td>
@@ -172,6 +174,7 @@ function Backup({ id }) {
   return html`
     <h1>Backup #${b.id} <${Tags} tags=${b.tags} /></h1>
     <p class="muted">${when(b.created_at)} · ${b.files.toLocaleString()} files · ${b.dirs.toLocaleString()} folders · ${size(b.bytes)}</p>
+    ${b.labels && html`<p class="labels">Labels: <${Labels} labels=${b.labels} /></p>`}
     <div class="bar">
       <${DL} class="button primary" href=${tarURL}>Download ${path === "." ? "backup" : "folder"} as tar</${DL}>
       <${DL} class="button" href=${tarURL.replace("archive.tar", "archive.tar.lz4")}>tar.lz4</${DL}>
@@ -190,11 +193,11 @@ function Backup({ id }) {
           <tr>
             <td class="name">${e.type === "dir"
               ? html`<span class="ico dir"></span><${Link} href=${`/backups/${id}?path=${encodeURIComponent(e.path)}`}>${vis(e.name)}/</${Link}>`
-              : html`<span class=${"ico " + e.type}></span><a href="#" onClick=${(ev) => { ev.preventDefault(); setSelected(e); }}>${vis(e.name)}</a>${e.type === "symlink" && html` <span class="muted">→ ${vis(e.target)}</span>`}`}</td>
+              : html`<span class=${"ico " + e.type}></span><a href="#" onClick=${(ev) => { ev.preventDefault(); setSelected(e); }}>${vis(e.name)}</a>${e.type === "symlink" && html` <span class="muted">→ ${vis(e.target)}</span>`}${e.type === "hardlink" && html` <span class="muted">⇔ ${vis(e.target)}</span>`}${e.changed_during_read && html` <span class="warn" title="This file kept changing while it was backed up: it may be inconsistent">changed while read</span>`}`}</td>
             <td>${mode(e.mode)}</td>
             <td>${when(e.mtime)}</td>
-            <td class="num">${e.type === "file" ? size(e.size) : ""}</td>
-            <td>${e.type === "file" && html`<${DL} href=${`/api/v1/backups/${id}/files/${encPath(e.path)}`}>download</${DL}>`}</td>
+            <td class="num">${hasContent(e) ? size(e.size) : ""}</td>
+            <td>${hasContent(e) && html`<${DL} href=${`/api/v1/backups/${id}/files/${encPath(e.path)}`}>download</${DL}>`}</td>
           </tr>`)}</tbody>
       </table>
       ${pages.key === key && pages.entries.length === 0 && !pages.error && html`<p class="muted pad">Empty folder.</p>`}
@@ -214,10 +217,12 @@ function Details({ id, e, close }) {
         <span class="muted">Modified</span><span>${e.mtime}</span>
         <span class="muted">Owner</span><span>${e.uid}:${e.gid}</span>
         ${e.type === "symlink" && html`<span class="muted">Target</span><span>${vis(e.target)}</span>`}
-        ${e.type === "file" && html`<span class="muted">Blocks</span><span>${e.blocks}</span>
+        ${e.type === "hardlink" && html`<span class="muted">Hard link to</span><span>${vis(e.target)} (stored once)</span>`}
+        ${e.changed_during_read && html`<span class="muted">Consistency</span><span class="warn">kept changing while read: stored as last read, may be inconsistent</span>`}
+        ${hasContent(e) && html`<span class="muted">Blocks</span><span>${e.blocks}</span>
         <span class="muted">Download</span><span><${DL} href=${url}>${vis(e.path.split("/").pop())}</${DL}></span>`}
       </div>
-      ${e.type === "file" && html`<div class="pad"><${Copy} text=${`curl -fLo ${shq(e.path.split("/").pop())} ${shq(origin + url)}`} /></div>`}
+      ${hasContent(e) && html`<div class="pad"><${Copy} text=${`curl -fLo ${shq(e.path.split("/").pop())} ${shq(origin + url)}`} /></div>`}
     </section>`;
 }
 

@@ -34,12 +34,14 @@ type Node struct {
 	GID    uint32        `json:"gid"`
 	Target string        `json:"target,omitempty"`
 	Blocks int           `json:"blocks"`
+	// ChangedDuringRead: the file kept changing while it was backed up.
+	ChangedDuringRead bool `json:"changed_during_read,omitempty"`
 }
 
 func node(e manifest.Entry) Node {
 	name := e.Path[strings.LastIndexByte(e.Path, '/')+1:]
 	return Node{Name: name, Path: e.Path, Type: e.Type, Mode: e.Mode, MTime: e.MTime, Size: e.Size,
-		UID: e.UID, GID: e.GID, Target: e.Target, Blocks: len(e.Blocks)}
+		UID: e.UID, GID: e.GID, Target: e.Target, Blocks: len(e.Blocks), ChangedDuringRead: e.ChangedDuringRead}
 }
 
 // subPath reads the ?path= of a folder or file, "." by default.

@@ -211,9 +211,9 @@ type ArchiveReader struct {
 	gen *tarGen // produces the stream from genPos
 }
 
-// archiveSizes caches the size of archives already computed (a backup
-// never changes), up to a bound: anyone may ask for the tar of any folder.
-var archiveSizes = sizeCache{max: 4096}
+// maxArchiveSizes bounds the store's cache of archive sizes: anyone may
+// ask for the tar of any folder.
+const maxArchiveSizes = 4096
 
 // sizeCache is a map of at most max entries that forgets the oldest first.
 type sizeCache struct {
@@ -266,7 +266,7 @@ func (s *Store) OpenArchive(ctx context.Context, id int64, sub string) (*Archive
 	}
 	a := &ArchiveReader{ctx: ctx, s: s, id: id, root: n}
 	key := fmt.Sprintf("%d\x00%s", id, sub)
-	if v, ok := archiveSizes.Load(key); ok {
+	if v, ok := s.archiveSizes.Load(key); ok {
 		a.size = v
 		return a, nil
 	}
@@ -281,7 +281,7 @@ func (s *Store) OpenArchive(ctx context.Context, id int64, sub string) (*Archive
 		}
 		a.size += seg.length
 	}
-	archiveSizes.Store(key, a.size)
+	s.archiveSizes.Store(key, a.size)
 	return a, nil
 }
 

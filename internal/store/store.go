@@ -48,14 +48,17 @@ const (
 
 // Store is the server's storage engine.
 type Store struct {
-	db     *metadb.DB
-	blocks blockstore.Store
-	tmpDir string
-	log    *slog.Logger
-	now    func() time.Time
-	locks  cidLocks
-	totals totals
-	hooks  Hooks
+	// archiveSizes caches the size of archives already computed (a
+	// backup never changes; an id is never reused within one database).
+	archiveSizes sizeCache
+	db           *metadb.DB
+	blocks       blockstore.Store
+	tmpDir       string
+	log          *slog.Logger
+	now          func() time.Time
+	locks        cidLocks
+	totals       totals
+	hooks        Hooks
 }
 
 // New returns a store over an open database and block store; temporary
@@ -64,7 +67,7 @@ func New(ctx context.Context, db *metadb.DB, blocks blockstore.Store, tmpDir str
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	st := &Store{db: db, blocks: blocks, tmpDir: tmpDir, log: log, now: time.Now}
+	st := &Store{db: db, blocks: blocks, tmpDir: tmpDir, log: log, now: time.Now, archiveSizes: sizeCache{max: maxArchiveSizes}}
 	st.locks.seed = maphash.MakeSeed()
 	if err := st.loadTotals(ctx); err != nil {
 		return nil, err

@@ -3,14 +3,17 @@
 // backup's pre hook and a check of what a restore brought back.
 //
 //	kvnode run DIR ADDRFILE      write keys k000000000001… into DIR, each
-//	                             batch also setting "last"; serve
+//	                             batch also setting "last"; append a line
+//	                             to DIR/node.log every half millisecond (a
+//	                             node's log: 32 MiB to start with); serve
 //	                             checkpoints on loopback (address in ADDRFILE)
 //	kvnode checkpoint ADDRFILE DEST
 //	                             take a checkpoint into DEST and print the
 //	                             pre hook's directives (ib-label height=N,
 //	                             ib-path DEST)
 //	kvnode check DIR N           the store at DIR opens and holds exactly
-//	                             the keys 1…N (N = "last")
+//	                             the keys 1…N (N = "last"; N "-" takes the
+//	                             store's own "last")
 package main
 
 import (
@@ -46,11 +49,14 @@ func run(args []string) error {
 	case "checkpoint":
 		return checkpoint(args[1], args[2])
 	case "check":
+		if args[2] == "-" {
+			return check(args[1], 0, true)
+		}
 		n, err := strconv.ParseUint(args[2], 10, 64)
 		if err != nil {
 			return err
 		}
-		return check(args[1], n)
+		return check(args[1], n, false)
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
@@ -93,6 +99,9 @@ func serve(dir, addrFile string) error {
 		fmt.Fprint(w, last)
 	})
 	go http.Serve(ln, nil)
+	if err := startLog(dir); err != nil {
+		return err
+	}
 	if err := os.WriteFile(addrFile+".tmp", []byte(ln.Addr().String()), 0o644); err != nil {
 		return err
 	}
@@ -135,7 +144,28 @@ func checkpoint(addrFile, dest string) error {
 	return nil
 }
 
-func check(dir string, n uint64) error {
+// startLog fills DIR/node.log and appends to it without pause, as a
+// node's log that a backup never finds still.
+func startLog(dir string) error {
+	f, err := os.OpenFile(dir+"/node.log", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	line := bytes.Repeat([]byte("x"), 99)
+	line = append(line, '\n')
+	if _, err := f.Write(bytes.Repeat(line, 32<<20/len(line))); err != nil {
+		return err
+	}
+	go func() {
+		for i := 0; ; i++ {
+			f.Write(fmt.Appendf(nil, "%099d\n", i))
+			time.Sleep(500 * time.Microsecond)
+		}
+	}()
+	return nil
+}
+
+func check(dir string, n uint64, own bool) error {
 	db, err := pebble.Open(dir, &pebble.Options{ErrorIfNotExists: true})
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
@@ -147,6 +177,9 @@ func check(dir string, n uint64) error {
 	}
 	last, _ := strconv.ParseUint(string(v), 10, 64)
 	c.Close()
+	if own {
+		n = last
+	}
 	if last != n {
 		return fmt.Errorf("last is %d, want %d", last, n)
 	}
