@@ -266,7 +266,7 @@ function Search() {
             const dir = p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : ".";
             return html`<tr>
               <td class="name"><${Link} href=${`/backups/${h.backup.id}?path=${encodeURIComponent(dir)}`}>${vis(p)}</${Link}></td>
-              <td class="num">${h.entry.type === "file" ? size(h.entry.size) : h.entry.type}</td>
+              <td class="num">${hasContent(h.entry) ? size(h.entry.size) : h.entry.type}</td>
               <td>${hs.slice(0, 5).map((x) => html`<span class="hit-backup"><${Link} href=${`/backups/${x.backup.id}?path=${encodeURIComponent(dir)}`}>#${x.backup.id}</${Link}>
                 <span class="muted">${when(x.backup.created_at)}</span> <${Tags} tags=${x.backup.tags} /></span>`)}
                 ${hs.length > 5 && html`<span class="muted">and ${hs.length - 5} more</span>`}</td></tr>`;

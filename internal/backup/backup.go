@@ -130,8 +130,10 @@ type Result struct {
 	// LiveDBs are the databases found open (Options.OnLiveDB set).
 	LiveDBs []LiveDB `json:"live_databases,omitempty"`
 
+	// ReadBytes is the file content read, hashing and uploads together.
+	ReadBytes int64 `json:"read_bytes"`
+
 	// Not in the JSON output:
-	ReadBytes int64      `json:"-"` // file content read (hashing and uploads)
 	Skipped   scan.Stats `json:"-"` // special files, ignored paths, unstorable names
 	ParentID  int64      `json:"-"` // the backup whose entries were reused, 0 if none
 	// Secrets are files that look like private keys, stored in the clear

@@ -246,4 +246,16 @@ func TestHardLinksStoredOnce(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatal("restored content differs")
 	}
+	// Restoring db/ alone: the first name of their inode is outside it, so
+	// each is written as a file of its own.
+	sub := filepath.Join(t.TempDir(), "sub")
+	if _, err := restore.Run(context.Background(), api, res.ID, sub, restore.Options{Sub: "db"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"db/000001.sst", "db/z-link"} {
+		got, err := os.ReadFile(filepath.Join(sub, p))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s restored with --path db: %d bytes, %v", p, len(got), err)
+		}
+	}
 }

@@ -61,6 +61,15 @@ func run(args []string) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
+// batchKeys is the keys per batch: 16, or $KVNODE_BATCH (to fill a large
+// store quickly for a benchmark).
+var batchKeys = func() int {
+	if n, err := strconv.Atoi(os.Getenv("KVNODE_BATCH")); err == nil && n > 0 {
+		return n
+	}
+	return 16
+}()
+
 func key(i uint64) []byte { return fmt.Appendf(nil, "k%012d", i) }
 
 // value is 1 KiB that depends on the key, so a check can tell a torn one.
@@ -111,7 +120,7 @@ func serve(dir, addrFile string) error {
 	for {
 		mu.Lock()
 		b := db.NewBatch()
-		for range 16 {
+		for range batchKeys {
 			last++
 			b.Set(key(last), value(last), nil)
 		}
