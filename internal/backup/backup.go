@@ -134,8 +134,8 @@ type Result struct {
 	ReadBytes int64 `json:"read_bytes"`
 
 	// Not in the JSON output:
-	Skipped   scan.Stats `json:"-"` // special files, ignored paths, unstorable names
-	ParentID  int64      `json:"-"` // the backup whose entries were reused, 0 if none
+	Skipped  scan.Stats `json:"-"` // special files, ignored paths, unstorable names
+	ParentID int64      `json:"-"` // the backup whose entries were reused, 0 if none
 	// Secrets are files that look like private keys, stored in the clear
 	// (the first 100; SecretCount counts them all).
 	Secrets     []string `json:"-"`
