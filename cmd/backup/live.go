@@ -187,7 +187,7 @@ func warnChanged(w io.Writer, res backup.Result) error {
 		}
 		fmt.Fprintf(w, "  %s\n", p)
 	}
-	fmt.Fprintln(w, "A consistent backup of a running node needs a pre hook (a checkpoint, a snapshot, or a stop): see the README, \"Consistent backups of a running node\".")
+	fmt.Fprintln(w, "A consistent backup of a running node needs a pre hook (a checkpoint, a snapshot, or a stop): see the README, \"Backing up a running node\".")
 	return fmt.Errorf("backup %d: %w (%d file(s) changed while read)", res.ID, cli.ErrInconsistent, res.ChangedCount)
 }
 
@@ -201,6 +201,6 @@ func liveDBWarner(w io.Writer) func(backup.LiveDB) {
 		}
 		warned = true
 		fmt.Fprintf(w, "warning: the %s database in %s is open by a running process: a copy taken while it writes may not open. "+
-			"Use a pre hook that takes a checkpoint or a snapshot, or stops the node (README: \"Consistent backups of a running node\")\n", l.Kind, l.Dir)
+			"Use a pre hook that takes a checkpoint or a snapshot, or stops the node (README: \"Backing up a running node\")\n", l.Kind, l.Dir)
 	}
 }

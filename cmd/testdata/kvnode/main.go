@@ -72,9 +72,17 @@ var batchKeys = func() int {
 
 func key(i uint64) []byte { return fmt.Appendf(nil, "k%012d", i) }
 
-// value is 1 KiB that depends on the key, so a check can tell a torn one.
+// value is 1 KiB that depends on the key (so a check can tell a torn
+// one), and does not compress (so the store on disk grows as it is fed).
 func value(i uint64) []byte {
-	v := bytes.Repeat(binary.BigEndian.AppendUint64(nil, i*2654435761), 128)
+	v := make([]byte, 0, 1024)
+	x := i
+	for len(v) < 1024 {
+		x += 0x9e3779b97f4a7c15 // splitmix64
+		z := (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		v = binary.BigEndian.AppendUint64(v, z^(z>>31))
+	}
 	return v
 }
 
