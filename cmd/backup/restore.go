@@ -2,6 +2,7 @@ package backup
 
 import (
 	"fmt"
+	"io"
 	"os/user"
 	"strconv"
 	"strings"
@@ -25,6 +26,8 @@ func newRestore(o *common) *cobra.Command {
 		chown                string
 		overwriteProtected   bool
 		presetName           string
+		del, asJSON          bool
+		keep                 []string
 	)
 	c := &cobra.Command{
 		Use:     "restore ID|latest [--KEY=VALUE ...] DEST",
@@ -66,13 +69,19 @@ func newRestore(o *common) *cobra.Command {
 			res, err := restore.Run(c.Context(), api, id, args[1], restore.Options{
 				Sub: sub, Jobs: jobs, Force: force, Counters: counters, Log: o.log(),
 				NoSameOwner: noSameOwner, Chown: owner, NoSamePermissions: noPerms, Protected: protect,
+				Delete: del, Keep: ignore.Excludes("--keep", keep),
 			})
 			stop(err == nil)
 			if err != nil {
 				return notFound(err, fmt.Sprintf("backup %d", id))
 			}
-			fmt.Fprintf(o.env.Stdout, "restored backup %d to %s: %s, %s, %s, %s\n", id, args[1], plural(res.Files, "file"),
-				plural(res.Dirs, "dir"), plural(res.Symlinks, "symlink"), progress.Size(res.Bytes))
+			if asJSON {
+				if err := printJSON(o.env.Stdout, res); err != nil {
+					return err
+				}
+			} else {
+				printRestored(o.env.Stdout, id, args[1], res)
+			}
 			if res.ProtectedCount > 0 {
 				fmt.Fprintf(o.env.Stderr, "kept %s of DEST as it was (protected; --overwrite-protected replaces them): %s\n",
 					plural(int64(res.ProtectedCount), "file"), strings.Join(res.Protected[:min(5, len(res.Protected))], ", "))
@@ -91,6 +100,9 @@ func newRestore(o *common) *cobra.Command {
 	f.StringVar(&chown, "chown", "", "give every file this owner, USER:GROUP (names or numbers; needs root)")
 	f.BoolVar(&noPerms, "no-same-permissions", false, "apply the umask to every mode")
 	f.BoolVar(&overwriteProtected, "overwrite-protected", false, "replace the preset's protected files in DEST too (e.g. a validator's signing state)")
+	f.BoolVar(&del, "delete", false, "remove what DEST has and the backup does not (never what DEST's ignore files leave out, protected paths or --keep)")
+	f.StringArrayVar(&keep, "keep", nil, "with --delete: never remove paths matching PATTERN (gitignore syntax; repeatable)")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	f.StringVar(&presetName, "preset", "", "protect this preset's files in DEST (default: the preset the backup was made with)")
 	return c
 }
@@ -150,4 +162,17 @@ func protectedPaths(c *cobra.Command, api *apiclient.Client, id int64, name stri
 		return nil, cli.UsageError{Err: fmt.Errorf("--preset: %w", err)}
 	}
 	return ignore.Excludes("preset "+p.Name, p.Protected), nil
+}
+
+// printRestored is restore's summary; a refresh says what it took from
+// DEST and what it fetched.
+func printRestored(w io.Writer, id int64, dest string, res restore.Result) {
+	fmt.Fprintf(w, "restored backup %d to %s: %s, %s, %s, %s", id, dest, plural(res.Files, "file"),
+		plural(res.Dirs, "dir"), plural(res.Symlinks, "symlink"), progress.Size(res.Bytes))
+	if res.Kept+res.BlocksReused+res.Deleted > 0 {
+		fmt.Fprintf(w, "; %s kept, %s patched, %s reused from DEST (%s), %s fetched (%s), %s deleted",
+			plural(res.Kept, "file"), plural(res.Patched, "file"), plural(res.BlocksReused, "block"), progress.Size(res.BytesReused),
+			plural(res.BlocksFetched, "block"), progress.Size(res.BytesFetched), plural(res.Deleted, "path"))
+	}
+	fmt.Fprintln(w)
 }

@@ -64,6 +64,11 @@ type Options struct {
 	// Protected are paths (gitignore syntax) that an existing DEST keeps:
 	// a file there is never replaced (a validator's signing state).
 	Protected []*ignore.Pattern
+	// Delete removes what DEST has under the restored folder and the
+	// backup does not, sparing what DEST's ignore files leave out, the
+	// protected paths and Keep.
+	Delete bool
+	Keep   []*ignore.Pattern
 }
 
 // Owner is a numeric user and group.
@@ -81,6 +86,14 @@ type Result struct {
 	// ProtectedCount counts them).
 	Protected      []string `json:"protected,omitempty"`
 	ProtectedCount int      `json:"protected_count"`
+	// A refresh of an existing DEST: files written with blocks taken from
+	// DEST's own copy, and the blocks (and their bytes) taken and fetched.
+	Patched       int64 `json:"patched"`
+	BlocksReused  int64 `json:"blocks_reused"`
+	BytesReused   int64 `json:"bytes_reused"`
+	BlocksFetched int64 `json:"blocks_fetched"`
+	BytesFetched  int64 `json:"bytes_fetched"`
+	Deleted       int64 `json:"deleted"` // files and folders removed by Delete
 }
 
 // Marker is the file that marks DEST as a restore in progress.
@@ -96,6 +109,8 @@ type fileState struct {
 	tmp       string
 	f         *os.File
 	remaining atomic.Int64
+	local     *os.File     // DEST's file at e.Path, to take blocks from; nil if none
+	reused    atomic.Int64 // blocks taken from it
 }
 
 type blockJob struct {
@@ -133,6 +148,7 @@ type run struct {
 	open  map[*fileState]bool // files being written, removed on failure
 	dirs  dirRoots
 	links []hardLink // made once every file is written
+	delta deltaStats
 }
 
 // Run restores backup id into dest.
@@ -193,6 +209,13 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 	if err := r.makeLinks(); err != nil {
 		return Result{}, err
 	}
+	if opts.Delete && !fresh {
+		if err := r.deleteExtra(ctx, spool); err != nil {
+			return Result{}, err
+		}
+	}
+	r.res.Patched, r.res.BlocksReused, r.res.BytesReused = r.delta.patched.Load(), r.delta.blocksReused.Load(), r.delta.bytesReused.Load()
+	r.res.BlocksFetched, r.res.BytesFetched = r.delta.blocksFetched.Load(), r.delta.bytesFetched.Load()
 	if err := root.Remove(Marker); err != nil {
 		return Result{}, fmt.Errorf("restore: %w", err)
 	}
@@ -387,7 +410,7 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 					}
 					e.Type, e.Target = manifest.TypeFile, "" // its target is not restored here
 				}
-				if len(e.Blocks) == 1 && e.Blocks[0].Size < smallLimit && (r.fresh || !r.complete(*e)) {
+				if len(e.Blocks) == 1 && e.Blocks[0].Size < smallLimit && (r.fresh || !r.complete(*e) && !r.hasLocal(e.Path)) {
 					r.res.Files++
 					r.res.Bytes += e.Size
 					small = append(small, *e)
@@ -489,9 +512,10 @@ func (r *run) file(ctx context.Context, e manifest.Entry, jobs chan<- blockJob) 
 		r.opts.Counters.AddFile(e.Size)
 		return nil
 	}
-	st := &fileState{e: e, tmp: tmpName(e.Path)}
+	st := &fileState{e: e, tmp: tmpName(e.Path), local: r.openLocal(e.Path)}
 	f, err := r.create(st.tmp)
 	if err != nil {
+		st.closeLocal()
 		return fmt.Errorf("restore %s: %w", e.Path, err)
 	}
 	st.f = f
@@ -521,6 +545,16 @@ func (r *run) fetchBlock(ctx context.Context, j blockJob) error {
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", j.file.e.Path, err)
 	}
+	if ok, err := r.reuse(j); err != nil {
+		return err
+	} else if ok {
+		if j.file.remaining.Add(-1) == 0 {
+			return r.finish(j.file)
+		}
+		return nil
+	}
+	r.delta.blocksFetched.Add(1)
+	r.delta.bytesFetched.Add(j.b.Size)
 	// A connection cut in the middle of a block is fetched again (the
 	// request itself is retried by the API client); content that does
 	// not match its CID is not.
@@ -600,6 +634,7 @@ func (r *run) create(tmp string) (*os.File, error) {
 
 // finish gives a fully written file its metadata and its name.
 func (r *run) finish(st *fileState) error {
+	st.closeLocal()
 	if err := r.place(st.f, st.tmp, st.e); err != nil {
 		return err
 	}
@@ -699,6 +734,7 @@ func (r *run) cleanup() {
 	defer r.mu.Unlock()
 	for st := range r.open {
 		st.f.Close()
+		st.closeLocal()
 		r.root.Remove(st.tmp)
 	}
 }

@@ -27,6 +27,8 @@ func (r *run) fetchSmall(ctx context.Context, files []manifest.Entry) error {
 		c := e.Blocks[0].CID
 		if _, ok := users[c]; !ok {
 			cids = append(cids, c)
+			r.delta.blocksFetched.Add(1)
+			r.delta.bytesFetched.Add(e.Blocks[0].Size)
 		}
 		users[c] = append(users[c], i)
 	}

@@ -1,0 +1,97 @@
+package restore
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+
+	"ib/internal/block"
+)
+
+// A restore over an existing DEST (--force, or a rerun) is a refresh: a
+// file whose size, mtime and mode match is kept untouched, and any other
+// regular file at an entry's path is read block by block: a block whose
+// local bytes at the same offset already hash to the manifest's CID is
+// copied from the local file, and only the others are fetched. An
+// appended file fetches its tail; a file that lost a block fetches that
+// block.
+
+// deltaStats count what a refresh took from DEST and what it fetched.
+type deltaStats struct {
+	patched       atomic.Int64 // files written with at least one local block
+	blocksReused  atomic.Int64
+	bytesReused   atomic.Int64
+	blocksFetched atomic.Int64
+	bytesFetched  atomic.Int64 // block bytes (uncompressed) fetched
+}
+
+// openLocal opens the regular file DEST already has at p, for its blocks,
+// or returns nil.
+func (r *run) openLocal(p string) *os.File {
+	if r.fresh {
+		return nil
+	}
+	fi, err := r.root.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+		return nil
+	}
+	f, err := r.root.Open(p)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+// hasLocal reports whether DEST has a regular file at p to take blocks
+// from.
+func (r *run) hasLocal(p string) bool {
+	if r.fresh {
+		return false
+	}
+	fi, err := r.root.Lstat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
+}
+
+// reuse copies a block from the local file when its bytes there hash to
+// the block's CID; ok false means it must be fetched.
+func (r *run) reuse(j blockJob) (bool, error) {
+	local := j.file.local
+	if local == nil {
+		return false, nil
+	}
+	fi, err := local.Stat()
+	if err != nil || fi.Size() < j.off+j.b.Size {
+		return false, nil
+	}
+	h := block.NewHasher()
+	if _, err := io.Copy(h, io.NewSectionReader(local, j.off, j.b.Size)); err != nil {
+		return false, nil // unreadable here: fetch it
+	}
+	if block.FromDigest(h.Sum(nil)).String() != j.b.CID {
+		return false, nil
+	}
+	w := &progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters}
+	n, err := io.Copy(w, io.NewSectionReader(local, j.off, j.b.Size))
+	if err != nil {
+		return false, fmt.Errorf("restore %s: copy a local block: %w", j.file.e.Path, err)
+	}
+	if n != j.b.Size {
+		return false, fmt.Errorf("restore %s: the local file shrank while its blocks were copied", j.file.e.Path)
+	}
+	if j.file.reused.Add(1) == 1 {
+		r.delta.patched.Add(1)
+	}
+	r.delta.blocksReused.Add(1)
+	r.delta.bytesReused.Add(j.b.Size)
+	return true, nil
+}
+
+// closeLocal closes a file's local source once it is written.
+func (st *fileState) closeLocal() {
+	if st.local != nil {
+		st.local.Close()
+		st.local = nil
+	}
+}
+
