@@ -43,7 +43,7 @@ func TestRefreshStaleDataDir(t *testing.T) {
 		"--preset", "cosmos", "latest", "--node=r", dest)
 	var res struct {
 		Patched, BlocksReused, BlocksFetched, BytesFetched, Deleted int64
-		ProtectedCount                                               int
+		ProtectedCount                                              int
 	}
 	if err := json.Unmarshal([]byte(strings.NewReplacer("blocks_reused", "BlocksReused", "blocks_fetched", "BlocksFetched",
 		"bytes_fetched", "BytesFetched", "protected_count", "ProtectedCount").Replace(out)), &res); err != nil {

@@ -96,7 +96,9 @@ func (s *sparing) protects(p string) bool { return protected(s.protected, p) }
 
 // cursor reads a manifest forward in step with a walk.
 type cursor struct {
-	r   interface{ Next() (*manifest.Entry, error) }
+	r interface {
+		Next() (*manifest.Entry, error)
+	}
 	cur *manifest.Entry
 	eof bool
 }

@@ -94,4 +94,3 @@ func (st *fileState) closeLocal() {
 		st.local = nil
 	}
 }
-
