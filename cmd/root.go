@@ -64,7 +64,8 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil && isCobraUsage(err) {
 		err = cli.UsageError{Err: err}
 	}
-	if err != nil {
+	var quiet cli.Exit
+	if err != nil && !(errors.As(err, &quiet) && quiet.Err == nil) {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			err = errors.New("interrupted")
 		}

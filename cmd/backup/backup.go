@@ -43,7 +43,7 @@ func New(env *cli.Env) *cobra.Command {
 	c.PersistentFlags().StringVar(&o.token, "token", "", "write token (default: IB_TOKEN, then the client config)")
 	c.PersistentFlags().BoolVar(&o.debug, "debug", false, "log at debug level (retries of failed requests among them)")
 	c.PersistentFlags().StringVar(&o.caCert, "ca-cert", "", "trust server certificates signed by this CA (PEM; default: IB_CA_CERT, then the client config)")
-	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o), newPrune(o), newVerify(o), newPresets(o))
+	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o), newPrune(o), newVerify(o), newPresets(o), newDiff(o), newCat(o))
 	return c
 }
 

@@ -69,6 +69,21 @@ func Usagef(format string, args ...any) error {
 	return UsageError{fmt.Errorf(format, args...)}
 }
 
+// Exit is an error that sets the exit status itself; with a nil Err the
+// command prints nothing more (diff's "differences found" is exit 1).
+type Exit struct {
+	Code int
+	Err  error
+}
+
+func (e Exit) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+func (e Exit) Unwrap() error { return e.Err }
+
 // ErrInconsistent reports a backup that was created but holds files that
 // kept changing while read: exit status 3.
 var ErrInconsistent = errors.New("backup created, but some files may be inconsistent")
@@ -78,9 +93,12 @@ var ErrInconsistent = errors.New("backup created, but some files may be inconsis
 // the lock.
 func ExitCode(err error) int {
 	var u UsageError
+	var ex Exit
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &ex):
+		return ex.Code
 	case errors.As(err, &u):
 		return 2
 	case errors.Is(err, ErrInconsistent):
