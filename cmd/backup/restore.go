@@ -27,6 +27,7 @@ func newRestore(o *common) *cobra.Command {
 		overwriteProtected   bool
 		presetName           string
 		del, asJSON          bool
+		inPlace, verifyAll   bool
 		keep                 []string
 	)
 	c := &cobra.Command{
@@ -69,7 +70,7 @@ func newRestore(o *common) *cobra.Command {
 			res, err := restore.Run(c.Context(), api, id, args[1], restore.Options{
 				Sub: sub, Jobs: jobs, Force: force, Counters: counters, Log: o.log(),
 				NoSameOwner: noSameOwner, Chown: owner, NoSamePermissions: noPerms, Protected: protect,
-				Delete: del, Keep: ignore.Excludes("--keep", keep),
+				Delete: del, Keep: ignore.Excludes("--keep", keep), InPlace: inPlace, VerifyExisting: verifyAll,
 			})
 			stop(err == nil)
 			if err != nil {
@@ -103,6 +104,8 @@ func newRestore(o *common) *cobra.Command {
 	f.BoolVar(&del, "delete", false, "remove what DEST has and the backup does not (never what DEST's ignore files leave out, protected paths or --keep)")
 	f.StringArrayVar(&keep, "keep", nil, "with --delete: never remove paths matching PATTERN (gitignore syntax; repeatable)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.BoolVar(&inPlace, "in-place", false, "patch existing files where they are, block by block, instead of writing a copy beside them")
+	f.BoolVar(&verifyAll, "verify-existing", false, "hash files that look complete too, and repair in place any block that differs")
 	f.StringVar(&presetName, "preset", "", "protect this preset's files in DEST (default: the preset the backup was made with)")
 	return c
 }

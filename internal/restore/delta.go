@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"ib/internal/block"
+	"ib/internal/scan"
 )
 
 // A restore over an existing DEST (--force, or a rerun) is a refresh: a
@@ -24,6 +25,18 @@ type deltaStats struct {
 	bytesReused   atomic.Int64
 	blocksFetched atomic.Int64
 	bytesFetched  atomic.Int64 // block bytes (uncompressed) fetched
+	verified      atomic.Int64 // complete-looking files verified whole
+}
+
+// countPatched counts a file written with blocks from DEST: patched, or
+// (a complete-looking file that was verified and needed nothing) kept.
+func (r *run) countPatched(st *fileState) {
+	switch reused := st.reused.Load(); {
+	case st.complete && reused == int64(len(st.e.Blocks)):
+		r.delta.verified.Add(1)
+	case reused > 0:
+		r.delta.patched.Add(1)
+	}
 }
 
 // openLocal opens the regular file DEST already has at p, for its blocks,
@@ -71,17 +84,19 @@ func (r *run) reuse(j blockJob) (bool, error) {
 	if block.FromDigest(h.Sum(nil)).String() != j.b.CID {
 		return false, nil
 	}
-	w := &progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters}
-	n, err := io.Copy(w, io.NewSectionReader(local, j.off, j.b.Size))
-	if err != nil {
-		return false, fmt.Errorf("restore %s: copy a local block: %w", j.file.e.Path, err)
+	if j.file.inPlace() {
+		r.opts.Counters.AddBytes(j.b.Size) // already where it belongs
+	} else {
+		w := &progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters}
+		n, err := io.Copy(w, io.NewSectionReader(local, j.off, j.b.Size))
+		if err != nil {
+			return false, fmt.Errorf("restore %s: copy a local block: %w", j.file.e.Path, err)
+		}
+		if n != j.b.Size {
+			return false, fmt.Errorf("restore %s: the local file shrank while its blocks were copied", j.file.e.Path)
+		}
 	}
-	if n != j.b.Size {
-		return false, fmt.Errorf("restore %s: the local file shrank while its blocks were copied", j.file.e.Path)
-	}
-	if j.file.reused.Add(1) == 1 {
-		r.delta.patched.Add(1)
-	}
+	j.file.reused.Add(1)
 	r.delta.blocksReused.Add(1)
 	r.delta.bytesReused.Add(j.b.Size)
 	return true, nil
@@ -93,4 +108,47 @@ func (st *fileState) closeLocal() {
 		st.local.Close()
 		st.local = nil
 	}
+}
+
+// openInPlace opens DEST's file for writing where it is, or returns nil
+// (then a copy is written): not when it has other hard links (patching
+// would change them too), nor when it cannot be written.
+func (r *run) openInPlace(p string, local *os.File) *os.File {
+	fi, err := local.Stat()
+	if err != nil || scan.Links(fi) > 1 {
+		return nil
+	}
+	f, err := r.root.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	if gi, err := f.Stat(); err != nil || !os.SameFile(fi, gi) {
+		f.Close()
+		return nil
+	}
+	return f
+}
+
+// finishInPlace cuts a patched file to its size and gives it its
+// metadata; its name is already its own.
+func (r *run) finishInPlace(st *fileState) error {
+	err := st.f.Truncate(st.e.Size)
+	if err == nil {
+		err = r.fileMeta(st.f, st.e)
+	}
+	if cerr := st.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = r.root.Chtimes(st.e.Path, st.e.MTime, st.e.MTime)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", st.e.Path, err)
+	}
+	r.countPatched(st)
+	r.mu.Lock()
+	delete(r.open, st)
+	r.mu.Unlock()
+	r.opts.Counters.AddFile(0)
+	return nil
 }

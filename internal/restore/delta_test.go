@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,4 +133,96 @@ func TestRefreshDelete(t *testing.T) {
 	if res.Deleted != 4 { // data/stale.ldb, old/x/y, old/x, old
 		t.Errorf("deleted %d, want 4", res.Deleted)
 	}
+}
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// TestRefreshInPlace: --in-place patches a stale file where it is (same
+// inode, no copy beside it), never one with other hard links; an
+// interrupted in-place refresh is completed by running it again;
+// --verify-existing repairs a complete-looking file whose bytes rotted.
+func TestRefreshInPlace(t *testing.T) {
+	const bs = 64 << 10
+	mt := time.Unix(1700000000, 0)
+	api, src, first := backedUp(t, bs, func(s string) {
+		ibtest.WriteFile(t, filepath.Join(s, "freezer.cdat"), ibtest.RandomBytes(16*bs), 0o644, mt)
+		ibtest.WriteFile(t, filepath.Join(s, "linked.sst"), ibtest.RandomBytes(4*bs), 0o644, mt)
+		ibtest.WriteFile(t, filepath.Join(s, "still.sst"), ibtest.RandomBytes(4*bs), 0o644, mt)
+	})
+	dest := filepath.Join(t.TempDir(), "node")
+	if _, err := restore.Run(context.Background(), api, first, dest, restore.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "checkpoint.sst")
+	if err := os.Link(filepath.Join(dest, "linked.sst"), outside); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]uint64{"freezer.cdat": inode(t, filepath.Join(dest, "freezer.cdat")), "linked.sst": inode(t, filepath.Join(dest, "linked.sst"))}
+	keptOutside, _ := os.ReadFile(outside)
+
+	// The source moves on: every block of the freezer and of linked.sst
+	// changes.
+	later := mt.Add(time.Hour)
+	ibtest.WriteFile(t, filepath.Join(src, "freezer.cdat"), ibtest.RandomBytes(17*bs), 0o644, later)
+	ibtest.WriteFile(t, filepath.Join(src, "linked.sst"), ibtest.RandomBytes(4*bs), 0o644, later)
+	res, err := backup.Run(context.Background(), api, src, backup.Options{BlockSize: bs, IsNotFound: apiclient.IsNotFound})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Interrupted after 5 blocks, then run again.
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := &cancelling{API: api, cancel: cancel}
+	stop.n.Store(5)
+	if _, err := restore.Run(ctx, stop, res.ID, dest, restore.Options{Force: true, InPlace: true, Jobs: 1}); err == nil {
+		t.Fatal("the cancelled refresh succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dest, restore.Marker)); err != nil {
+		t.Fatalf("no marker after an interrupted refresh: %v", err)
+	}
+	got, err := restore.Run(context.Background(), api, res.ID, dest, restore.Options{Force: true, InPlace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ibtest.TreesEqual(t, src, dest, nil)
+	if ino := inode(t, filepath.Join(dest, "freezer.cdat")); ino != before["freezer.cdat"] {
+		t.Error("--in-place wrote the freezer file anew")
+	}
+	if ino := inode(t, filepath.Join(dest, "linked.sst")); ino == before["linked.sst"] {
+		t.Error("a file with another hard link was patched in place")
+	}
+	if now, _ := os.ReadFile(outside); string(now) != string(keptOutside) {
+		t.Error("the hard link outside DEST changed")
+	}
+	if got.BlocksReused < 4 { // the fifth request was the one cancelled
+		t.Errorf("the rerun reused %d blocks: want at least the 4 the first run wrote", got.BlocksReused)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(dest, ".*.ib-part")); len(ents) != 0 {
+		t.Errorf("copies left beside the files: %v", ents)
+	}
+
+	// Rot one block of still.sst, keeping its size and mtime.
+	p := filepath.Join(dest, "still.sst")
+	f, _ := os.OpenFile(p, os.O_WRONLY, 0)
+	f.WriteAt([]byte("rot"), 2*bs+7)
+	f.Close()
+	os.Chtimes(p, mt, mt)
+	if r, err := restore.Run(context.Background(), api, res.ID, dest, restore.Options{Force: true}); err != nil || r.BlocksFetched != 0 {
+		t.Fatalf("plain refresh: %+v %v (it trusts size and mtime)", r, err)
+	}
+	r, err := restore.Run(context.Background(), api, res.ID, dest, restore.Options{Force: true, VerifyExisting: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.BlocksFetched != 1 || r.Patched != 1 || r.Kept != 2 { // still.sst repaired; the others verified
+		t.Errorf("--verify-existing: fetched %d, patched %d, kept %d: want 1, 1, 2", r.BlocksFetched, r.Patched, r.Kept)
+	}
+	ibtest.TreesEqual(t, src, dest, nil)
 }

@@ -69,6 +69,14 @@ type Options struct {
 	// protected paths and Keep.
 	Delete bool
 	Keep   []*ignore.Pattern
+	// InPlace patches an existing file where it is, block by block,
+	// instead of writing a copy beside it: a 2 TB file needs no second
+	// 2 TB. An interrupted run is completed by running it again. A file
+	// with other hard links is never patched in place.
+	InPlace bool
+	// VerifyExisting hashes the files that look complete (size, mtime
+	// and mode) too, and repairs in place any block that differs.
+	VerifyExisting bool
 }
 
 // Owner is a numeric user and group.
@@ -111,7 +119,13 @@ type fileState struct {
 	remaining atomic.Int64
 	local     *os.File     // DEST's file at e.Path, to take blocks from; nil if none
 	reused    atomic.Int64 // blocks taken from it
+	// complete: DEST's file looked complete (size, mtime, mode) and is
+	// being verified (VerifyExisting).
+	complete bool
 }
+
+// inPlace reports a file patched where it is (f is DEST's file itself).
+func (st *fileState) inPlace() bool { return st.tmp == "" }
 
 type blockJob struct {
 	file *fileState
@@ -214,6 +228,7 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 			return Result{}, err
 		}
 	}
+	r.res.Kept += r.delta.verified.Load()
 	r.res.Patched, r.res.BlocksReused, r.res.BytesReused = r.delta.patched.Load(), r.delta.blocksReused.Load(), r.delta.bytesReused.Load()
 	r.res.BlocksFetched, r.res.BytesFetched = r.delta.blocksFetched.Load(), r.delta.bytesFetched.Load()
 	if err := root.Remove(Marker); err != nil {
@@ -505,20 +520,27 @@ func (r *run) complete(e manifest.Entry) bool {
 }
 
 func (r *run) file(ctx context.Context, e manifest.Entry, jobs chan<- blockJob) error {
-	if !r.fresh && r.complete(e) {
+	complete := !r.fresh && r.complete(e)
+	if complete && !r.opts.VerifyExisting {
 		r.res.Kept++
 		r.res.Files++
 		r.res.Bytes += e.Size
 		r.opts.Counters.AddFile(e.Size)
 		return nil
 	}
-	st := &fileState{e: e, tmp: tmpName(e.Path), local: r.openLocal(e.Path)}
-	f, err := r.create(st.tmp)
-	if err != nil {
-		st.closeLocal()
-		return fmt.Errorf("restore %s: %w", e.Path, err)
+	st := &fileState{e: e, local: r.openLocal(e.Path), complete: complete}
+	if st.local != nil && (r.opts.InPlace || complete) {
+		st.f = r.openInPlace(e.Path, st.local)
 	}
-	st.f = f
+	if st.f == nil {
+		st.tmp = tmpName(e.Path)
+		f, err := r.create(st.tmp)
+		if err != nil {
+			st.closeLocal()
+			return fmt.Errorf("restore %s: %w", e.Path, err)
+		}
+		st.f = f
+	}
 	r.mu.Lock()
 	r.open[st] = true
 	r.mu.Unlock()
@@ -635,6 +657,10 @@ func (r *run) create(tmp string) (*os.File, error) {
 // finish gives a fully written file its metadata and its name.
 func (r *run) finish(st *fileState) error {
 	st.closeLocal()
+	if st.inPlace() {
+		return r.finishInPlace(st)
+	}
+	r.countPatched(st)
 	if err := r.place(st.f, st.tmp, st.e); err != nil {
 		return err
 	}
@@ -735,7 +761,9 @@ func (r *run) cleanup() {
 	for st := range r.open {
 		st.f.Close()
 		st.closeLocal()
-		r.root.Remove(st.tmp)
+		if !st.inPlace() { // a file patched in place is completed by the next run
+			r.root.Remove(st.tmp)
+		}
 	}
 }
 

@@ -33,3 +33,11 @@ func LinkID(fi fs.FileInfo) (FileID, bool) {
 	}
 	return FileID{dev, ino}, true
 }
+
+// Links is a file's count of names (1 where the system does not say).
+func Links(fi fs.FileInfo) uint64 {
+	if _, _, n := sysLinks(fi); n > 0 {
+		return n
+	}
+	return 1
+}
