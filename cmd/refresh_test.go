@@ -39,6 +39,16 @@ func TestRefreshStaleDataDir(t *testing.T) {
 	ibtest.WriteFile(t, filepath.Join(dest, "snapshots", "x"), []byte("mine"), 0o644, mt)
 	ibtest.WriteFile(t, filepath.Join(dest, "config", "priv_validator_key.json"), []byte(`{"key":"this host"}`), 0o600, mt.Add(time.Hour))
 
+	plan := mustIB(t, conf, "backup", "restore", "--dry-run", "--delete", "--keep", "snapshots/", "--preset", "cosmos", "latest", "--node=r", dest)
+	for _, want := range []string{"~ ancient/bodies.cdat (4194304 bytes from DEST, 1048576 fetched)\n", "- stale.ldb\n",
+		"1 file patched", "4 blocks from DEST (4.0 MiB), 1 block fetched (1.0 MiB); 1 path deleted"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, plan)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dest, "stale.ldb")); err != nil {
+		t.Fatal("the dry run deleted a file")
+	}
 	out := mustIB(t, conf, "backup", "restore", "-q", "--json", "--force", "--delete", "--keep", "snapshots/",
 		"--preset", "cosmos", "latest", "--node=r", dest)
 	var res struct {

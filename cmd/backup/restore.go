@@ -1,6 +1,9 @@
 package backup
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os/user"
@@ -28,6 +31,7 @@ func newRestore(o *common) *cobra.Command {
 		presetName           string
 		del, asJSON          bool
 		inPlace, verifyAll   bool
+		dryRun               bool
 		keep                 []string
 	)
 	c := &cobra.Command{
@@ -65,13 +69,18 @@ func newRestore(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			counters := &progress.Counters{} // totals: the restore's own, from the manifest
-			stop := o.progress(c.Context(), counters, "restored")
-			res, err := restore.Run(c.Context(), api, id, args[1], restore.Options{
-				Sub: sub, Jobs: jobs, Force: force, Counters: counters, Log: o.log(),
+			opts := restore.Options{
+				Sub: sub, Jobs: jobs, Force: force, Log: o.log(),
 				NoSameOwner: noSameOwner, Chown: owner, NoSamePermissions: noPerms, Protected: protect,
 				Delete: del, Keep: ignore.Excludes("--keep", keep), InPlace: inPlace, VerifyExisting: verifyAll,
-			})
+			}
+			if dryRun {
+				return planRestore(c.Context(), o, api, id, args[1], opts, asJSON)
+			}
+			counters := &progress.Counters{} // totals: the restore's own, from the manifest
+			opts.Counters = counters
+			stop := o.progress(c.Context(), counters, "restored")
+			res, err := restore.Run(c.Context(), api, id, args[1], opts)
 			stop(err == nil)
 			if err != nil {
 				return notFound(err, fmt.Sprintf("backup %d", id))
@@ -103,7 +112,8 @@ func newRestore(o *common) *cobra.Command {
 	f.BoolVar(&overwriteProtected, "overwrite-protected", false, "replace the preset's protected files in DEST too (e.g. a validator's signing state)")
 	f.BoolVar(&del, "delete", false, "remove what DEST has and the backup does not (never what DEST's ignore files leave out, protected paths or --keep)")
 	f.StringArrayVar(&keep, "keep", nil, "with --delete: never remove paths matching PATTERN (gitignore syntax; repeatable)")
-	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON (with --dry-run: one object per line, then the totals)")
+	f.BoolVar(&dryRun, "dry-run", false, "write nothing: list what would be fetched, taken from DEST, replaced and deleted, with bytes")
 	f.BoolVar(&inPlace, "in-place", false, "patch existing files where they are, block by block, instead of writing a copy beside them")
 	f.BoolVar(&verifyAll, "verify-existing", false, "hash files that look complete too, and repair in place any block that differs")
 	f.StringVar(&presetName, "preset", "", "protect this preset's files in DEST (default: the preset the backup was made with)")
@@ -178,4 +188,34 @@ func printRestored(w io.Writer, id int64, dest string, res restore.Result) {
 			plural(res.BlocksFetched, "block"), progress.Size(res.BytesFetched), plural(res.Deleted, "path"))
 	}
 	fmt.Fprintln(w)
+}
+
+// planRestore prints what a restore would do.
+func planRestore(ctx context.Context, o *common, api *apiclient.Client, id int64, dest string, opts restore.Options, asJSON bool) error {
+	w := bufio.NewWriter(o.env.Stdout)
+	defer w.Flush()
+	opts.DryRun = true
+	opts.Plan = func(p restore.Planned) error {
+		if asJSON {
+			b, _ := json.Marshal(p)
+			w.Write(b)
+			return w.WriteByte('\n')
+		}
+		_, err := fmt.Fprintln(w, p)
+		return err
+	}
+	res, err := restore.Run(ctx, api, id, dest, opts)
+	if err != nil {
+		return notFound(err, fmt.Sprintf("backup %d", id))
+	}
+	if asJSON {
+		b, _ := json.Marshal(res)
+		w.Write(b)
+		return w.WriteByte('\n')
+	}
+	fmt.Fprintf(w, "would restore backup %d to %s: %s kept, %s patched, %s new or replaced; %s from DEST (%s), %s fetched (%s); %s deleted\n",
+		id, dest, plural(res.Kept, "file"), plural(res.Patched, "file"), plural(res.Files-res.Kept-res.Patched, "file"),
+		plural(res.BlocksReused, "block"), progress.Size(res.BytesReused), plural(res.BlocksFetched, "block"),
+		progress.Size(res.BytesFetched), plural(res.Deleted, "path"))
+	return nil
 }

@@ -60,6 +60,13 @@ func (r *run) deleteExtra(ctx context.Context, spool *os.File) error {
 			dirs = append(dirs, p)
 			return nil
 		}
+		if r.opts.DryRun {
+			r.res.Deleted++
+			if r.opts.Plan != nil {
+				return r.opts.Plan(Planned{Op: "-", Path: p})
+			}
+			return nil
+		}
 		if err := r.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("delete %s: %w", p, err)
 		}
@@ -68,6 +75,9 @@ func (r *run) deleteExtra(ctx context.Context, spool *os.File) error {
 	})
 	if err != nil {
 		return fmt.Errorf("--delete: %w", err)
+	}
+	if r.opts.DryRun { // folders go when nothing spared is left in them
+		return nil
 	}
 	for _, d := range slices.Backward(dirs) {
 		if err := r.root.Remove(d); err == nil {

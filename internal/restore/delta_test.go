@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -55,7 +56,26 @@ func TestRefreshFetchesOnlyWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A dry run first: the same counts, nothing written or fetched.
+	var lines []string
 	counting := &countingAPI{API: api}
+	plan, err := restore.Run(context.Background(), counting, res.ID, dest, restore.Options{DryRun: true,
+		Plan: func(p restore.Planned) error { lines = append(lines, p.String()); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.BlocksFetched != 6 || plan.BlocksReused != 17 || plan.Patched != 2 || plan.Kept != 1 || counting.blocks.Load() != 0 {
+		t.Errorf("dry run: %+v, %d blocks asked", plan, counting.blocks.Load())
+	}
+	wantLines := []string{"~ db/000001.sst (458752 bytes from DEST, 65536 fetched)", "+ db/000002.sst (131072 bytes fetched)",
+		"~ db/CURRENT (0 bytes from DEST, 16 fetched)", "~ freezer.cdat (655360 bytes from DEST, 131072 fetched)"}
+	if strings.Join(lines, "\n") != strings.Join(wantLines, "\n") {
+		t.Errorf("dry run lines:\n%s", strings.Join(lines, "\n"))
+	}
+	if fi, _ := os.Stat(filepath.Join(dest, "freezer.cdat")); fi.Size() != 10*bs {
+		t.Error("the dry run wrote to DEST")
+	}
+
 	got, err := restore.Run(context.Background(), counting, res.ID, dest, restore.Options{Force: true})
 	if err != nil {
 		t.Fatal(err)

@@ -77,6 +77,11 @@ type Options struct {
 	// VerifyExisting hashes the files that look complete (size, mtime
 	// and mode) too, and repairs in place any block that differs.
 	VerifyExisting bool
+	// DryRun writes nothing: Run only plans, calling Plan for each file it
+	// would write or patch and each path it would delete, and returns the
+	// counts the restore would have.
+	DryRun bool
+	Plan   func(Planned) error
 }
 
 // Owner is a numeric user and group.
@@ -188,6 +193,9 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 	defer spool.Close()
 	if err := check(spool, opts.Sub, opts.Counters); err != nil {
 		return Result{}, fmt.Errorf("backup %d: %w", id, err)
+	}
+	if opts.DryRun {
+		return dryRun(ctx, spool, dest, opts)
 	}
 
 	st, err := prepare(dest, opts.Force)
