@@ -96,7 +96,7 @@ func TestBackupRestoreExact(t *testing.T) {
 	// The contract's keys, then issue 16's (labels, changed_during_read and
 	// live_databases appear only when there are any).
 	wantKeys := []string{"id", "tags", "created_at", "files", "dirs", "symlinks", "bytes", "blocks", "new_blocks", "uploaded_bytes", "reused_files", "duration_ms",
-		"read_bytes", "hardlinks", "changed_count", "rereads", "vanished"}
+		"read_bytes", "hardlinks", "changed_count", "rereads", "vanished", "renamed"}
 	if len(res) != len(wantKeys) {
 		t.Errorf("create --json has %d keys, want %d: %s", len(res), len(wantKeys), out)
 	}

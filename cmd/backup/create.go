@@ -186,6 +186,9 @@ func printCaveats(w io.Writer, res backup.Result) {
 	if n := res.Skipped.Special; n > 0 {
 		fmt.Fprintf(w, "skipped %d sockets, devices or named pipes\n", n)
 	}
+	if n := res.Renamed; n > 0 {
+		fmt.Fprintf(w, "%s moved or renamed since the last backup: taken unread\n", plural(n, "file"))
+	}
 	if n := res.Vanished; n > 0 {
 		fmt.Fprintf(w, "%s removed while the backup ran: left out\n", plural(n, "file"))
 	}

@@ -127,6 +127,9 @@ type Result struct {
 	Rereads int64 `json:"rereads"`
 	// Vanished counts files removed after the walk met them: left out.
 	Vanished int64 `json:"vanished"`
+	// Renamed counts files at a new path that took the blocks of the
+	// previous backup's file with the same inode, size and mtime, unread.
+	Renamed int64 `json:"renamed"`
 	// LiveDBs are the databases found open (Options.OnLiveDB set).
 	LiveDBs []LiveDB `json:"live_databases,omitempty"`
 
@@ -333,8 +336,10 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		spoolW = io.MultiWriter(spool, spoolSum)
 	}
 	bw := bufio.NewWriterSize(spoolW, 256<<10)
-	out := io.MultiWriter(bw, stream)
-	g.Go(func() error { // collect in walk order
+	spoolPos := &offsetWriter{w: bw}
+	out := io.MultiWriter(spoolPos, stream)
+	var inodes []inodeRec // of the files written, for the next backup's renames
+	g.Go(func() error {   // collect in walk order
 		defer close(newBlocks)
 		enc := json.NewEncoder(out)
 		n := 0
@@ -358,6 +363,9 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 			}
 			if n > 0 {
 				out.Write([]byte{','})
+			}
+			if opts.Cache != nil {
+				inodes = appendInode(inodes, j, spoolPos.n)
 			}
 			if err := enc.Encode(&j.entry); err != nil {
 				return fmt.Errorf("manifest spool: %w", err)
@@ -469,8 +477,13 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		r.res.CreatedAt = time.Now().UTC()
 	} else {
 		r.res.CreatedAt = created
-		if err := opts.Cache.store(opts.Tags, id, created, spool, cacheSum); err != nil {
+		name, err := opts.Cache.store(opts.Tags, id, created, spool, cacheSum)
+		if err != nil {
 			opts.Log.Warn("the next backup will download this one's manifest", "err", err)
+		} else if name != "" && r.late.len() == 0 { // a rewritten spool moved the entries
+			if err := storeInodes(name, inodes); err != nil {
+				opts.Log.Warn("the next backup will not recognise renamed files", "err", err)
+			}
 		}
 	}
 	return r.res, nil

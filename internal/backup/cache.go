@@ -67,23 +67,24 @@ func (c *ManifestCache) open(tags manifest.Tags, s manifest.Summary) *os.File {
 
 // store moves (or copies) the spool of a committed backup's entries into
 // the cache, as its tag set's only entry. sum is the spool's SHA-256.
-func (c *ManifestCache) store(tags manifest.Tags, id int64, created time.Time, spool *os.File, sum []byte) error {
+func (c *ManifestCache) store(tags manifest.Tags, id int64, created time.Time, spool *os.File, sum []byte) (string, error) {
 	if c == nil || c.Dir == "" {
-		return nil
+		return "", nil
 	}
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
-		return fmt.Errorf("manifest cache: %w", err)
+		return "", fmt.Errorf("manifest cache: %w", err)
 	}
 	name := filepath.Join(c.Dir, c.key(tags, id, created)+hex.EncodeToString(sum)+".json")
 	if err := os.Rename(spool.Name(), name); err != nil {
 		// Another file system: copy, then rename into place.
 		if err := copyInto(name, spool); err != nil {
-			return fmt.Errorf("manifest cache: %w", err)
+			return "", fmt.Errorf("manifest cache: %w", err)
 		}
 	}
 	for _, old := range c.files(c.prefix(tags)) {
 		if old != name {
 			os.Remove(old)
+			os.Remove(inodesName(old))
 		}
 	}
 	// Tag sets not backed up for a month (a version tag that moved on)
@@ -91,9 +92,10 @@ func (c *ManifestCache) store(tags manifest.Tags, id int64, created time.Time, s
 	for _, f := range c.files("") {
 		if fi, err := os.Stat(f); err == nil && time.Since(fi.ModTime()) > cacheMaxAge {
 			os.Remove(f)
+			os.Remove(inodesName(f))
 		}
 	}
-	return nil
+	return name, nil
 }
 
 // cacheMaxAge is how long the manifest of a tag set with no newer backup

@@ -45,6 +45,10 @@ func (r *run) plan(it *scan.Item, prev *prevManifest, links map[scan.FileID]*job
 			p.Size == j.entry.Size && p.MTime.Equal(j.entry.MTime) {
 			j.entry.Blocks = p.Blocks
 			j.reused = true
+		} else if blocks := prev.renamed(it, &j.entry); blocks != nil {
+			j.entry.Blocks = blocks
+			j.reused = true
+			r.res.Renamed++
 		} else {
 			j.hash = true
 		}

@@ -9,6 +9,7 @@ import (
 
 	"ib/internal/apiclient"
 	"ib/internal/manifest"
+	"ib/internal/scan"
 )
 
 // prevManifest is the previous backup's manifest, spooled to a temporary
@@ -19,6 +20,8 @@ type prevManifest struct {
 	v   manifest.Validator
 	cur *manifest.Entry
 	eof bool
+	// inodes finds the files of a cached manifest by inode (renames).
+	inodes *inodeIndex
 }
 
 // previous fetches the newest manifest with the same tags, or nil.
@@ -37,7 +40,7 @@ func (r *run) previous(ctx context.Context) (*prevManifest, error) {
 	if f := r.opts.Cache.open(r.opts.Tags, s); f != nil {
 		r.res.ParentID = s.ID
 		body := io.MultiReader(strings.NewReader(`{"entries":[`), f, strings.NewReader(`]}`))
-		return &prevManifest{f: f, r: manifest.NewReader(bufReader(body), nil)}, nil
+		return &prevManifest{f: f, r: manifest.NewReader(bufReader(body), nil), inodes: loadInodes(f)}, nil
 	}
 	f, err := os.CreateTemp("", "ib-previous-*")
 	if err != nil {
@@ -86,3 +89,12 @@ func (p *prevManifest) find(path string) *manifest.Entry {
 }
 
 func (p *prevManifest) close() { p.f.Close() }
+
+// renamed returns the blocks of a file of the previous backup with the
+// item's inode, size and mtime, when the manifest cache knows them.
+func (p *prevManifest) renamed(it *scan.Item, e *manifest.Entry) []manifest.Block {
+	if p == nil {
+		return nil
+	}
+	return p.inodes.find(it, e)
+}
