@@ -223,7 +223,31 @@ function Details({ id, e, close }) {
         <span class="muted">Download</span><span><${DL} href=${url}>${vis(e.path.split("/").pop())}</${DL}></span>`}
       </div>
       ${hasContent(e) && html`<div class="pad"><${Copy} text=${`curl -fLo ${shq(e.path.split("/").pop())} ${shq(origin + url)}`} /></div>`}
+      <${History} id=${id} path=${e.path} />
     </section>`;
+}
+
+// A path's versions across the backups of this tag set, oldest first.
+function History({ id, path }) {
+  const h = useLoad(() => api(`/backups/${id}/history?path=${encodeURIComponent(path)}`), [id, path]);
+  if (h.error) return html`<${Err} error=${h.error} />`;
+  if (!h.data) return html`<p class="muted pad">Loading history…</p>`;
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  return html`
+    <div class="history pad">
+      <h3>History in this tag set</h3>
+      <table>
+        <thead><tr><th>Backup</th><th>Created</th><th class="num">Size</th><th>Content</th><th></th></tr></thead>
+        <tbody>${h.data.versions.slice().reverse().map((v, i, all) => html`
+          <tr class=${v.backup.id === Number(id) ? "current" : ""}>
+            <td><${Link} href=${`/backups/${v.backup.id}?path=${encodeURIComponent(dir)}`}>#${v.backup.id}</${Link}></td>
+            <td>${when(v.backup.created_at)}</td>
+            <td class="num">${hasContent(v.entry) ? size(v.entry.size) : v.entry.type}</td>
+            <td>${v.content_changed ? html`<span class="warn">changed</span>` : html`<span class="muted">${i === all.length - 1 ? "first" : "same"}</span>`}</td>
+            <td>${hasContent(v.entry) && html`<${DL} href=${`/api/v1/backups/${v.backup.id}/files/${encPath(v.entry.path)}`}>download</${DL}>`}</td>
+          </tr>`)}</tbody>
+      </table>
+    </div>`;
 }
 
 // "/search?q=TEXT[&tags=FILTER]": file names across every backup (or the

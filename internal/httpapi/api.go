@@ -134,6 +134,7 @@ func New(cfg Config) (*gin.Engine, error) {
 	v1.GET("/backups/:id", read(a.show)...)
 	v1.GET("/backups/:id/manifest", read(a.manifest)...)
 	v1.GET("/backups/:id/tree", read(a.tree)...)
+	v1.GET("/backups/:id/history", read(a.history)...)
 	for _, get := range []func(string, ...gin.HandlerFunc) gin.IRoutes{v1.GET, v1.HEAD} {
 		get("/backups/:id/files/*path", read(a.file)...)
 		get("/backups/:id/archive.tar", read(a.archive)...)
@@ -141,6 +142,7 @@ func New(cfg Config) (*gin.Engine, error) {
 		get("/backups/latest/archive.tar", read(a.latestArchive)...)
 		get("/backups/latest/archive.tar.lz4", read(a.latestArchive)...)
 	}
+	v1.POST("/backups/:id/archive.tar", read(a.archive)...)
 	v1.GET("/search", read(a.search)...)
 	v1.GET("/downloads", a.downloads)
 	r.GET("/downloads/:name", a.download)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -139,7 +141,7 @@ func (a *API) archive(c *gin.Context) {
 }
 
 func (a *API) serveArchive(c *gin.Context, id int64, lz4 bool) {
-	p, err := subPath(c)
+	paths, err := archivePaths(c)
 	if err != nil {
 		a.error(c, err)
 		return
@@ -149,15 +151,18 @@ func (a *API) serveArchive(c *gin.Context, id int64, lz4 bool) {
 		a.error(c, err)
 		return
 	}
-	ar, err := a.store.OpenArchive(c.Request.Context(), id, p)
+	ar, err := a.store.OpenArchive(c.Request.Context(), id, paths)
 	if err != nil {
 		a.error(c, err)
 		return
 	}
 	defer ar.Close()
 	name := fmt.Sprintf("ib-backup-%d", id)
-	if p != "." {
-		name += "-" + strings.ReplaceAll(p, "/", "_")
+	switch {
+	case len(paths) > 1:
+		name += "-selection"
+	case paths[0] != ".":
+		name += "-" + strings.ReplaceAll(paths[0], "/", "_")
 	}
 	if lz4 {
 		// The same tar as an LZ4 frame: `curl URL | lz4 -d | tar -x`.
@@ -262,4 +267,75 @@ func (a *API) download(c *gin.Context) {
 	c.Header("Content-Type", "application/octet-stream")
 	c.Header("Content-Disposition", attachment(c.Param("name")))
 	a.serveContent(c, mtime, f, c.Param("name"))
+}
+
+// Version is one backup's entry of a file's history.
+type Version struct {
+	Backup manifest.Summary `json:"backup"`
+	Entry  Node             `json:"entry"`
+	// ContentChanged: its content differs from the version before it
+	// (false for the first).
+	ContentChanged bool `json:"content_changed"`
+}
+
+// history lists a path's versions across the backups of a tag set.
+func (a *API) history(c *gin.Context) {
+	id, ok := a.backupID(c)
+	if !ok {
+		return
+	}
+	p, err := subPath(c)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	vs, err := a.store.History(c.Request.Context(), id, p, 1000)
+	if err != nil {
+		a.error(c, err)
+		return
+	}
+	out := make([]Version, 0, len(vs))
+	for i, v := range vs {
+		changed := i > 0 && (vs[i-1].Entry.Type != v.Entry.Type || vs[i-1].Entry.Size != v.Entry.Size ||
+			!slices.Equal(vs[i-1].Entry.Blocks, v.Entry.Blocks) || vs[i-1].Entry.Target != v.Entry.Target)
+		out = append(out, Version{Backup: summary(v.Backup), Entry: node(v.Entry), ContentChanged: changed})
+	}
+	c.JSON(http.StatusOK, gin.H{"path": p, "versions": out})
+}
+
+// archivePaths reads the folders and files an archive holds: ?path= (one
+// or several), or a POST body {"paths": […]} (a restore cart); "." when
+// none is given.
+func archivePaths(c *gin.Context) ([]string, error) {
+	var paths []string
+	if c.Request.Method == http.MethodPost {
+		var body struct {
+			Paths []string `json:"paths"`
+		}
+		dec := json.NewDecoder(io.LimitReader(c.Request.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return nil, fmt.Errorf("%w: body: want {\"paths\": [...]} of at most 1 MiB: %w", store.ErrInvalid, err)
+		}
+		paths = body.Paths
+	} else {
+		paths = c.QueryArray("path")
+	}
+	if len(paths) > store.MaxArchivePaths {
+		return nil, fmt.Errorf("%w: %d paths, at most %d", store.ErrInvalid, len(paths), store.MaxArchivePaths)
+	}
+	for i, p := range paths {
+		p = strings.Trim(p, "/")
+		if p == "" {
+			p = "."
+		}
+		if err := manifest.CheckPath(p); err != nil {
+			return nil, fmt.Errorf("%w: path: %w", store.ErrInvalid, err)
+		}
+		paths[i] = p
+	}
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	return paths, nil
 }

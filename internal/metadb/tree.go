@@ -220,3 +220,63 @@ func wrapNoRows(err error, what string) error {
 	}
 	return fmt.Errorf("sqlite: %s: %w", what, err)
 }
+
+// Version is one backup's entry at a path, for a file's history.
+type Version struct {
+	Backup Backup
+	Entry  manifest.Entry
+}
+
+// History returns the entries at path in every live backup of the tag set
+// of backup id, oldest first: one query on the name index, no manifest
+// scan.
+func (db *DB) History(ctx context.Context, id int64, path string, limit int) ([]Version, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT b.id, e.`+strings.ReplaceAll(nodeCols, ", ", ", e.")+`
+FROM entries e JOIN backups b ON b.id = e.backup_id
+WHERE e.name_id = (SELECT id FROM names WHERE name = ?) AND e.path = ?
+AND b.deleting = 0 AND b.tagset = (SELECT tagset FROM backups WHERE id = ?)
+ORDER BY b.created_at, b.id LIMIT ?`, baseName(path), path, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: history: %w", err)
+	}
+	type found struct {
+		id   int64
+		node Node
+	}
+	var fs []found
+	for rows.Next() {
+		var f found
+		var typ, flags int
+		var ms, mns int64
+		var target sql.NullString
+		var packed []byte
+		e := &f.node.Entry
+		if err := rows.Scan(&f.id, &f.node.Seq, &e.Path, &typ, &e.Mode, &ms, &mns, &e.Size, &e.UID, &e.GID, &target, &packed, &flags); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: history: %w", err)
+		}
+		e.Type, e.MTime, e.Target = typeName(typ), unixTime(ms, mns), target.String
+		e.ChangedDuringRead = flags&flagChanged != 0
+		if e.Blocks, err = unpackBlocks(packed); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: history: %w", err)
+		}
+		fs = append(fs, f)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: history: %w", err)
+	}
+	out := make([]Version, 0, len(fs))
+	for _, f := range fs {
+		b, err := db.Get(ctx, f.id)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Version{Backup: b, Entry: f.node.Entry})
+	}
+	return out, nil
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -201,12 +202,12 @@ func (f *FileReader) Close() error {
 // read, an ETag, and it seeks: http.ServeContent answers Range requests and
 // a broken download resumes.
 type ArchiveReader struct {
-	ctx  context.Context
-	s    *Store
-	id   int64
-	root Node
-	size int64
-	pos  int64
+	ctx   context.Context
+	s     *Store
+	id    int64
+	roots []Node // in walk order, none inside another
+	size  int64
+	pos   int64
 
 	gen *tarGen // produces the stream from genPos
 }
@@ -259,13 +260,20 @@ func (c *sizeCache) Len() int {
 }
 
 // OpenArchive opens the tar of backup id, or of the folder sub of it.
-func (s *Store) OpenArchive(ctx context.Context, id int64, sub string) (*ArchiveReader, error) {
-	n, err := s.Lookup(ctx, id, sub)
+func (s *Store) OpenArchive(ctx context.Context, id int64, subs []string) (*ArchiveReader, error) {
+	subs, err := archiveRoots(subs)
 	if err != nil {
 		return nil, err
 	}
-	a := &ArchiveReader{ctx: ctx, s: s, id: id, root: n}
-	key := fmt.Sprintf("%d\x00%s", id, sub)
+	a := &ArchiveReader{ctx: ctx, s: s, id: id}
+	for _, sub := range subs {
+		n, err := s.Lookup(ctx, id, sub)
+		if err != nil {
+			return nil, err
+		}
+		a.roots = append(a.roots, n)
+	}
+	key := fmt.Sprintf("%d\x00%s", id, strings.Join(subs, "\x00"))
 	if v, ok := s.archiveSizes.Load(key); ok {
 		a.size = v
 		return a, nil
@@ -285,12 +293,55 @@ func (s *Store) OpenArchive(ctx context.Context, id int64, sub string) (*Archive
 	return a, nil
 }
 
+// MaxArchivePaths bounds the folders and files of one archive.
+const MaxArchivePaths = 1000
+
+// archiveRoots checks the paths of an archive and puts them in walk
+// order, dropping repeats and paths inside another one.
+func archiveRoots(subs []string) ([]string, error) {
+	if len(subs) == 0 {
+		subs = []string{"."}
+	}
+	if len(subs) > MaxArchivePaths {
+		return nil, fmt.Errorf("%w: %d paths, at most %d", ErrInvalid, len(subs), MaxArchivePaths)
+	}
+	for _, p := range subs {
+		if err := manifest.CheckPath(p); err != nil {
+			return nil, fmt.Errorf("%w: path %q: %w", ErrInvalid, p, err)
+		}
+	}
+	subs = slices.Clone(subs)
+	slices.SortFunc(subs, manifest.Compare)
+	out := subs[:0]
+	for _, p := range subs {
+		if len(out) > 0 && manifest.Within(p, out[len(out)-1]) {
+			continue // the same, or inside the one before
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// inArchive reports whether path is in one of the archive's folders.
+func (a *ArchiveReader) inArchive(path string) bool {
+	for _, r := range a.roots {
+		if manifest.Within(path, r.Entry.Path) {
+			return true
+		}
+	}
+	return false
+}
+
 // Size is the length of the whole tar stream.
 func (a *ArchiveReader) Size() int64 { return a.size }
 
 // ETag names the stream: backups are immutable.
 func (a *ArchiveReader) ETag() string {
-	h := sha256.Sum256([]byte(a.root.Entry.Path))
+	var paths []string
+	for _, r := range a.roots {
+		paths = append(paths, r.Entry.Path)
+	}
+	h := sha256.Sum256([]byte(strings.Join(paths, "\x00")))
 	return fmt.Sprintf(`"ib-tar1-%d-%s"`, a.id, hex.EncodeToString(h[:6]))
 }
 
@@ -357,6 +408,7 @@ type segment struct {
 type tarGen struct {
 	a       *ArchiveReader
 	pos     int64 // stream offset of the current segment's start (or of what read has reached)
+	root    int   // the folder of a.roots being walked
 	page    []manifest.Entry
 	after   int64
 	done    bool
@@ -368,7 +420,7 @@ type tarGen struct {
 	content *FileReader
 }
 
-func (a *ArchiveReader) newGen() *tarGen { return &tarGen{a: a, after: a.root.Seq - 1} }
+func (a *ArchiveReader) newGen() *tarGen { return &tarGen{a: a, after: a.roots[0].Seq - 1} }
 
 // next returns the next segment.
 func (g *tarGen) next() (segment, error) {
@@ -390,7 +442,7 @@ func (g *tarGen) next() (segment, error) {
 		}
 		// A hard link is a tar link when its target is in the archive
 		// (it comes before it), else a file of its own.
-		link := e.Type == manifest.TypeHardlink && manifest.Within(e.Target, g.a.root.Entry.Path)
+		link := e.Type == manifest.TypeHardlink && g.a.inArchive(e.Target)
 		hdr, err := tarHeader(e, link)
 		if err != nil {
 			return segment{}, err
@@ -410,30 +462,45 @@ func (g *tarGen) next() (segment, error) {
 }
 
 func (g *tarGen) nextEntry() (*manifest.Entry, error) {
-	for len(g.page) == 0 {
-		if g.done {
-			return nil, io.EOF
+	for {
+		for len(g.page) == 0 {
+			if g.done {
+				return nil, io.EOF
+			}
+			page, last, err := g.a.s.db.Entries(g.a.ctx, g.a.id, g.after, 2000)
+			if err != nil {
+				return nil, err
+			}
+			if len(page) < 2000 {
+				g.done = true
+			}
+			g.page, g.after = page, last
+			if len(page) == 0 && !g.nextRoot() {
+				return nil, io.EOF
+			}
 		}
-		page, last, err := g.a.s.db.Entries(g.a.ctx, g.a.id, g.after, 2000)
-		if err != nil {
-			return nil, err
+		e := &g.page[0]
+		g.page = g.page[1:]
+		if manifest.Within(e.Path, g.a.roots[g.root].Entry.Path) {
+			return e, nil
 		}
-		if len(page) < 2000 {
-			g.done = true
-		}
-		g.page, g.after = page, last
-		if len(page) == 0 {
+		// A folder is contiguous in walk order: past it, on to the next.
+		if !g.nextRoot() {
 			return nil, io.EOF
 		}
 	}
-	e := &g.page[0]
-	g.page = g.page[1:]
-	if !manifest.Within(e.Path, g.a.root.Entry.Path) {
-		// the subtree is contiguous in walk order: past it, the archive ends
-		g.page, g.done = nil, true
-		return nil, io.EOF
+}
+
+// nextRoot moves the walk to the archive's next folder.
+func (g *tarGen) nextRoot() bool {
+	g.page = nil
+	if g.root+1 >= len(g.a.roots) {
+		g.done = true
+		return false
 	}
-	return e, nil
+	g.root++
+	g.after, g.done = g.a.roots[g.root].Seq-1, false
+	return true
 }
 
 // enter makes seg the current segment, off bytes into it.
@@ -522,4 +589,16 @@ func tarHeader(e *manifest.Entry, link bool) ([]byte, error) {
 		return nil, fmt.Errorf("tar header of %q: %w", e.Path, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// History returns the versions of one path across the live backups of
+// backup id's tag set, oldest first (at most limit).
+func (s *Store) History(ctx context.Context, id int64, path string, limit int) ([]metadb.Version, error) {
+	if err := manifest.CheckPath(path); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if _, err := s.Backup(ctx, id); err != nil {
+		return nil, err
+	}
+	return s.db.History(ctx, id, path, limit)
 }
