@@ -42,7 +42,7 @@ PY
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
 t2=$(now); "$IB" backup restore -q --json latest --node=refresh "$W/restored" --force --delete > "$W/refresh.json"; t3=$(now)
 fetched=$(python3 -c "import json; print(json.load(open('$W/refresh.json'))['bytes_fetched'])")
-diff -r --exclude=tmp "$W/src" "$W/restored" >/dev/null && same=identical || same=DIFFERENT
+diff -r --no-dereference --exclude=tmp "$W/src" "$W/restored" >/dev/null && same=identical || same=DIFFERENT
 printf "full restore        %8.2f s\n" "$(echo "$t1 - $t0" | bc)"
 printf "refresh             %8.2f s   ratio %.3f\n" "$(echo "$t3 - $t2" | bc)" "$(echo "($t3 - $t2) / ($t1 - $t0)" | bc -l)"
 printf "changed blocks      %12d bytes\n" "$changed"

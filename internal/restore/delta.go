@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"ib/internal/block"
+	"ib/internal/manifest"
 	"ib/internal/scan"
 )
 
@@ -151,4 +152,37 @@ func (r *run) finishInPlace(st *fileState) error {
 	r.mu.Unlock()
 	r.opts.Counters.AddFile(0)
 	return nil
+}
+
+// sameSmall handles a small file of one block that DEST has with other
+// metadata: when its bytes are the block's, it gets the entry's mode,
+// owner and mtime where it is and done is true. A file with other hard
+// links is left to be written anew.
+func (r *run) sameSmall(e manifest.Entry) (done bool, err error) {
+	fi, err := r.root.Lstat(e.Path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.Size || scan.Links(fi) > 1 {
+		return false, nil
+	}
+	f, err := r.root.Open(e.Path)
+	if err != nil {
+		return false, nil
+	}
+	defer f.Close()
+	if gi, err := f.Stat(); err != nil || !os.SameFile(fi, gi) || !localMatches(f, 0, e.Blocks[0]) {
+		return false, nil
+	}
+	if err := r.fileMeta(f, e); err != nil {
+		return false, fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	if err := r.root.Chtimes(e.Path, e.MTime, e.MTime); err != nil {
+		return false, fmt.Errorf("restore %s: %w", e.Path, err)
+	}
+	r.res.Files++
+	r.res.Bytes += e.Size
+	r.res.Patched++
+	r.delta.blocksReused.Add(1)
+	r.delta.bytesReused.Add(e.Size)
+	r.opts.Counters.AddBytes(e.Size)
+	r.opts.Counters.AddFile(0)
+	return true, nil
 }

@@ -433,7 +433,18 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 					}
 					e.Type, e.Target = manifest.TypeFile, "" // its target is not restored here
 				}
-				if len(e.Blocks) == 1 && e.Blocks[0].Size < smallLimit && (r.fresh || !r.complete(*e) && !r.hasLocal(e.Path)) {
+				small1 := len(e.Blocks) == 1 && e.Blocks[0].Size < smallLimit
+				if small1 && !r.fresh && !r.complete(*e) && !r.opts.InPlace {
+					// A small stale file: its one block is hashed here;
+					// the same bytes need their metadata only, others are
+					// fetched in a pack.
+					if done, err := r.sameSmall(*e); err != nil {
+						return err
+					} else if done {
+						continue
+					}
+				}
+				if small1 && (r.fresh || !r.complete(*e) && (!r.hasLocal(e.Path) || !r.opts.InPlace)) {
 					r.res.Files++
 					r.res.Bytes += e.Size
 					small = append(small, *e)
