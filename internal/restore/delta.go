@@ -87,6 +87,8 @@ func (r *run) reuse(j blockJob) (bool, error) {
 	}
 	if j.file.inPlace() {
 		r.opts.Counters.AddBytes(j.b.Size) // already where it belongs
+	} else if copyRange(j.file.f, local, j.off, j.b.Size) == nil {
+		r.opts.Counters.AddBytes(j.b.Size)
 	} else {
 		w := &progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters}
 		n, err := io.Copy(w, io.NewSectionReader(local, j.off, j.b.Size))
