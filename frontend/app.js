@@ -156,6 +156,7 @@ function Backup({ id }) {
   const backup = useLoad(() => api(`/backups/${id}`), [id]);
   const [pages, setPages] = useState({ key: "", entries: [], next: null, entry: null, error: null });
   const [selected, setSelected] = useState(null);
+  const [cart, setCart] = useCart(id);
   const key = `${id}:${path}`;
   const load = (after) =>
     api(`/backups/${id}/tree?path=${encodeURIComponent(path)}${after != null ? `&after=${after}` : ""}`).then(
@@ -179,7 +180,8 @@ function Backup({ id }) {
       <${DL} class="button primary" href=${tarURL}>Download ${path === "." ? "backup" : "folder"} as tar</${DL}>
       <${DL} class="button" href=${tarURL.replace("archive.tar", "archive.tar.lz4")}>tar.lz4</${DL}>
     </div>
-    ${known && html`<${Copy} text=${restore} />`}
+    ${known && cart.length === 0 && html`<${Copy} text=${restore} />`}
+    ${cart.length > 0 && html`<${Cart} id=${id} cart=${cart} clear=${() => setCart([])} />`}
     <div class="crumbs bar">
       <${Link} href=${`/backups/${id}`}>/</${Link}>
       ${parts.map((p, i) => html`<span class="muted">›</span><${Link} href=${`/backups/${id}?path=${encodeURIComponent(parts.slice(0, i + 1).join("/"))}`}>${vis(p)}</${Link}>`)}
@@ -188,9 +190,11 @@ function Backup({ id }) {
     ${selected && html`<${Details} id=${id} e=${selected} close=${() => setSelected(null)} />`}
     <section class="card">
       <table class="tree">
-        <thead><tr><th>Name</th><th>Mode</th><th>Modified</th><th class="num">Size</th><th></th></tr></thead>
+        <thead><tr><th class="pick"></th><th>Name</th><th>Mode</th><th>Modified</th><th class="num">Size</th><th></th></tr></thead>
         <tbody>${pages.key === key && pages.entries.map((e) => html`
           <tr>
+            <td class="pick"><input type="checkbox" aria-label=${"select " + e.name} checked=${cart.includes(e.path)}
+              onChange=${(ev) => setCart(ev.target.checked ? [...cart, e.path] : cart.filter((p) => p !== e.path))} /></td>
             <td class="name">${e.type === "dir"
               ? html`<span class="ico dir"></span><${Link} href=${`/backups/${id}?path=${encodeURIComponent(e.path)}`}>${vis(e.name)}/</${Link}>`
               : html`<span class=${"ico " + e.type}></span><a href="#" onClick=${(ev) => { ev.preventDefault(); setSelected(e); }}>${vis(e.name)}</a>${e.type === "symlink" && html` <span class="muted">→ ${vis(e.target)}</span>`}${e.type === "hardlink" && html` <span class="muted">⇔ ${vis(e.target)}</span>`}${e.changed_during_read && html` <span class="warn" title="This file kept changing while it was backed up: it may be inconsistent">changed while read</span>`}`}</td>
@@ -224,6 +228,31 @@ function Details({ id, e, close }) {
       </div>
       ${hasContent(e) && html`<div class="pad"><${Copy} text=${`curl -fLo ${shq(e.path.split("/").pop())} ${shq(origin + url)}`} /></div>`}
       <${History} id=${id} path=${e.path} />
+    </section>`;
+}
+
+// useCart keeps the files and folders picked in a backup's tree, across
+// its folders, for this browser tab.
+function useCart(id) {
+  const k = `ib.cart.${id}`;
+  const [cart, set] = useState(() => { try { return JSON.parse(sessionStorage.getItem(k)) || []; } catch { return []; } });
+  const setCart = (c) => { set(c); sessionStorage.setItem(k, JSON.stringify(c)); };
+  return [cart, setCart];
+}
+
+// Cart: the picked paths as one tar, or the restore command for them.
+function Cart({ id, cart, clear }) {
+  const sorted = [...cart].sort();
+  const q = new URLSearchParams(sorted.map((p) => ["path", p]));
+  const tarURL = `/api/v1/backups/${id}/archive.tar?${q}`;
+  const cmd = `ib backup restore ${id} ./restored --server ${shq(origin)}` + sorted.map((p) => ` --path ${shq(p)}`).join("");
+  return html`
+    <section class="card cart">
+      <div class="head"><strong>${cart.length} selected</strong>
+        <${DL} class="button primary" href=${tarURL}>Download selection as tar</${DL}>
+        <button class="button push" onClick=${clear}>Clear</button></div>
+      <ul class="picked">${sorted.map((p) => html`<li>${vis(p)}</li>`)}</ul>
+      <div class="pad"><${Copy} text=${cmd} /></div>
     </section>`;
 }
 

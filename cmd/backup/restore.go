@@ -23,7 +23,7 @@ import (
 func newRestore(o *common) *cobra.Command {
 	var (
 		jobs                 int
-		sub                  string
+		subs                 []string
 		force                bool
 		noSameOwner, noPerms bool
 		chown                string
@@ -70,20 +70,36 @@ func newRestore(o *common) *cobra.Command {
 				return err
 			}
 			opts := restore.Options{
-				Sub: sub, Jobs: jobs, Force: force, Log: o.log(),
+				Jobs: jobs, Force: force, Log: o.log(),
 				NoSameOwner: noSameOwner, Chown: owner, NoSamePermissions: noPerms, Protected: protect,
 				Delete: del, Keep: ignore.Excludes("--keep", keep), InPlace: inPlace, VerifyExisting: verifyAll,
 			}
-			if dryRun {
-				return planRestore(c.Context(), o, api, id, args[1], opts, asJSON)
+			if len(subs) == 0 {
+				subs = []string{""}
 			}
-			counters := &progress.Counters{} // totals: the restore's own, from the manifest
-			opts.Counters = counters
-			stop := o.progress(c.Context(), counters, "restored")
-			res, err := restore.Run(c.Context(), api, id, args[1], opts)
-			stop(err == nil)
-			if err != nil {
-				return notFound(err, fmt.Sprintf("backup %d", id))
+			if dryRun {
+				for _, sub := range subs {
+					opts.Sub = sub
+					if err := planRestore(c.Context(), o, api, id, args[1], opts, asJSON); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			// Several --path: one restore each into the same DEST, the
+			// later ones into what the first made.
+			var res restore.Result
+			for i, sub := range subs {
+				opts.Sub, opts.Force = sub, force || i > 0
+				counters := &progress.Counters{} // totals: the restore's own, from the manifest
+				opts.Counters = counters
+				stop := o.progress(c.Context(), counters, "restored")
+				one, err := restore.Run(c.Context(), api, id, args[1], opts)
+				stop(err == nil)
+				if err != nil {
+					return notFound(err, fmt.Sprintf("backup %d", id))
+				}
+				res = addResults(res, one)
 			}
 			if asJSON {
 				if err := printJSON(o.env.Stdout, res); err != nil {
@@ -103,7 +119,7 @@ func newRestore(o *common) *cobra.Command {
 	o.tagFlags(c)
 	f := c.Flags()
 	f.IntVarP(&jobs, "jobs", "j", 0, "download workers (default 4)")
-	f.StringVar(&sub, "path", "", "restore only this file or folder of the backup")
+	f.StringArrayVar(&subs, "path", nil, "restore only this file or folder of the backup (repeatable)")
 	f.BoolVar(&force, "force", false, "restore into a non-empty DEST, replacing what is there")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	f.BoolVar(&noSameOwner, "no-same-owner", false, "as root, do not give files the backup's owners (they belong to the restoring user)")
@@ -218,4 +234,23 @@ func planRestore(ctx context.Context, o *common, api *apiclient.Client, id int64
 		plural(res.BlocksReused, "block"), progress.Size(res.BytesReused), plural(res.BlocksFetched, "block"),
 		progress.Size(res.BytesFetched), plural(res.Deleted, "path"))
 	return nil
+}
+
+// addResults sums the results of restores into one DEST.
+func addResults(a, b restore.Result) restore.Result {
+	a.Files += b.Files
+	a.Dirs += b.Dirs
+	a.Symlinks += b.Symlinks
+	a.Bytes += b.Bytes
+	a.Kept += b.Kept
+	a.Skipped += b.Skipped
+	a.Patched += b.Patched
+	a.BlocksReused += b.BlocksReused
+	a.BytesReused += b.BytesReused
+	a.BlocksFetched += b.BlocksFetched
+	a.BytesFetched += b.BytesFetched
+	a.Deleted += b.Deleted
+	a.ProtectedCount += b.ProtectedCount
+	a.Protected = append(a.Protected, b.Protected...)
+	return a
 }
