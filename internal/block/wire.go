@@ -195,3 +195,22 @@ func ReadFrameHeader(r io.ByteReader, maxWire int64) (string, int64, error) {
 	}
 	return string(cid), int64(size), nil
 }
+
+// ChunkSize is the tar bytes of each block of a seekable LZ4 stream.
+const ChunkSize = frameBytes
+
+// A ChunkEncoder writes a seekable LZ4 stream: the frame header, then each
+// ChunkSize bytes of input as one independent frame block at the fast
+// level, then the end mark. The same input always gives the same bytes,
+// so a stream's block sizes, once known, say where each block starts.
+type ChunkEncoder struct{ e frameEncoder }
+
+// FrameHeader is the stream's first bytes.
+func FrameHeader() []byte { return frameHeaderBytes }
+
+// FrameEnd is the stream's last bytes.
+func FrameEnd() []byte { return endMark[:] }
+
+// Append appends the frame block of src (at most ChunkSize bytes) to
+// dst[:0] and returns it.
+func (c *ChunkEncoder) Append(dst, src []byte) []byte { return c.e.appendBlock(dst, src, FastLevel) }

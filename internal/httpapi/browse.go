@@ -19,7 +19,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"ib/internal/block"
 	"ib/internal/manifest"
 	"ib/internal/store"
 )
@@ -166,22 +165,20 @@ func (a *API) serveArchive(c *gin.Context, id int64, lz4 bool) {
 	}
 	if lz4 {
 		// The same tar as an LZ4 frame: `curl URL | lz4 -d | tar -x`.
+		// Once one stream was sent whole it has a length and ranges.
 		c.Header("Content-Type", "application/x-lz4")
 		c.Header("Content-Disposition", attachment(name+".tar.lz4"))
+		la := a.store.LZ4(ar)
+		if la.Known() {
+			c.Header("ETag", la.ETag())
+			a.serveContent(c, b.CreatedAt, la, name)
+			return
+		}
 		c.Status(http.StatusOK)
 		if c.Request.Method == http.MethodHead {
 			return
 		}
-		zw, err := block.NewEncoder(c.Writer)
-		if err != nil {
-			a.error(c, err)
-			return
-		}
-		_, err = io.Copy(zw, ar)
-		if err == nil {
-			err = zw.Close()
-		}
-		if err != nil {
+		if _, err := la.WriteTo(c.Writer); err != nil {
 			a.cut(c, name, err)
 		}
 		return

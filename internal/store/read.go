@@ -206,6 +206,7 @@ type ArchiveReader struct {
 	s     *Store
 	id    int64
 	roots []Node // in walk order, none inside another
+	key   string // names the stream among the store's caches
 	size  int64
 	pos   int64
 
@@ -274,6 +275,7 @@ func (s *Store) OpenArchive(ctx context.Context, id int64, subs []string) (*Arch
 		a.roots = append(a.roots, n)
 	}
 	key := fmt.Sprintf("%d\x00%s", id, strings.Join(subs, "\x00"))
+	a.key = key
 	if v, ok := s.archiveSizes.Load(key); ok {
 		a.size = v
 		return a, nil

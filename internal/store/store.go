@@ -51,14 +51,16 @@ type Store struct {
 	// archiveSizes caches the size of archives already computed (a
 	// backup never changes; an id is never reused within one database).
 	archiveSizes sizeCache
-	db           *metadb.DB
-	blocks       blockstore.Store
-	tmpDir       string
-	log          *slog.Logger
-	now          func() time.Time
-	locks        cidLocks
-	totals       totals
-	hooks        Hooks
+	// lz4 keeps the block sizes of the .tar.lz4 streams sent whole.
+	lz4    lz4Index
+	db     *metadb.DB
+	blocks blockstore.Store
+	tmpDir string
+	log    *slog.Logger
+	now    func() time.Time
+	locks  cidLocks
+	totals totals
+	hooks  Hooks
 }
 
 // New returns a store over an open database and block store; temporary
