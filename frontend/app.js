@@ -137,13 +137,14 @@ function Backups() {
           <span class="muted">${list.length} backup${list.length > 1 ? "s" : ""}</span></div>
         <table>
           <thead><tr><th>ID</th><th>Created</th><th class="num">Files</th><th class="num">Size</th><th></th></tr></thead>
-          <tbody>${list.map((b) => html`
+          <tbody>${list.map((b, i) => html`
             <tr>
               <td><${Link} href=${`/backups/${b.id}`}>#${b.id}</${Link}></td>
               <td>${when(b.created_at)}${b.labels && html` <${Labels} labels=${b.labels} />`}</td>
               <td class="num">${b.files.toLocaleString()}</td>
               <td class="num">${size(b.bytes)}</td>
-              <td><${DL} href=${`/api/v1/backups/${b.id}/archive.tar`}>tar</${DL}></td>
+              <td><${DL} href=${`/api/v1/backups/${b.id}/archive.tar`}>tar</${DL}>
+                ${i + 1 < list.length && html` · <${Link} class="compare" href=${`/compare?a=${list[i + 1].id}&b=${b.id}`}>changes</${Link}>`}</td>
             </tr>`)}</tbody>
         </table>
       </section>`)}`;
@@ -254,6 +255,65 @@ function Cart({ id, cart, clear }) {
       <ul class="picked">${sorted.map((p) => html`<li>${vis(p)}</li>`)}</ul>
       <div class="pad"><${Copy} text=${cmd} /></div>
     </section>`;
+}
+
+// diffManifests compares two manifests' entries as `ib backup diff ID1 ID2`
+// does: + added, - removed, M content, m mode/mtime/owner (not a folder's
+// mtime), T type, R the same blocks at another path.
+function diffManifests(old, cur) {
+  const kind = (t) => (t === "hardlink" ? "file" : t);
+  const blocks = (e) => (e.blocks || []).map((b) => b.cid).join(",");
+  const byPath = new Map(old.map((e) => [e.path, e]));
+  const out = [], added = [];
+  for (const e of cur) {
+    const o = byPath.get(e.path);
+    if (!o) { added.push(e); continue; }
+    byPath.delete(e.path);
+    const line = { path: e.path, type: e.type };
+    if (kind(o.type) !== kind(e.type)) out.push({ ...line, op: "T" });
+    else if (e.type === "symlink" && o.target !== e.target) out.push({ ...line, op: "M" });
+    else if (kind(e.type) === "file" && (o.size !== e.size || (e.size > 0 && blocks(o) !== blocks(e)))) out.push({ ...line, op: "M" });
+    else if (o.mode !== e.mode || o.uid !== e.uid || o.gid !== e.gid || (e.type !== "dir" && o.mtime !== e.mtime)) out.push({ ...line, op: "m" });
+  }
+  const gone = new Map();
+  for (const o of byPath.values()) if (kind(o.type) === "file" && o.size > 0) gone.set(blocks(o), [...(gone.get(blocks(o)) || []), o]);
+  const renamed = new Set();
+  for (const e of added) {
+    const olds = kind(e.type) === "file" && e.size > 0 ? gone.get(blocks(e)) : null;
+    if (olds && olds.length) { const o = olds.shift(); renamed.add(o); out.push({ op: "R", path: e.path, from: o.path, type: e.type }); }
+    else out.push({ op: "+", path: e.path, type: e.type });
+  }
+  for (const o of byPath.values()) if (!renamed.has(o)) out.push({ op: "-", path: o.path, type: o.type });
+  return out;
+}
+
+// "/compare?a=ID1&b=ID2": what changed from backup a to backup b. The
+// manifests are compared here, in the browser: the server only sends them.
+function Compare() {
+  const params = new URLSearchParams(location.search);
+  const a = params.get("a"), b = params.get("b");
+  const [shown, setShown] = useState(500);
+  const st = useLoad(() => Promise.all([api(`/backups/${a}/manifest`), api(`/backups/${b}/manifest`)])
+    .then(([x, y]) => diffManifests(x.entries, y.entries)), [a, b]);
+  if (!/^\d+$/.test(a || "") || !/^\d+$/.test(b || "")) return html`<${Err} error="compare needs ?a=ID&b=ID" />`;
+  if (st.error) return html`<${Err} error=${st.error} />`;
+  if (!st.data) return html`<p class="muted">Comparing the manifests of #${a} and #${b}…</p>`;
+  const counts = {};
+  for (const c of st.data) counts[c.op] = (counts[c.op] || 0) + 1;
+  const names = { "+": "added", "-": "removed", M: "changed", m: "metadata", T: "type", R: "renamed" };
+  const dir = (p) => (p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : ".");
+  return html`
+    <h1>Changes from <${Link} href=${`/backups/${a}`}>#${a}</${Link}> to <${Link} href=${`/backups/${b}`}>#${b}</${Link}></h1>
+    <p class="muted summary">${st.data.length === 0 ? "No differences." :
+      Object.keys(names).filter((k) => counts[k]).map((k) => `${counts[k].toLocaleString()} ${names[k]}`).join(" · ")}</p>
+    ${st.data.length > 0 && html`<section class="card">
+      <table class="changes">
+        <tbody>${st.data.slice(0, shown).map((c) => html`
+          <tr><td class=${"op op-" + (names[c.op] || "")}>${c.op}</td>
+            <td><${Link} href=${`/backups/${c.op === "-" ? a : b}?path=${encodeURIComponent(dir(c.path))}`}>${c.op === "R" ? `${vis(c.from)} → ` : ""}${vis(c.path)}${c.type === "dir" ? "/" : ""}</${Link}></td></tr>`)}</tbody>
+      </table>
+    </section>`}
+    ${st.data.length > shown && html`<button class="button" onClick=${() => setShown(shown + 500)}>Show more</button>`}`;
 }
 
 // A path's versions across the backups of this tag set, oldest first.
@@ -385,6 +445,7 @@ function App() {
   if (p === "/" || p === "") [page, active] = [html`<${Backups} />`, "/"];
   else if (m) [page, active] = [html`<${Backup} id=${m[1]} />`, "/"];
   else if (p === "/search") [page, active] = [html`<${Search} />`, ""];
+  else if (p === "/compare") [page, active] = [html`<${Compare} />`, "/"];
   else if (p === "/downloads") [page, active] = [html`<${Downloads} />`, "/downloads"];
   else if (p === "/stats") [page, active] = [html`<${Stats} />`, "/stats"];
   else page = html`<${Err} error=${"No such page: " + vis(p)} />`;

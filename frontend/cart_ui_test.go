@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,5 +67,45 @@ func TestWebUICartAndHistory(t *testing.T) {
 	parts := strings.Split(rows, "|")
 	if len(parts) != 2 || !strings.HasPrefix(parts[0], "#2") || !strings.Contains(parts[0], "changed") || !strings.Contains(parts[1], "first") {
 		t.Errorf("history rows %q", rows)
+	}
+}
+
+// Issue 17: the compare view between two backups of a tag set, reached
+// from the list, shows the lines of `ib backup diff ID1 ID2`.
+func TestWebUICompare(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	src := t.TempDir()
+	mt := time.Unix(1700000000, 0)
+	ibtest.WriteFile(t, filepath.Join(src, "a.txt"), []byte("alpha"), 0o644, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "gone.txt"), []byte("gone"), 0o644, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "old", "t.sst"), []byte("the table"), 0o644, mt)
+	api, _ := apiclient.New(srv.URL, srv.Token)
+	tags := manifest.Tags{"node": "cmp"}
+	if _, err := backup.Run(context.Background(), api, src, backup.Options{Tags: tags, IsNotFound: apiclient.IsNotFound}); err != nil {
+		t.Fatal(err)
+	}
+	ibtest.WriteFile(t, filepath.Join(src, "a.txt"), []byte("ALPHA!"), 0o644, mt.Add(time.Hour))
+	os.Remove(filepath.Join(src, "gone.txt"))
+	ibtest.WriteFile(t, filepath.Join(src, "new.txt"), []byte("new"), 0o644, mt)
+	os.MkdirAll(filepath.Join(src, "moved"), 0o755)
+	os.Rename(filepath.Join(src, "old", "t.sst"), filepath.Join(src, "moved", "t.sst"))
+	if _, err := backup.Run(context.Background(), api, src, backup.Options{Tags: tags, IsNotFound: apiclient.IsNotFound}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+	text := func(js string) string { return evalString(t, ctx, js) }
+	step(t, ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("a.compare")),
+		chromedp.Click(chromedp.CSS("a.compare")), chromedp.WaitVisible(chromedp.CSS(".changes")))
+	if loc := text("location.pathname + location.search"); loc != "/compare?a=1&b=2" {
+		t.Errorf("compare link went to %q", loc)
+	}
+	lines := text(`[...document.querySelectorAll(".changes tr")].map(r => [...r.cells].map(c => c.textContent.trim()).join(" ")).join("|")`)
+	for _, want := range []string{"M a.txt", "+ moved/", "R old/t.sst → moved/t.sst", "+ new.txt", "- gone.txt"} {
+		if !strings.Contains("|"+lines+"|", "|"+want+"|") {
+			t.Errorf("compare lacks %q: %s", want, lines)
+		}
+	}
+	if sum := text(`document.querySelector(".summary").textContent`); !strings.Contains(sum, "1 renamed") || !strings.Contains(sum, "1 removed") {
+		t.Errorf("summary %q", sum)
 	}
 }
