@@ -121,9 +121,8 @@ func runDiff(ctx context.Context, o *common, args []string, asJSON, content bool
 // checkedManifest is a backup's manifest as a diff source, each entry
 // checked (the client trusts no server).
 type checkedManifest struct {
-	rc io.ReadCloser
-	r  *manifest.Reader
-	v  manifest.Validator
+	rc   io.ReadCloser
+	next func() (*manifest.Entry, error)
 }
 
 func openManifest(ctx context.Context, api *apiclient.Client, id int64) (*checkedManifest, error) {
@@ -131,19 +130,10 @@ func openManifest(ctx context.Context, api *apiclient.Client, id int64) (*checke
 	if err != nil {
 		return nil, notFound(err, fmt.Sprintf("backup %d", id))
 	}
-	return &checkedManifest{rc: rc, r: manifest.NewReader(bufio.NewReaderSize(rc, 256<<10), nil)}, nil
+	return &checkedManifest{rc: rc, next: manifest.Checked(manifest.NewReader(bufio.NewReaderSize(rc, 256<<10), nil))}, nil
 }
 
-func (m *checkedManifest) Next() (*manifest.Entry, error) {
-	e, err := m.r.Next()
-	if err != nil {
-		return nil, err
-	}
-	if err := m.v.Add(e); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
+func (m *checkedManifest) Next() (*manifest.Entry, error) { return m.next() }
 
 func (m *checkedManifest) Close() error { return m.rc.Close() }
 

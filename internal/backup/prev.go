@@ -15,13 +15,16 @@ import (
 // prevManifest is the previous backup's manifest, spooled to a temporary
 // file and read forward in step with the walk.
 type prevManifest struct {
-	f   *os.File
-	r   *manifest.Reader
-	v   manifest.Validator
-	cur *manifest.Entry
-	eof bool
+	f *os.File
+	c *manifest.Cursor
 	// inodes finds the files of a cached manifest by inode (renames).
 	inodes *inodeIndex
+}
+
+// newPrev reads the entries of r, trusting none past the first invalid
+// one (a damaged manifest: nothing more is reused).
+func newPrev(f *os.File, r *manifest.Reader) *prevManifest {
+	return &prevManifest{f: f, c: manifest.NewCursor(manifest.Checked(r))}
 }
 
 // previous fetches the newest manifest with the same tags, or nil.
@@ -40,7 +43,9 @@ func (r *run) previous(ctx context.Context) (*prevManifest, error) {
 	if f := r.opts.Cache.open(r.opts.Tags, s); f != nil {
 		r.res.ParentID = s.ID
 		body := io.MultiReader(strings.NewReader(`{"entries":[`), f, strings.NewReader(`]}`))
-		return &prevManifest{f: f, r: manifest.NewReader(bufReader(body), nil), inodes: loadInodes(f)}, nil
+		p := newPrev(f, manifest.NewReader(bufReader(body), nil))
+		p.inodes = loadInodes(f)
+		return p, nil
 	}
 	f, err := os.CreateTemp("", "ib-previous-*")
 	if err != nil {
@@ -52,7 +57,7 @@ func (r *run) previous(ctx context.Context) (*prevManifest, error) {
 		return nil, fmt.Errorf("previous backup %d: %w", s.ID, err)
 	}
 	r.res.ParentID = s.ID
-	return &prevManifest{f: f, r: manifest.NewReader(bufReader(f), nil)}, nil
+	return newPrev(f, manifest.NewReader(bufReader(f), nil)), nil
 }
 
 // find returns the previous entry for path, if any. Paths must be asked
@@ -61,31 +66,8 @@ func (p *prevManifest) find(path string) *manifest.Entry {
 	if p == nil {
 		return nil
 	}
-	for !p.eof {
-		if p.cur == nil {
-			e, err := p.r.Next()
-			if err != nil {
-				p.eof = true // io.EOF, or a damaged manifest: reuse nothing more
-				return nil
-			}
-			if p.v.Add(e) != nil {
-				p.eof = true // not trusted past the first invalid entry
-				return nil
-			}
-			p.cur = e
-		}
-		switch c := manifest.Compare(p.cur.Path, path); {
-		case c < 0:
-			p.cur = nil
-		case c == 0:
-			e := p.cur
-			p.cur = nil
-			return e
-		default:
-			return nil
-		}
-	}
-	return nil
+	e, _ := p.c.Find(path) // after an error: nothing more to reuse
+	return e
 }
 
 func (p *prevManifest) close() { p.f.Close() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
@@ -34,6 +35,18 @@ func FromDigest(digest []byte) cid.Cid {
 func Sum(data []byte) cid.Cid {
 	d := sha256.Sum256(data)
 	return FromDigest(d[:])
+}
+
+// HasCID reports whether the size bytes of r at off hash to the CID c:
+// a local copy of a block, checked where it lies. Bytes that end early
+// are no match; err is a read that failed.
+func HasCID(r io.ReaderAt, off, size int64, c string) (bool, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, io.NewSectionReader(r, off, size))
+	if err != nil {
+		return false, err
+	}
+	return n == size && FromDigest(h.Sum(nil)).String() == c, nil
 }
 
 // ParseCID accepts exactly the CIDs ib gives blocks: version 1, codec raw,

@@ -72,15 +72,14 @@ func HashLive(root string) func(old, cur *manifest.Entry) (bool, error) {
 			return false, fmt.Errorf("diff: %w", err)
 		}
 		defer f.Close()
+		var off int64
 		for _, b := range old.Blocks {
-			h := block.NewHasher()
-			n, err := io.Copy(h, io.LimitReader(f, b.Size))
-			if err != nil {
+			if ok, err := block.HasCID(f, off, b.Size, b.CID); err != nil {
 				return false, fmt.Errorf("diff: read %s: %w", cur.Path, err)
-			}
-			if n != b.Size || block.FromDigest(h.Sum(nil)).String() != b.CID {
+			} else if !ok {
 				return false, nil
 			}
+			off += b.Size
 		}
 		return true, nil
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -32,7 +31,7 @@ func (r *run) deleteExtra(ctx context.Context, spool *os.File) error {
 	if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
 		return nil // a single file restored: nothing around it is ours
 	}
-	want := &cursor{r: entries(spool)}
+	want := manifest.NewCursor(entries(spool).Next)
 	var dirs []string // folders the backup does not have, removed last
 	ign := &sparing{Matcher: ignore.New(r.opts.Keep...), protected: r.opts.Protected}
 	err := scan.Walk(ctx, root, scan.Options{Ignore: ign}, func(it *scan.Item) error {
@@ -46,7 +45,7 @@ func (r *run) deleteExtra(ctx context.Context, spool *os.File) error {
 		if p == Marker {
 			return nil
 		}
-		e, err := want.find(p)
+		e, err := want.Find(p)
 		if err != nil {
 			return err
 		}
@@ -103,38 +102,3 @@ type sparing struct {
 }
 
 func (s *sparing) protects(p string) bool { return protected(s.protected, p) }
-
-// cursor reads a manifest forward in step with a walk.
-type cursor struct {
-	r interface {
-		Next() (*manifest.Entry, error)
-	}
-	cur *manifest.Entry
-	eof bool
-}
-
-// find returns the entry at path, or nil; paths come in walk order.
-func (c *cursor) find(path string) (*manifest.Entry, error) {
-	for !c.eof {
-		if c.cur == nil {
-			e, err := c.r.Next()
-			if err == io.EOF {
-				c.eof = true
-				return nil, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			c.cur = e
-		}
-		switch cmp := manifest.Compare(c.cur.Path, path); {
-		case cmp < 0:
-			c.cur = nil
-		case cmp == 0:
-			return c.cur, nil
-		default:
-			return nil, nil
-		}
-	}
-	return nil, nil
-}

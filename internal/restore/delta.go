@@ -74,16 +74,8 @@ func (r *run) reuse(j blockJob) (bool, error) {
 	if local == nil {
 		return false, nil
 	}
-	fi, err := local.Stat()
-	if err != nil || fi.Size() < j.off+j.b.Size {
-		return false, nil
-	}
-	h := block.NewHasher()
-	if _, err := io.Copy(h, io.NewSectionReader(local, j.off, j.b.Size)); err != nil {
-		return false, nil // unreadable here: fetch it
-	}
-	if block.FromDigest(h.Sum(nil)).String() != j.b.CID {
-		return false, nil
+	if ok, _ := block.HasCID(local, j.off, j.b.Size, j.b.CID); !ok {
+		return false, nil // other bytes, too short or unreadable here: fetched
 	}
 	if j.file.inPlace() {
 		r.opts.Counters.AddBytes(j.b.Size) // already where it belongs
@@ -170,7 +162,7 @@ func (r *run) sameSmall(e manifest.Entry) (done bool, err error) {
 		return false, nil
 	}
 	defer f.Close()
-	if gi, err := f.Stat(); err != nil || !os.SameFile(fi, gi) || !localMatches(f, 0, e.Blocks[0]) {
+	if gi, err := f.Stat(); err != nil || !os.SameFile(fi, gi) || !hasCID(f, 0, e.Blocks[0]) {
 		return false, nil
 	}
 	if err := r.fileMeta(f, e); err != nil {

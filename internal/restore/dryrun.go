@@ -117,7 +117,7 @@ func (r *run) planFile(e *manifest.Entry, res *Result, fn func(Planned) error) e
 	}
 	var off int64
 	for _, b := range e.Blocks {
-		if local != nil && localMatches(local, off, b) {
+		if local != nil && hasCID(local, off, b) {
 			p.Reused += b.Size
 			res.BlocksReused++
 		} else {
@@ -141,9 +141,9 @@ func (r *run) planFile(e *manifest.Entry, res *Result, fn func(Planned) error) e
 	return nil
 }
 
-// localMatches reports whether local holds block b at off.
-func localMatches(local *os.File, off int64, b manifest.Block) bool {
-	h := block.NewHasher()
-	n, err := io.Copy(h, io.NewSectionReader(local, off, b.Size))
-	return err == nil && n == b.Size && block.FromDigest(h.Sum(nil)).String() == b.CID
+// hasCID reports whether local holds block b at off (an unreadable file
+// does not).
+func hasCID(local *os.File, off int64, b manifest.Block) bool {
+	ok, _ := block.HasCID(local, off, b.Size, b.CID)
+	return ok
 }

@@ -388,6 +388,17 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 			small, smallBytes = nil, 0
 			return nil
 		}
+		// queue adds a small file to the next pack.
+		queue := func(e manifest.Entry) error {
+			r.res.Files++
+			r.res.Bytes += e.Size
+			small = append(small, e)
+			smallBytes += e.Size
+			if len(small) >= smallBatchFiles || smallBytes >= smallBatchBytes {
+				return flush()
+			}
+			return nil
+		}
 		for {
 			e, err := mr.Next()
 			if err == io.EOF {
@@ -433,36 +444,38 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 					}
 					e.Type, e.Target = manifest.TypeFile, "" // its target is not restored here
 				}
-				small1 := len(e.Blocks) == 1 && e.Blocks[0].Size < smallLimit
-				if small1 && !r.fresh && !r.complete(*e) && !r.opts.InPlace {
-					// A small stale file: its one block is hashed here;
-					// the same bytes need their metadata only, others are
-					// fetched in a pack.
-					if done, err := r.sameSmall(*e); err != nil {
-						return err
-					} else if done {
-						continue
-					}
-				}
-				if small1 && (r.fresh || !r.complete(*e) && (!r.hasLocal(e.Path) || !r.opts.InPlace)) {
-					r.res.Files++
-					r.res.Bytes += e.Size
-					small = append(small, *e)
-					smallBytes += e.Size
-					if len(small) >= smallBatchFiles || smallBytes >= smallBatchBytes {
-						if err := flush(); err != nil {
-							return err
-						}
-					}
-					continue
-				}
-				if err := r.file(gctx, *e, jobs); err != nil {
+				if err := r.restoreFile(gctx, *e, jobs, queue); err != nil {
 					return err
 				}
 			}
 		}
 	})
 	return g.Wait()
+}
+
+// restoreFile restores one file: a small file of one block goes into a
+// pack (fetched many at a time), unless DEST has it complete (kept or
+// verified), has it to patch in place, or has its bytes with other
+// metadata; any other file is restored block by block.
+func (r *run) restoreFile(ctx context.Context, e manifest.Entry, jobs chan<- blockJob, queue func(manifest.Entry) error) error {
+	if len(e.Blocks) != 1 || e.Blocks[0].Size >= smallLimit {
+		return r.file(ctx, e, jobs)
+	}
+	switch {
+	case r.fresh:
+		return queue(e)
+	case r.complete(e):
+		return r.file(ctx, e, jobs)
+	case r.opts.InPlace:
+		if r.hasLocal(e.Path) {
+			return r.file(ctx, e, jobs)
+		}
+		return queue(e)
+	}
+	if done, err := r.sameSmall(e); err != nil || done {
+		return err
+	}
+	return queue(e)
 }
 
 func (r *run) mkdir(p string) error {

@@ -1,20 +1,5 @@
 package scan
 
-import (
-	"io/fs"
-	"syscall"
-)
+import "syscall"
 
-func sysStamp(fi fs.FileInfo, s *Stamp) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.CTime = st.Ctim.Nano()
-		s.Ino, s.Dev = st.Ino, uint64(st.Dev)
-	}
-}
-
-func sysLinks(fi fs.FileInfo) (dev, ino, nlink uint64) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev), st.Ino, uint64(st.Nlink)
-	}
-	return 0, 0, 0
-}
+func ctime(st *syscall.Stat_t) int64 { return st.Ctim.Nano() }
