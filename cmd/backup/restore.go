@@ -3,7 +3,6 @@ package backup
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os/user"
@@ -78,13 +77,7 @@ func newRestore(o *common) *cobra.Command {
 				subs = []string{""}
 			}
 			if dryRun {
-				for _, sub := range subs {
-					opts.Sub = sub
-					if err := planRestore(c.Context(), o, api, id, args[1], opts, asJSON); err != nil {
-						return err
-					}
-				}
-				return nil
+				return planRestore(c.Context(), o, api, id, args[1], subs, opts, asJSON)
 			}
 			// Several --path: one restore each into the same DEST, the
 			// later ones into what the first made.
@@ -128,7 +121,7 @@ func newRestore(o *common) *cobra.Command {
 	f.BoolVar(&overwriteProtected, "overwrite-protected", false, "replace the preset's protected files in DEST too (e.g. a validator's signing state)")
 	f.BoolVar(&del, "delete", false, "remove what DEST has and the backup does not (never what DEST's ignore files leave out, protected paths or --keep)")
 	f.StringArrayVar(&keep, "keep", nil, "with --delete: never remove paths matching PATTERN (gitignore syntax; repeatable)")
-	f.BoolVar(&asJSON, "json", false, "print the result as JSON (with --dry-run: one object per line, then the totals)")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON (with --dry-run: {\"plan\": [...], \"totals\": {...}})")
 	f.BoolVar(&dryRun, "dry-run", false, "write nothing: list what would be fetched, taken from DEST, replaced and deleted, with bytes")
 	f.BoolVar(&inPlace, "in-place", false, "patch existing files where they are, block by block, instead of writing a copy beside them")
 	f.BoolVar(&verifyAll, "verify-existing", false, "hash files that look complete too, and repair in place any block that differs")
@@ -206,29 +199,37 @@ func printRestored(w io.Writer, id int64, dest string, res restore.Result) {
 	fmt.Fprintln(w)
 }
 
-// planRestore prints what a restore would do.
-func planRestore(ctx context.Context, o *common, api *apiclient.Client, id int64, dest string, opts restore.Options, asJSON bool) error {
+// planRestore prints what a restore of each path would do: lines and a
+// summary, or with asJSON one document {"plan": [...], "totals": {...}}.
+func planRestore(ctx context.Context, o *common, api *apiclient.Client, id int64, dest string, subs []string, opts restore.Options, asJSON bool) error {
 	w := bufio.NewWriter(o.env.Stdout)
 	defer w.Flush()
+	plan := []restore.Planned{}
+	var totals restore.Result
 	opts.DryRun = true
 	opts.Plan = func(p restore.Planned) error {
 		if asJSON {
-			b, _ := json.Marshal(p)
-			w.Write(b)
-			return w.WriteByte('\n')
+			plan = append(plan, p)
+			return nil
 		}
 		_, err := fmt.Fprintln(w, p)
 		return err
 	}
-	res, err := restore.Run(ctx, api, id, dest, opts)
-	if err != nil {
-		return notFound(err, fmt.Sprintf("backup %d", id))
+	for _, sub := range subs {
+		opts.Sub = sub
+		res, err := restore.Run(ctx, api, id, dest, opts)
+		if err != nil {
+			return notFound(err, fmt.Sprintf("backup %d", id))
+		}
+		totals = addResults(totals, res)
 	}
 	if asJSON {
-		b, _ := json.Marshal(res)
-		w.Write(b)
-		return w.WriteByte('\n')
+		return printJSON(w, struct {
+			Plan   []restore.Planned `json:"plan"`
+			Totals restore.Result    `json:"totals"`
+		}{plan, totals})
 	}
+	res := totals
 	fmt.Fprintf(w, "would restore backup %d to %s: %s kept, %s patched, %s new or replaced; %s from DEST (%s), %s fetched (%s); %s deleted\n",
 		id, dest, plural(res.Kept, "file"), plural(res.Patched, "file"), plural(res.Files-res.Kept-res.Patched, "file"),
 		plural(res.BlocksReused, "block"), progress.Size(res.BytesReused), plural(res.BlocksFetched, "block"),
