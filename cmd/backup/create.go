@@ -121,31 +121,7 @@ func newCreate(o *common) *cobra.Command {
 			if lp.pre.Command == "" {
 				opts.OnLiveDB = liveDBWarner(o.env.Stderr)
 			}
-			path := args[0]
-			res, err := func() (res backup.Result, err error) {
-				// The post hook runs whenever the pre hook ran (or none is
-				// set): after success, failure or an interrupt.
-				defer func() {
-					if herr := lp.finish(c.Context(), path, tags, res.ID, err); herr != nil {
-						err = errors.Join(err, herr)
-					}
-				}()
-				if path, tags, err = lp.prepare(c.Context(), path, tags); err != nil {
-					return backup.Result{}, err
-				}
-				warnNewTagSet(c.Context(), o.env.Stderr, api, tags)
-				opts.Tags, opts.Labels = tags, lp.labels
-				opts.NewIgnorer = func() scan.Ignorer { return ignore.New(lp.excludes...) }
-				counters := &progress.Counters{}
-				opts.Counters = counters
-				stop := o.progress(c.Context(), counters, "backed up")
-				res, err = backup.Run(c.Context(), api, path, opts)
-				stop(err == nil)
-				if err != nil {
-					return res, fmt.Errorf("backup %s to %s: %w", path, api.URL(), err)
-				}
-				return res, warnChanged(o.env.Stderr, res)
-			}()
+			res, err := runHooked(c.Context(), o, api, lp, args[0], tags, opts)
 			if res.ID == 0 {
 				return err
 			}
@@ -325,4 +301,30 @@ func warnNewTagSet(ctx context.Context, w io.Writer, api *apiclient.Client, tags
 		names = append(names[:5], "…")
 	}
 	fmt.Fprintf(w, ". Tag sets that differ in one tag: %s\n", strings.Join(names, "; "))
+}
+
+// runHooked runs the pre hook, the backup it prepared and the post hook,
+// which runs whenever the pre hook ran (or none is set): after success,
+// failure or an interrupt.
+func runHooked(ctx context.Context, o *common, api *apiclient.Client, lp *livePlan, path string, tags manifest.Tags, opts backup.Options) (res backup.Result, err error) {
+	defer func() {
+		if herr := lp.finish(ctx, path, tags, res.ID, err); herr != nil {
+			err = errors.Join(err, herr)
+		}
+	}()
+	if path, tags, err = lp.prepare(ctx, path, tags); err != nil {
+		return backup.Result{}, err
+	}
+	warnNewTagSet(ctx, o.env.Stderr, api, tags)
+	opts.Tags, opts.Labels = tags, lp.labels
+	opts.NewIgnorer = func() scan.Ignorer { return ignore.New(lp.excludes...) }
+	counters := &progress.Counters{}
+	opts.Counters = counters
+	stop := o.progress(ctx, counters, "backed up")
+	res, err = backup.Run(ctx, api, path, opts)
+	stop(err == nil)
+	if err != nil {
+		return res, fmt.Errorf("backup %s to %s: %w", path, api.URL(), err)
+	}
+	return res, warnChanged(o.env.Stderr, res)
 }

@@ -110,9 +110,9 @@ func (l *liveFlags) resolve(c *cobra.Command, cfg config.BackupSettings, stderr 
 	return p, nil
 }
 
-// options sets the engine's options of the plan.
+// options sets the engine's options of the plan (the labels and tags come
+// after the pre hook: see runHooked).
 func (p *livePlan) options(o *backup.Options) {
-	o.Labels = p.labels
 	o.OneFileSystem = p.oneFS
 	o.ChangeRetries = p.retries
 	if p.retries == 0 {

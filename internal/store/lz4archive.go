@@ -139,17 +139,7 @@ func (l *LZ4Archive) Seek(off int64, whence int) (int64, error) {
 	if !l.Known() {
 		return 0, errors.New("tar.lz4: not seekable before one stream was sent whole")
 	}
-	switch whence {
-	case io.SeekCurrent:
-		off += l.pos
-	case io.SeekEnd:
-		off += l.size
-	}
-	if off < 0 {
-		return 0, errors.New("seek before start")
-	}
-	l.pos = off
-	return off, nil
+	return seekTo(&l.pos, l.size, off, whence)
 }
 
 // Read reads the stream at the current position (Known streams only).

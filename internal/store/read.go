@@ -80,18 +80,7 @@ func (s *Store) OpenFile(ctx context.Context, id int64, path string) (*FileReade
 func (f *FileReader) Entry() manifest.Entry { return f.e }
 
 func (f *FileReader) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		off += f.pos
-	case io.SeekEnd:
-		off += f.e.Size
-	}
-	if off < 0 {
-		return 0, errors.New("seek before start")
-	}
-	f.pos = off
-	return off, nil
+	return seekTo(&f.pos, f.e.Size, off, whence)
 }
 
 func (f *FileReader) Read(p []byte) (int, error) {
@@ -348,17 +337,7 @@ func (a *ArchiveReader) ETag() string {
 }
 
 func (a *ArchiveReader) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		off += a.pos
-	case io.SeekEnd:
-		off += a.size
-	}
-	if off < 0 {
-		return 0, errors.New("seek before start")
-	}
-	a.pos = off
-	return off, nil
+	return seekTo(&a.pos, a.size, off, whence)
 }
 
 func (a *ArchiveReader) Read(p []byte) (int, error) {
@@ -603,4 +582,19 @@ func (s *Store) History(ctx context.Context, id int64, path string, limit int) (
 		return nil, err
 	}
 	return s.db.History(ctx, id, path, limit)
+}
+
+// seekTo moves *pos as io.Seeker does, for a stream of size bytes.
+func seekTo(pos *int64, size, off int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekCurrent:
+		off += *pos
+	case io.SeekEnd:
+		off += size
+	}
+	if off < 0 {
+		return 0, errors.New("seek before start")
+	}
+	*pos = off
+	return off, nil
 }
