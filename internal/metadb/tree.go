@@ -176,6 +176,12 @@ ORDER BY b.created_at DESC, b.id DESC, e.seq LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
+	return db.backupNodes(ctx, rows, "search")
+}
+
+// backupNodes reads rows of a backup id and nodeCols, and pairs each node
+// with its backup (a backup deleted meanwhile drops out).
+func (db *DB) backupNodes(ctx context.Context, rows *sql.Rows, what string) ([]Hit, error) {
 	type found struct {
 		id   int64
 		node Node
@@ -183,29 +189,29 @@ ORDER BY b.created_at DESC, b.id DESC, e.seq LIMIT ?`, args...)
 	var fs []found
 	for rows.Next() {
 		var f found
-		var typ int
-		var ms, mns int64
-		var target sql.NullString
-		var packed []byte
-		var flags int
-		e := &f.node.Entry
-		if err := rows.Scan(&f.id, &f.node.Seq, &e.Path, &typ, &e.Mode, &ms, &mns, &e.Size, &e.UID, &e.GID, &target, &packed, &flags); err != nil {
+		var err error
+		if f.node, err = scanNode(prefixed{rows, &f.id}); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: search: %w", err)
+			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 		}
-		e.Type, e.MTime, e.Target = typeName(typ), unixTime(ms, mns), target.String
-		e.ChangedDuringRead = flags&flagChanged != 0
 		fs = append(fs, f)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
 	backups := map[int64]Backup{}
-	var out []Hit
+	out := make([]Hit, 0, len(fs))
 	for _, f := range fs {
 		b, ok := backups[f.id]
 		if !ok {
 			var err error
-			if b, err = db.Get(ctx, f.id); err != nil {
+			b, err = db.Get(ctx, f.id)
+			if errors.Is(err, ErrNotFound) {
 				continue // deleted meanwhile
+			}
+			if err != nil {
+				return nil, err
 			}
 			backups[f.id] = b
 		}
@@ -214,6 +220,15 @@ ORDER BY b.created_at DESC, b.id DESC, e.seq LIMIT ?`, args...)
 	return out, nil
 }
 
+// prefixed scans a row whose first column (the backup id) comes before
+// the columns a scan function reads.
+type prefixed struct {
+	rows *sql.Rows
+	id   *int64
+}
+
+func (p prefixed) Scan(dest ...any) error { return p.rows.Scan(append([]any{p.id}, dest...)...) }
+
 func wrapNoRows(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
@@ -221,16 +236,10 @@ func wrapNoRows(err error, what string) error {
 	return fmt.Errorf("sqlite: %s: %w", what, err)
 }
 
-// Version is one backup's entry at a path, for a file's history.
-type Version struct {
-	Backup Backup
-	Entry  manifest.Entry
-}
-
 // History returns the entries at path in every live backup of the tag set
 // of backup id, oldest first: one query on the name index, no manifest
 // scan.
-func (db *DB) History(ctx context.Context, id int64, path string, limit int) ([]Version, error) {
+func (db *DB) History(ctx context.Context, id int64, path string, limit int) ([]Hit, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT b.id, e.`+strings.ReplaceAll(nodeCols, ", ", ", e.")+`
 FROM entries e JOIN backups b ON b.id = e.backup_id
 WHERE e.name_id = (SELECT id FROM names WHERE name = ?) AND e.path = ?
@@ -239,44 +248,5 @@ ORDER BY b.created_at, b.id LIMIT ?`, baseName(path), path, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: history: %w", err)
 	}
-	type found struct {
-		id   int64
-		node Node
-	}
-	var fs []found
-	for rows.Next() {
-		var f found
-		var typ, flags int
-		var ms, mns int64
-		var target sql.NullString
-		var packed []byte
-		e := &f.node.Entry
-		if err := rows.Scan(&f.id, &f.node.Seq, &e.Path, &typ, &e.Mode, &ms, &mns, &e.Size, &e.UID, &e.GID, &target, &packed, &flags); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("sqlite: history: %w", err)
-		}
-		e.Type, e.MTime, e.Target = typeName(typ), unixTime(ms, mns), target.String
-		e.ChangedDuringRead = flags&flagChanged != 0
-		if e.Blocks, err = unpackBlocks(packed); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("sqlite: history: %w", err)
-		}
-		fs = append(fs, f)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: history: %w", err)
-	}
-	out := make([]Version, 0, len(fs))
-	for _, f := range fs {
-		b, err := db.Get(ctx, f.id)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Version{Backup: b, Entry: f.node.Entry})
-	}
-	return out, nil
+	return db.backupNodes(ctx, rows, "history")
 }

@@ -574,7 +574,7 @@ func tarHeader(e *manifest.Entry, link bool) ([]byte, error) {
 
 // History returns the versions of one path across the live backups of
 // backup id's tag set, oldest first (at most limit).
-func (s *Store) History(ctx context.Context, id int64, path string, limit int) ([]metadb.Version, error) {
+func (s *Store) History(ctx context.Context, id int64, path string, limit int) ([]metadb.Hit, error) {
 	if err := manifest.CheckPath(path); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
