@@ -73,6 +73,9 @@ func (r *run) keep(e *manifest.Entry) bool {
 
 // protected reports whether path or a folder above it matches one of pats.
 func protected(pats []*ignore.Pattern, path string) bool {
+	if len(pats) == 0 {
+		return false // the common case: no preset, nothing to match per entry
+	}
 	isDir := false
 	for p := path; p != "."; p, isDir = manifest.Parent(p), true {
 		if m := ignore.MatchAny(pats, p, isDir); m != nil {
