@@ -32,13 +32,28 @@ func TestResumableTarLZ4(t *testing.T) {
 	mustIB(t, conf, "backup", "create", "-q", "--node=lz", src)
 	url := srv.URL + "/api/v1/backups/1/archive.tar.lz4"
 
+	// The first download is cut at a third: before any stream was sent
+	// whole, `curl -C -` resumes it (its Range request waits for the
+	// index pass the first GET started).
 	first, body1 := get(t, url)
-	if first.StatusCode != 200 || first.Header.Get("Content-Length") != "" {
-		t.Fatalf("first stream: %s, Content-Length %q (want none yet)", first.Status, first.Header.Get("Content-Length"))
+	if first.StatusCode != 200 || first.Header.Get("Content-Length") != "" || first.Header.Get("ETag") == "" {
+		t.Fatalf("first stream: %s, Content-Length %q (want none yet), ETag %q", first.Status, first.Header.Get("Content-Length"), first.Header.Get("ETag"))
 	}
+	cutDir := t.TempDir()
+	os.WriteFile(filepath.Join(cutDir, "n.tar.lz4"), body1[:len(body1)/3], 0o644)
+	if out, err := exec.Command("curl", "-fsS", "-C", "-", "-o", filepath.Join(cutDir, "n.tar.lz4"), url).CombinedOutput(); err != nil {
+		t.Fatalf("curl -C - of the first download: %v %s", err, out)
+	}
+	if got, _ := os.ReadFile(filepath.Join(cutDir, "n.tar.lz4")); !bytes.Equal(got, body1) {
+		t.Fatal("the resumed first download differs")
+	}
+	// The sizes are kept on disk: a restarted server knows the length.
+	srv.Stop()
+	srv.Start(t)
+	url = srv.URL + "/api/v1/backups/1/archive.tar.lz4"
 	second, body2 := get(t, url)
-	if second.StatusCode != 200 || second.Header.Get("Content-Length") != strconv.Itoa(len(body2)) || second.Header.Get("ETag") == "" {
-		t.Fatalf("second stream: %s %v", second.Status, second.Header)
+	if second.StatusCode != 200 || second.Header.Get("Content-Length") != strconv.Itoa(len(body2)) || second.Header.Get("ETag") != first.Header.Get("ETag") {
+		t.Fatalf("second stream after a restart: %s %v", second.Status, second.Header)
 	}
 	if !bytes.Equal(body1, body2) {
 		t.Fatal("the two streams differ")
@@ -73,6 +88,16 @@ func TestResumableTarLZ4(t *testing.T) {
 	}
 	if !strings.Contains(second.Header.Get("Content-Type"), "lz4") {
 		t.Errorf("Content-Type %q", second.Header.Get("Content-Type"))
+	}
+	// Deleting the backup removes its index.
+	idx := filepath.Join(srv.DataDir, "lz4index", "1.lz4sizes")
+	if _, err := os.Stat(idx); err != nil {
+		t.Fatalf("index file: %v", err)
+	}
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	mustIB(t, conf, "backup", "delete", "--yes", "1")
+	if _, err := os.Stat(idx); !os.IsNotExist(err) {
+		t.Errorf("index file after delete: %v", err)
 	}
 }
 

@@ -168,25 +168,48 @@ func (a *API) serveArchive(c *gin.Context, id int64, lz4 bool) {
 		// Once one stream was sent whole it has a length and ranges.
 		c.Header("Content-Type", "application/x-lz4")
 		c.Header("Content-Disposition", attachment(name+".tar.lz4"))
-		la := a.store.LZ4(ar)
-		if la.Known() {
-			c.Header("ETag", la.ETag())
-			a.serveContent(c, b.CreatedAt, la, name)
-			return
-		}
-		c.Status(http.StatusOK)
-		if c.Request.Method == http.MethodHead {
-			return
-		}
-		if _, err := la.WriteTo(c.Writer); err != nil {
-			a.cut(c, name, err)
-		}
+		a.serveLZ4(c, id, b.CreatedAt, ar, name)
 		return
 	}
 	c.Header("Content-Type", "application/x-tar")
 	c.Header("Content-Disposition", attachment(name+".tar"))
 	c.Header("ETag", ar.ETag())
 	a.serveContent(c, b.CreatedAt, ar, name)
+}
+
+// serveLZ4 answers the .tar.lz4 of an archive. Before its block sizes
+// are known, a GET of a whole backup's stream starts the index pass and is
+// sent without a length; a Range request (a resumed download) waits for
+// the pass and is answered as usual.
+func (a *API) serveLZ4(c *gin.Context, id int64, modtime time.Time, ar *store.ArchiveReader, name string) {
+	la := a.store.LZ4(ar)
+	c.Header("ETag", la.ETag())
+	if !la.Known() && ar.Whole() && c.Request.Method == http.MethodGet {
+		done := a.store.IndexLZ4(id)
+		if c.Request.Header.Get("Range") != "" {
+			select {
+			case <-done:
+			case <-c.Request.Context().Done():
+				return
+			}
+			la = a.store.LZ4(ar)
+		}
+	}
+	if la.Known() {
+		a.serveContent(c, modtime, la, name)
+		return
+	}
+	if ar.Whole() {
+		c.Header("Accept-Ranges", "bytes")
+	}
+	c.Header("Last-Modified", modtime.UTC().Format(http.TimeFormat))
+	c.Status(http.StatusOK)
+	if c.Request.Method == http.MethodHead {
+		return
+	}
+	if _, err := la.WriteTo(c.Writer); err != nil {
+		a.cut(c, name, err)
+	}
 }
 
 // latestArchive redirects the permalink of a tag set to its newest backup.

@@ -34,7 +34,7 @@ func (r *run) deleteExtra(ctx context.Context, spool *os.File) error {
 	want := manifest.NewCursor(entries(spool).Next)
 	var dirs []string // folders the backup does not have, removed last
 	ign := &sparing{Matcher: ignore.New(r.opts.Keep...), protected: r.opts.Protected}
-	err := scan.Walk(ctx, root, scan.Options{Ignore: ign}, func(it *scan.Item) error {
+	err := scan.Walk(ctx, root, scan.Options{Ignore: ign, TypesOnly: true}, func(it *scan.Item) error {
 		p := it.Path
 		if r.opts.Sub != "." {
 			p = manifest.Join(r.opts.Sub, it.Path)

@@ -46,11 +46,11 @@ func (r *run) openLocal(p string) *os.File {
 	if r.fresh {
 		return nil
 	}
-	fi, err := r.root.Lstat(p)
+	fi, err := r.dirs.lstat(p)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
 		return nil
 	}
-	f, err := r.root.Open(p)
+	f, err := r.dirs.open(p)
 	if err != nil {
 		return nil
 	}
@@ -63,7 +63,7 @@ func (r *run) hasLocal(p string) bool {
 	if r.fresh {
 		return false
 	}
-	fi, err := r.root.Lstat(p)
+	fi, err := r.dirs.lstat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 
@@ -153,11 +153,11 @@ func (r *run) finishInPlace(st *fileState) error {
 // owner and mtime where it is and done is true. A file with other hard
 // links is left to be written anew.
 func (r *run) sameSmall(e manifest.Entry) (done bool, err error) {
-	fi, err := r.root.Lstat(e.Path)
+	fi, err := r.dirs.lstat(e.Path)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.Size || scan.Links(fi) > 1 {
 		return false, nil
 	}
-	f, err := r.root.Open(e.Path)
+	f, err := r.dirs.open(e.Path)
 	if err != nil {
 		return false, nil
 	}

@@ -70,3 +70,25 @@ func (d *dirRoots) close() {
 		delete(d.m, k)
 	}
 }
+
+// lstat is Lstat of p through its folder's root: one system call for the
+// files of a folder instead of a walk from DEST for each (a refresh stats
+// every file the backup has).
+func (d *dirRoots) lstat(p string) (os.FileInfo, error) {
+	root, name, release, err := d.at(p)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return root.Lstat(name)
+}
+
+// open opens p for reading through its folder's root.
+func (d *dirRoots) open(p string) (*os.File, error) {
+	root, name, release, err := d.at(p)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return root.Open(name)
+}

@@ -47,7 +47,8 @@ func dryRun(ctx context.Context, spool *os.File, dest string, opts Options) (Res
 		return Result{}, fmt.Errorf("restore: %w", err)
 	default:
 		defer root.Close()
-		r.root = root
+		r.root, r.dirs.parent = root, root
+		defer r.dirs.close()
 	}
 	mr := entries(spool)
 	for {

@@ -371,6 +371,12 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 			return nil
 		})
 	}
+	var ahead statAhead
+	if !r.fresh {
+		actx, stop := context.WithCancel(gctx)
+		defer stop()
+		ahead.start(actx, spool, r.root, r.opts.Sub)
+	}
 	g.Go(func() error {
 		defer close(jobs)
 		mr := entries(spool)
@@ -407,6 +413,7 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 			if err != nil {
 				return err
 			}
+			ahead.passed()
 			if !manifest.Within(e.Path, r.opts.Sub) && !manifest.Within(r.opts.Sub, e.Path) {
 				continue
 			}
@@ -546,7 +553,7 @@ func (r *run) symlink(e manifest.Entry) error {
 // complete reports whether p already holds the entry's file (from an
 // interrupted run): same size, mtime and mode.
 func (r *run) complete(e manifest.Entry) bool {
-	fi, err := r.root.Lstat(e.Path)
+	fi, err := r.dirs.lstat(e.Path)
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size &&
 		fi.ModTime().Equal(e.MTime) && manifest.ModeFromFS(fi.Mode()) == e.Mode
 }

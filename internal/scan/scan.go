@@ -76,6 +76,10 @@ type Options struct {
 	// OneFileSystem keeps the walk on the root's filesystem: a directory
 	// on another one (a mount point) is reported, empty.
 	OneFileSystem bool
+	// TypesOnly walks names and types only, from the directory listing:
+	// Items carry no Info and no Target (what --delete needs, without a
+	// stat per file).
+	TypesOnly bool
 }
 
 // Walk calls fn for every item under root in walk order. An error from fn
@@ -94,17 +98,18 @@ func Walk(ctx context.Context, root string, o Options, fn func(*Item) error) err
 	if !info.IsDir() {
 		return fmt.Errorf("walk: %s is not a directory", root)
 	}
-	w := &walker{ctx: ctx, ign: o.Ignore, st: o.Stats, fn: fn, oneFS: o.OneFileSystem, dev: StampOf(info).Dev}
+	w := &walker{ctx: ctx, ign: o.Ignore, st: o.Stats, fn: fn, oneFS: o.OneFileSystem, typesOnly: o.TypesOnly, dev: StampOf(info).Dev}
 	return w.dir(&Item{Path: ".", Abs: root, Type: manifest.TypeDir, Info: info})
 }
 
 type walker struct {
-	ctx   context.Context
-	ign   Ignorer
-	st    *Stats
-	fn    func(*Item) error
-	oneFS bool
-	dev   uint64 // the root's filesystem
+	ctx       context.Context
+	ign       Ignorer
+	st        *Stats
+	fn        func(*Item) error
+	oneFS     bool
+	dev       uint64 // the root's filesystem
+	typesOnly bool
 }
 
 func (w *walker) dir(it *Item) error {
@@ -134,18 +139,22 @@ func (w *walker) dir(it *Item) error {
 			w.st.Ignored++
 			continue
 		}
-		info, err := de.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since the directory was read
+		child := &Item{Path: p, Abs: filepath.Join(it.Abs, name)}
+		m := de.Type()
+		if !w.typesOnly || (isDir && w.oneFS) {
+			info, err := de.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed since the directory was read
+			}
+			if err != nil {
+				return fmt.Errorf("walk: %w", err)
+			}
+			child.Info, m = info, info.Mode()
 		}
-		if err != nil {
-			return fmt.Errorf("walk: %w", err)
-		}
-		child := &Item{Path: p, Abs: filepath.Join(it.Abs, name), Info: info}
-		switch m := info.Mode(); {
+		switch {
 		case m.IsDir():
 			child.Type = manifest.TypeDir
-			if w.oneFS && StampOf(info).Dev != w.dev {
+			if w.oneFS && StampOf(child.Info).Dev != w.dev {
 				w.st.OtherFS = append(w.st.OtherFS, child.Abs)
 				if err := w.fn(child); err != nil {
 					return err
@@ -160,6 +169,10 @@ func (w *walker) dir(it *Item) error {
 			child.Type = manifest.TypeFile
 		case m&fs.ModeSymlink != 0:
 			child.Type = manifest.TypeSymlink
+			if w.typesOnly {
+				break
+			}
+			var err error
 			if child.Target, err = os.Readlink(child.Abs); err != nil {
 				return fmt.Errorf("walk: %w", err)
 			}

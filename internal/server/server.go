@@ -148,6 +148,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
+	st.SetIndexDir(filepath.Join(opts.DataDir, "lz4index"))
 	m := metrics.New(st)
 	st.SetHooks(m.Hooks())
 	pr := newPruner(st, opts, m)
@@ -203,6 +204,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		stopPruner()
 		<-prunerDone
+		s.Store.Close()
 		s.db.Close()
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
@@ -218,6 +220,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-errc
 	stopPruner()
 	<-prunerDone
+	s.Store.Close()
 	return errors.Join(err, s.db.Close())
 }
 
@@ -226,6 +229,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close() error {
 	err := s.http.Close()
 	if !s.serving.Load() {
+		s.Store.Close()
 		err = errors.Join(err, s.db.Close())
 	}
 	return err

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"sync"
 
 	"ib/internal/block"
 )
@@ -15,49 +14,11 @@ import (
 // The .tar.lz4 of an archive is an LZ4 frame whose blocks each hold
 // block.ChunkSize bytes of the tar, compressed on their own at the fast
 // level: the same tar always gives the same bytes. Once one whole stream
-// has been sent, the size of each of its blocks is kept; from then on the
-// stream has a length and an ETag, and a Range request is answered by
-// compressing again only the blocks it covers, so `curl -C -` resumes a
-// dropped 400 GB download. The first stream of an archive is sent without
-// a length (it costs what it returns: the server never compresses a whole
-// archive to answer a small range).
-
-// lz4Index keeps the block sizes of the streams sent whole, within a bound
-// on the blocks counted (4 bytes each).
-type lz4Index struct {
-	mu     sync.Mutex
-	sizes  map[string][]uint32
-	order  []string
-	blocks int
-}
-
-const maxLZ4IndexBlocks = 16 << 20 // 64 MiB of sizes: 16 TiB of tar
-
-func (x *lz4Index) load(key string) []uint32 {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.sizes[key]
-}
-
-func (x *lz4Index) store(key string, sizes []uint32) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.sizes == nil {
-		x.sizes = map[string][]uint32{}
-	}
-	if _, ok := x.sizes[key]; ok || len(sizes) > maxLZ4IndexBlocks {
-		return
-	}
-	for x.blocks+len(sizes) > maxLZ4IndexBlocks && len(x.order) > 0 {
-		old := x.order[0]
-		x.order = x.order[1:]
-		x.blocks -= len(x.sizes[old])
-		delete(x.sizes, old)
-	}
-	x.sizes[key] = sizes
-	x.order = append(x.order, key)
-	x.blocks += len(sizes)
-}
+// has been sent, or the index pass of a whole backup has run (lz4index.go),
+// the size of each of its blocks is kept; from then on the stream has a
+// length, and a Range request is answered by compressing again only the
+// blocks it covers, so `curl -C -` resumes a dropped 400 GB download. The
+// first stream of an archive is sent without a length.
 
 // LZ4Archive is the .tar.lz4 stream of an archive.
 type LZ4Archive struct {
@@ -77,7 +38,7 @@ type LZ4Archive struct {
 // LZ4 returns the .tar.lz4 stream of an open archive.
 func (s *Store) LZ4(tar *ArchiveReader) *LZ4Archive {
 	l := &LZ4Archive{tar: tar, s: s, curIdx: -1}
-	if sizes := s.lz4.load(tar.key); sizes != nil {
+	if sizes := s.lz4.load(tar, l.blocks()); sizes != nil {
 		l.setSizes(sizes)
 	}
 	return l
@@ -195,7 +156,9 @@ func (l *LZ4Archive) WriteTo(w io.Writer) (int64, error) {
 		return written, err
 	}
 	if !l.Known() {
-		l.s.lz4.store(l.tar.key, sizes)
+		if err := l.s.lz4.store(l.tar, sizes); err != nil {
+			l.s.log.Warn("keep tar.lz4 sizes", "err", err)
+		}
 	}
 	return written, nil
 }

@@ -196,6 +196,7 @@ type ArchiveReader struct {
 	id    int64
 	roots []Node // in walk order, none inside another
 	key   string // names the stream among the store's caches
+	whole bool   // the archive of the whole backup
 	size  int64
 	pos   int64
 
@@ -265,6 +266,7 @@ func (s *Store) OpenArchive(ctx context.Context, id int64, subs []string) (*Arch
 	}
 	key := fmt.Sprintf("%d\x00%s", id, strings.Join(subs, "\x00"))
 	a.key = key
+	a.whole = len(subs) == 1 && subs[0] == "."
 	if v, ok := s.archiveSizes.Load(key); ok {
 		a.size = v
 		return a, nil
@@ -325,6 +327,9 @@ func (a *ArchiveReader) inArchive(path string) bool {
 
 // Size is the length of the whole tar stream.
 func (a *ArchiveReader) Size() int64 { return a.size }
+
+// Whole reports whether this is the archive of the whole backup.
+func (a *ArchiveReader) Whole() bool { return a.whole }
 
 // ETag names the stream: backups are immutable.
 func (a *ArchiveReader) ETag() string {

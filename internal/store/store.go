@@ -51,8 +51,10 @@ type Store struct {
 	// archiveSizes caches the size of archives already computed (a
 	// backup never changes; an id is never reused within one database).
 	archiveSizes sizeCache
-	// lz4 keeps the block sizes of the .tar.lz4 streams sent whole.
+	// lz4 keeps the block sizes of the .tar.lz4 streams sent whole or
+	// indexed; passes indexes whole backups in the background.
 	lz4    lz4Index
+	passes lz4Passes
 	db     *metadb.DB
 	blocks blockstore.Store
 	tmpDir string

@@ -85,6 +85,7 @@ func (s *Store) backupAdded(b metadb.Backup) {
 // backupRemoved updates the totals after a deletion; the newest backup of
 // each tag set is read again (a small query on the backups table).
 func (s *Store) backupRemoved(ctx context.Context, b metadb.Backup) {
+	s.lz4.forget(b.ID)
 	last, err := s.db.LastBackups(ctx)
 	s.totals.mu.Lock()
 	defer s.totals.mu.Unlock()
