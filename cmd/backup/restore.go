@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 
 	"ib/internal/apiclient"
 	"ib/internal/cli"
+	"ib/internal/config"
 	"ib/internal/ignore"
 	"ib/internal/preset"
 	"ib/internal/progress"
@@ -68,8 +70,12 @@ func newRestore(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			state, err := config.CacheDir(api.URL())
+			if err != nil {
+				return err
+			}
 			opts := restore.Options{
-				Jobs: jobs, Force: force, Log: o.log(),
+				Jobs: jobs, Force: force, Log: o.log(), StateDir: filepath.Join(state, "restored"),
 				NoSameOwner: noSameOwner, Chown: owner, NoSamePermissions: noPerms, Protected: protect,
 				Delete: del, Keep: ignore.Excludes("--keep", keep), InPlace: inPlace, VerifyExisting: verifyAll,
 			}

@@ -40,31 +40,14 @@ func (r *run) countPatched(st *fileState) {
 	}
 }
 
-// openLocal opens the regular file DEST already has at p, for its blocks,
-// or returns nil.
+// openLocal opens the regular file DEST has at p, for its blocks, or
+// returns nil.
 func (r *run) openLocal(p string) *os.File {
-	if r.fresh {
-		return nil
-	}
-	fi, err := r.dirs.lstat(p)
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
-		return nil
-	}
 	f, err := r.dirs.open(p)
 	if err != nil {
 		return nil
 	}
 	return f
-}
-
-// hasLocal reports whether DEST has a regular file at p to take blocks
-// from.
-func (r *run) hasLocal(p string) bool {
-	if r.fresh {
-		return false
-	}
-	fi, err := r.dirs.lstat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 
 // reuse copies a block from the local file when its bytes there hash to
@@ -74,7 +57,11 @@ func (r *run) reuse(j blockJob) (bool, error) {
 	if local == nil {
 		return false, nil
 	}
-	if ok, _ := block.HasCID(local, j.off, j.b.Size, j.b.CID); !ok {
+	if k := j.file.known; k != nil {
+		if !k.has(j.off, j.b) {
+			return false, nil // other bytes, known without reading them
+		}
+	} else if ok, _ := block.HasCID(local, j.off, j.b.Size, j.b.CID); !ok {
 		return false, nil // other bytes, too short or unreadable here: fetched
 	}
 	if j.file.inPlace() {
@@ -152,9 +139,12 @@ func (r *run) finishInPlace(st *fileState) error {
 // metadata: when its bytes are the block's, it gets the entry's mode,
 // owner and mtime where it is and done is true. A file with other hard
 // links is left to be written anew.
-func (r *run) sameSmall(e manifest.Entry) (done bool, err error) {
-	fi, err := r.dirs.lstat(e.Path)
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.Size || scan.Links(fi) > 1 {
+func (r *run) sameSmall(e manifest.Entry, l local) (done bool, err error) {
+	if l.known != nil && !l.known.has(0, e.Blocks[0]) {
+		return false, nil
+	}
+	fi := l.fi
+	if fi == nil || !fi.Mode().IsRegular() || fi.Size() != e.Size || scan.Links(fi) > 1 {
 		return false, nil
 	}
 	f, err := r.dirs.open(e.Path)
@@ -162,7 +152,7 @@ func (r *run) sameSmall(e manifest.Entry) (done bool, err error) {
 		return false, nil
 	}
 	defer f.Close()
-	if gi, err := f.Stat(); err != nil || !os.SameFile(fi, gi) || !hasCID(f, 0, e.Blocks[0]) {
+	if gi, err := f.Stat(); err != nil || !os.SameFile(fi, gi) || (l.known == nil && !hasCID(f, 0, e.Blocks[0])) {
 		return false, nil
 	}
 	if err := r.fileMeta(f, e); err != nil {

@@ -36,8 +36,8 @@ func (p Planned) String() string {
 }
 
 // dryRun plans the restore of the checked manifest in spool into dest.
-func dryRun(ctx context.Context, spool *os.File, dest string, opts Options) (Result, error) {
-	r := &run{opts: opts, dest: dest}
+func dryRun(ctx context.Context, api API, id int64, spool *os.File, dest string, opts Options) (Result, error) {
+	r := &run{api: api, opts: opts, dest: dest}
 	var res Result
 	root, err := os.OpenRoot(dest)
 	switch {
@@ -49,6 +49,7 @@ func dryRun(ctx context.Context, spool *os.File, dest string, opts Options) (Res
 		defer root.Close()
 		r.root, r.dirs.parent = root, root
 		defer r.dirs.close()
+		defer r.previous(ctx, id)()
 	}
 	mr := entries(spool)
 	for {
@@ -96,21 +97,23 @@ func dryRun(ctx context.Context, spool *os.File, dest string, opts Options) (Res
 // planFile plans one file: kept, patched from DEST, new or replaced.
 func (r *run) planFile(e *manifest.Entry, res *Result, fn func(Planned) error) error {
 	p := Planned{Op: "+", Path: e.Path}
+	var fi fs.FileInfo
 	if !r.fresh {
-		fi, err := r.root.Lstat(e.Path)
-		switch {
-		case err == nil && !fi.Mode().IsRegular():
-			p.Op = "T"
-		case err == nil:
-			if r.complete(*e) && !r.opts.VerifyExisting {
-				res.Kept++
-				return nil
-			}
-			p.Op = "~"
+		fi, _ = r.dirs.lstat(e.Path)
+	}
+	known := r.known(*e, fi)
+	switch {
+	case fi != nil && !fi.Mode().IsRegular():
+		p.Op = "T"
+	case fi != nil:
+		if complete(fi, *e) && !r.opts.VerifyExisting {
+			res.Kept++
+			return nil
 		}
+		p.Op = "~"
 	}
 	var local *os.File
-	if p.Op == "~" {
+	if p.Op == "~" && known == nil {
 		local = r.openLocal(e.Path)
 		if local != nil {
 			defer local.Close()
@@ -118,7 +121,7 @@ func (r *run) planFile(e *manifest.Entry, res *Result, fn func(Planned) error) e
 	}
 	var off int64
 	for _, b := range e.Blocks {
-		if local != nil && hasCID(local, off, b) {
+		if known != nil && known.has(off, b) || known == nil && local != nil && hasCID(local, off, b) {
 			p.Reused += b.Size
 			res.BlocksReused++
 		} else {

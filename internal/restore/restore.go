@@ -82,6 +82,9 @@ type Options struct {
 	// counts the restore would have.
 	DryRun bool
 	Plan   func(Planned) error
+	// StateDir keeps, per DEST, the backup last restored whole into it
+	// (known.go): a refresh then reads no stale bytes. "" keeps nothing.
+	StateDir string
 }
 
 // Owner is a numeric user and group.
@@ -127,6 +130,9 @@ type fileState struct {
 	// complete: DEST's file looked complete (size, mtime, mode) and is
 	// being verified (VerifyExisting).
 	complete bool
+	// known: the blocks local holds, from the backup last restored into
+	// DEST (nil: they are hashed).
+	known knownBlocks
 }
 
 // inPlace reports a file patched where it is (f is DEST's file itself).
@@ -168,6 +174,7 @@ type run struct {
 	dirs  dirRoots
 	links []hardLink // made once every file is written
 	delta deltaStats
+	prev  *manifest.Cursor // the backup last restored into DEST (known.go)
 }
 
 // Run restores backup id into dest.
@@ -195,7 +202,7 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 		return Result{}, fmt.Errorf("backup %d: %w", id, err)
 	}
 	if opts.DryRun {
-		return dryRun(ctx, spool, dest, opts)
+		return dryRun(ctx, api, id, spool, dest, opts)
 	}
 
 	st, err := prepare(dest, opts.Force)
@@ -224,6 +231,7 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 		return Result{}, err
 	}
 	defer dirs.close()
+	defer r.previous(ctx, id)()
 	if err := r.restore(ctx, spool, dirs); err != nil {
 		r.cleanup()
 		return Result{}, err
@@ -246,6 +254,11 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 	// directory does not change its mtime after it is set.
 	if err := dirs.backward(func(e manifest.Entry) error { return r.meta(e.Path, e) }); err != nil {
 		return Result{}, err
+	}
+	if opts.Sub == "." {
+		if err := saveRestored(opts.StateDir, r.absDest(), id); err != nil {
+			opts.Log.Warn("the next refresh of this folder will hash its stale files", "err", err)
+		}
 	}
 	return r.res, nil
 }
@@ -465,21 +478,27 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 // verified), has it to patch in place, or has its bytes with other
 // metadata; any other file is restored block by block.
 func (r *run) restoreFile(ctx context.Context, e manifest.Entry, jobs chan<- blockJob, queue func(manifest.Entry) error) error {
+	var l local
+	if !r.fresh {
+		l.fi, _ = r.dirs.lstat(e.Path)
+		l.complete = complete(l.fi, e)
+		l.known = r.known(e, l.fi)
+	}
 	if len(e.Blocks) != 1 || e.Blocks[0].Size >= smallLimit {
-		return r.file(ctx, e, jobs)
+		return r.file(ctx, e, jobs, l)
 	}
 	switch {
 	case r.fresh:
 		return queue(e)
-	case r.complete(e):
-		return r.file(ctx, e, jobs)
+	case l.complete:
+		return r.file(ctx, e, jobs, l)
 	case r.opts.InPlace:
-		if r.hasLocal(e.Path) {
-			return r.file(ctx, e, jobs)
+		if l.fi != nil && l.fi.Mode().IsRegular() && l.fi.Size() > 0 {
+			return r.file(ctx, e, jobs, l)
 		}
 		return queue(e)
 	}
-	if done, err := r.sameSmall(e); err != nil || done {
+	if done, err := r.sameSmall(e, l); err != nil || done {
 		return err
 	}
 	return queue(e)
@@ -550,25 +569,33 @@ func (r *run) symlink(e manifest.Entry) error {
 	return nil
 }
 
-// complete reports whether p already holds the entry's file (from an
-// interrupted run): same size, mtime and mode.
-func (r *run) complete(e manifest.Entry) bool {
-	fi, err := r.dirs.lstat(e.Path)
-	return err == nil && fi.Mode().IsRegular() && fi.Size() == e.Size &&
+// local is what DEST has at an entry's path, stat'ed once.
+type local struct {
+	fi       fs.FileInfo // nil: nothing
+	complete bool        // the entry's file, by size, mtime and mode
+	known    knownBlocks // its blocks, from the backup last restored there
+}
+
+// complete reports whether fi (nil: nothing) is already the entry's file
+// (kept, or from an interrupted run): same size, mtime and mode.
+func complete(fi fs.FileInfo, e manifest.Entry) bool {
+	return fi != nil && fi.Mode().IsRegular() && fi.Size() == e.Size &&
 		fi.ModTime().Equal(e.MTime) && manifest.ModeFromFS(fi.Mode()) == e.Mode
 }
 
-func (r *run) file(ctx context.Context, e manifest.Entry, jobs chan<- blockJob) error {
-	complete := !r.fresh && r.complete(e)
-	if complete && !r.opts.VerifyExisting {
+func (r *run) file(ctx context.Context, e manifest.Entry, jobs chan<- blockJob, l local) error {
+	if l.complete && !r.opts.VerifyExisting {
 		r.res.Kept++
 		r.res.Files++
 		r.res.Bytes += e.Size
 		r.opts.Counters.AddFile(e.Size)
 		return nil
 	}
-	st := &fileState{e: e, local: r.openLocal(e.Path), complete: complete}
-	if st.local != nil && (r.opts.InPlace || complete) {
+	st := &fileState{e: e, complete: l.complete, known: l.known}
+	if l.fi != nil && l.fi.Mode().IsRegular() && l.fi.Size() > 0 {
+		st.local = r.openLocal(e.Path)
+	}
+	if st.local != nil && (r.opts.InPlace || l.complete) {
 		st.f = r.openInPlace(e.Path, st.local)
 	}
 	if st.f == nil {
