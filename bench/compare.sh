@@ -2,7 +2,8 @@
 # compare.sh — ib against restic, one run, same machine, with the ratios of issue #8:
 #   1. bench/core.sh on the shared dataset (initial, no-change, 5% changed, restore), ratios ib/restic;
 #   2. a tree of TINY small files (default 1,000,000, of 1-200 bytes, 1,000 folders): initial and
-#      no-change backups and a restore, with wall time and peak RSS of both tools.
+#      no-change backups and a restore, with wall time and peak RSS of both tools, and ib's
+#      `backup diff` of the live tree against its backup (issue 17: <= 1.5 x the no-change backup).
 # Usage: bench/compare.sh [WORK_DIR]    (TINY=100000 for a quicker second table; SKIP_CORE=1)
 # Needs what core.sh needs. Benchmarks never run in CI.
 set -euo pipefail
@@ -63,6 +64,7 @@ row() { # NAME CMD...: wall seconds and peak RSS
 }
 row ib_tiny_initial "$IB" backup create -q --bench=tiny "$T"
 row ib_tiny_nochange "$IB" backup create -q --bench=tiny "$T"
+row ib_tiny_diff "$IB" backup diff latest --bench=tiny "$T"   # live folder against its backup: exit 0, identical
 row restic_tiny_initial restic backup -q "$T"
 row restic_tiny_nochange restic backup -q "$T"
 rm -rf "$W/tiny-restore-ib" "$W/tiny-restore-restic"

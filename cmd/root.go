@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ib/cmd/agent"
 	"ib/cmd/backup"
 	"ib/cmd/login"
 	"ib/cmd/server"
@@ -36,6 +37,7 @@ func NewRoot(env *cli.Env) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return cli.UsageError{Err: err} })
 	root.AddCommand(
 		backup.New(env),
+		agent.New(env),
 		server.New(env, Version),
 		login.New(env),
 		&cobra.Command{

@@ -1,0 +1,286 @@
+// Package agent runs scheduled backups of a node's folders: the sets of
+// agent.toml, each a `ib backup create` run in a child process at its
+// times, with a lock per set, a state file per set and notifications.
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"ib/internal/block"
+	"ib/internal/manifest"
+	"ib/internal/preset"
+)
+
+// Config is agent.toml.
+type Config struct {
+	Sets   []Set    `toml:"set"`
+	Notify []Notify `toml:"notify"`
+
+	path string
+}
+
+// Set is one backup set: a folder, its tags and its schedule.
+type Set struct {
+	Name        string            `toml:"name"`
+	Path        string            `toml:"path"`
+	Tags        map[string]string `toml:"tags"`
+	Labels      map[string]string `toml:"labels"`
+	Schedule    string            `toml:"schedule"`
+	Jitter      string            `toml:"jitter"`
+	Level       string            `toml:"level"`
+	Exclude     []string          `toml:"exclude"`
+	Preset      string            `toml:"preset"`
+	PreHook     string            `toml:"pre_hook"`
+	PostHook    string            `toml:"post_hook"`
+	HookTimeout string            `toml:"hook_timeout"`
+	Server      string            `toml:"server"`
+
+	sched  *Schedule
+	jitter time.Duration
+}
+
+// Notify is one notification target: a webhook or an email address.
+type Notify struct {
+	Webhook string   `toml:"webhook"`
+	Format  string   `toml:"format"` // json (default), slack, discord, ntfy
+	On      []string `toml:"on"`     // failure, recovered, success, warning
+
+	Email        string `toml:"email"` // the recipient
+	From         string `toml:"from"`
+	SMTPHost     string `toml:"smtp_host"`
+	SMTPPort     int    `toml:"smtp_port"`
+	StartTLS     *bool  `toml:"starttls"`
+	Username     string `toml:"username"`
+	PasswordEnv  string `toml:"password_env"`
+	PasswordFile string `toml:"password_file"`
+}
+
+// Events a notification can be sent on.
+const (
+	EventFailure   = "failure"
+	EventRecovered = "recovered"
+	EventSuccess   = "success"
+	EventWarning   = "warning"
+)
+
+var (
+	events     = []string{EventFailure, EventRecovered, EventSuccess, EventWarning}
+	formats    = []string{"json", "slack", "discord", "ntfy"}
+	setNameRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	defaultOn  = []string{EventFailure, EventRecovered}
+	maxJitter  = 24 * time.Hour
+	defaultTTL = 10 * time.Minute
+)
+
+// Path is the file the config was read from.
+func (c *Config) Path() string { return c.path }
+
+// Set returns the set named name.
+func (c *Config) Set(name string) (*Set, bool) {
+	for i := range c.Sets {
+		if c.Sets[i].Name == name {
+			return &c.Sets[i], true
+		}
+	}
+	return nil, false
+}
+
+// Load reads and checks agent.toml: every error is reported, each with its
+// line.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse checks the text of an agent config read from path.
+func Parse(path string, b []byte) (*Config, error) {
+	c := &Config{path: path}
+	dec := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return nil, decodeError(path, err)
+	}
+	loc := newLocator(b)
+	var errs []string
+	add := func(table string, i int, key, format string, args ...any) {
+		errs = append(errs, fmt.Sprintf("%s:%d: %s", path, loc.line(table, i, key), fmt.Sprintf(format, args...)))
+	}
+	if len(c.Sets) == 0 {
+		errs = append(errs, fmt.Sprintf("%s: no [[set]]: nothing to back up", path))
+	}
+	seen := map[string]bool{}
+	for i := range c.Sets {
+		s := &c.Sets[i]
+		if seen[s.Name] {
+			add("set", i, "name", "set %q is named twice", s.Name)
+		}
+		seen[s.Name] = true
+		for _, e := range s.check() {
+			add("set", i, e.key, "set %q: %s", s.Name, e.msg)
+		}
+	}
+	for i := range c.Notify {
+		for _, e := range c.Notify[i].check() {
+			add("notify", i, e.key, "notify #%d: %s", i+1, e.msg)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "\n"))
+	}
+	return c, nil
+}
+
+// decodeError gives a TOML error its line.
+func decodeError(path string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var lines []string
+		for _, e := range strict.Errors {
+			row, _ := e.Position()
+			lines = append(lines, fmt.Sprintf("%s:%d: unknown key %q", path, row, strings.Join(e.Key(), ".")))
+		}
+		return errors.New(strings.Join(lines, "\n"))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		return fmt.Errorf("%s:%d: %s", path, row, de.Error())
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+type problem struct{ key, msg string }
+
+func (s *Set) check() []problem {
+	var ps []problem
+	bad := func(key, format string, args ...any) { ps = append(ps, problem{key, fmt.Sprintf(format, args...)}) }
+	if !setNameRe.MatchString(s.Name) {
+		bad("name", "name: want 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	switch {
+	case s.Path == "":
+		bad("path", "path is missing")
+	case !strings.HasPrefix(s.Path, "/") && !isWindowsAbs(s.Path):
+		bad("path", "path %q: want an absolute path (the agent runs from any folder)", s.Path)
+	}
+	if len(s.Tags) == 0 {
+		bad("tags", "tags are missing (e.g. tags = { node = \"tezos\", network = \"mainnet\" })")
+	} else if err := manifest.Tags(s.Tags).Check(); err != nil {
+		bad("tags", "tags: %v", err)
+	}
+	if err := manifest.Tags(s.Labels).CheckLabels(); err != nil {
+		bad("labels", "labels: %v", err)
+	}
+	if s.Schedule == "" {
+		bad("schedule", "schedule is missing (a cron line such as \"30 3 * * *\", or @daily, @hourly, @every 6h)")
+	} else if sched, err := ParseSchedule(s.Schedule); err != nil {
+		bad("schedule", "schedule: %v", err)
+	} else {
+		s.sched = sched
+	}
+	if s.Jitter != "" {
+		d, err := time.ParseDuration(s.Jitter)
+		if err != nil || d < 0 || d > maxJitter {
+			bad("jitter", "jitter %q: want a duration from 0s to 24h, such as \"15m\"", s.Jitter)
+		}
+		s.jitter = d
+	}
+	if s.Level != "" {
+		if _, err := block.ParseLevel(s.Level); err != nil {
+			bad("level", "level: %v", err)
+		}
+	}
+	if s.Preset != "" {
+		if _, err := preset.Get(s.Preset); err != nil {
+			bad("preset", "preset: %v", err)
+		}
+	}
+	if s.HookTimeout != "" {
+		if d, err := time.ParseDuration(s.HookTimeout); err != nil || d <= 0 {
+			bad("hook_timeout", "hook_timeout %q: want a duration such as \"10m\"", s.HookTimeout)
+		}
+	}
+	for _, x := range s.Exclude {
+		if strings.TrimSpace(x) == "" || strings.ContainsAny(x, "\n\r") {
+			bad("exclude", "exclude: %q is not a pattern", x)
+		}
+	}
+	if s.Server != "" {
+		if err := checkURL(s.Server); err != nil {
+			bad("server", "server: %v", err)
+		}
+	}
+	return ps
+}
+
+func (n *Notify) check() []problem {
+	var ps []problem
+	bad := func(key, format string, args ...any) { ps = append(ps, problem{key, fmt.Sprintf(format, args...)}) }
+	switch {
+	case n.Webhook == "" && n.Email == "":
+		bad("", "set webhook = URL or email = ADDRESS")
+	case n.Webhook != "" && n.Email != "":
+		bad("email", "webhook and email in one [[notify]]: use one table for each")
+	case n.Webhook != "":
+		if err := checkURL(n.Webhook); err != nil {
+			bad("webhook", "webhook: %v", err)
+		}
+		if n.Format != "" && !slices.Contains(formats, n.Format) {
+			bad("format", "format %q: want one of %s", n.Format, strings.Join(formats, ", "))
+		}
+	default:
+		if !strings.Contains(n.Email, "@") {
+			bad("email", "email %q is not an address", n.Email)
+		}
+		if n.SMTPHost == "" {
+			bad("email", "smtp_host is missing")
+		}
+		if n.SMTPPort < 0 || n.SMTPPort > 65535 {
+			bad("smtp_port", "smtp_port %d: want 1 to 65535", n.SMTPPort)
+		}
+		if n.PasswordEnv != "" && n.PasswordFile != "" {
+			bad("password_file", "password_env and password_file: give one")
+		}
+		if n.Format != "" {
+			bad("format", "format is for webhooks")
+		}
+	}
+	for _, on := range n.On {
+		if !slices.Contains(events, on) {
+			bad("on", "on: %q: want some of %s", on, strings.Join(events, ", "))
+		}
+	}
+	return ps
+}
+
+// Events returns the events n is sent on.
+func (n *Notify) Events() []string {
+	if len(n.On) == 0 {
+		return defaultOn
+	}
+	return n.On
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q: want an http:// or https:// URL", s)
+	}
+	return nil
+}
+
+func isWindowsAbs(p string) bool {
+	return len(p) > 2 && p[1] == ':' && (p[2] == '\\' || p[2] == '/')
+}
