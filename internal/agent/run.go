@@ -57,6 +57,10 @@ func (r *Runner) Run(ctx context.Context, set *Set) Run {
 		st = State{Set: set.Name}
 	}
 	run := r.child(ctx, set)
+	if run.Status == StatusLocked {
+		r.Log.Warn("another backup of the set's tags runs: skipped", "set", set.Name)
+		return run
+	}
 	failedBefore, err := st.record(r.StateDir, run)
 	if err != nil {
 		r.Log.Error("cannot record the run", "set", set.Name, "err", err)
@@ -142,6 +146,9 @@ func (r *Runner) child(ctx context.Context, set *Set) Run {
 	switch {
 	case err == nil:
 		run.Status = StatusOK
+	case errors.As(err, &exit) && run.ExitCode == 4:
+		run.Status = StatusLocked // another backup of these tags (ib backup create by hand)
+		run.Error = fmt.Sprintf("set %s: %s", set.Name, stderr.summary())
 	case errors.As(err, &exit) && run.ExitCode == 3 && run.BackupID != 0:
 		run.Status = StatusWarning
 		run.Error = stderr.summary()
