@@ -214,6 +214,32 @@ CREATE INDEX refs_by_backup ON refs(backup_id);
 ALTER TABLE entries ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE backups ADD COLUMN labels TEXT;
 `,
+	// 8: the activity log: jobs (backups, restores, downloads, deletes,
+	// prune, GC and scrub runs) and their events.
+	`
+CREATE TABLE jobs (
+	id        INTEGER PRIMARY KEY,
+	kind      TEXT NOT NULL,
+	tags      TEXT NOT NULL DEFAULT '',  -- canonical JSON, or ''
+	backup_id INTEGER,
+	client    TEXT NOT NULL DEFAULT '',
+	started   INTEGER NOT NULL,          -- unix ns
+	finished  INTEGER,                   -- unix ns; NULL while running
+	status    TEXT NOT NULL,             -- running, ok, warning, failed, lost
+	bytes     INTEGER NOT NULL DEFAULT 0,
+	files     INTEGER NOT NULL DEFAULT 0,
+	error     TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX jobs_by_started ON jobs(started);
+CREATE INDEX jobs_running ON jobs(id) WHERE status = 'running';
+CREATE TABLE job_events (
+	job_id  INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+	at      INTEGER NOT NULL,
+	level   TEXT NOT NULL,
+	message TEXT NOT NULL
+);
+CREATE INDEX job_events_by_job ON job_events(job_id, at);
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -1,0 +1,400 @@
+// Package activity is the server's activity log: every backup, restore,
+// verify, whole-backup download, delete, prune, GC and scrub is a job in
+// the database with its log; running jobs carry their live progress in
+// memory, and subscribers (the Server-Sent Events stream) hear of each
+// start, progress and end.
+package activity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"ib/internal/manifest"
+	"ib/internal/metadb"
+)
+
+// Kinds of jobs. Clients report the first three; the server records the
+// others itself.
+const (
+	KindBackup  = "backup"
+	KindRestore = "restore"
+	KindVerify  = "verify"
+	KindArchive = "archive" // a tar or tar.lz4 of a whole backup sent
+	KindDelete  = "delete"
+	KindPrune   = "prune"
+	KindGC      = "gc"
+	KindScrub   = "scrub"
+)
+
+// ClientKinds are the kinds a client may start.
+var ClientKinds = []string{KindBackup, KindRestore, KindVerify}
+
+// Kinds are all kinds.
+var Kinds = []string{KindBackup, KindRestore, KindVerify, KindArchive, KindDelete, KindPrune, KindGC, KindScrub}
+
+// Statuses of a job.
+const (
+	Running = "running"
+	OK      = "ok"
+	Warning = "warning"
+	Failed  = "failed"
+	Lost    = "lost" // its client stopped reporting
+)
+
+// Statuses are all statuses; EndStatuses those a job may end with.
+var (
+	Statuses    = []string{Running, OK, Warning, Failed, Lost}
+	EndStatuses = []string{OK, Warning, Failed}
+)
+
+// Limits.
+const (
+	MaxRunning     = 1000       // running jobs at once (a client that starts jobs and never ends them is capped)
+	MaxSubscribers = 256        // event streams at once
+	MaxError       = 4 << 10    // bytes of a job's error
+	LostAfter      = 10 * time.Minute
+	DefaultKeep    = 90 * 24 * time.Hour
+	subBuffer      = 256
+)
+
+var (
+	ErrTooMany    = errors.New("too many")
+	ErrNotRunning = errors.New("job is not running")
+)
+
+// Progress is what a running job has done.
+type Progress struct {
+	Phase         string    `json:"phase,omitempty"`
+	Files         int64     `json:"files"`
+	TotalFiles    int64     `json:"total_files,omitempty"`
+	Bytes         int64     `json:"bytes"` // logical bytes done (hashed, reused, restored)
+	TotalBytes    int64     `json:"total_bytes,omitempty"`
+	BytesUploaded int64     `json:"bytes_uploaded"` // wire bytes sent or received
+	At            time.Time `json:"at"`
+}
+
+// Job is a job as the API shows it.
+type Job struct {
+	ID       int64         `json:"id"`
+	Kind     string        `json:"kind"`
+	Tags     manifest.Tags `json:"tags,omitempty"`
+	BackupID int64         `json:"backup_id,omitempty"`
+	Client   string        `json:"client,omitempty"`
+	Started  time.Time     `json:"started"`
+	Finished *time.Time    `json:"finished,omitempty"`
+	Status   string        `json:"status"`
+	Bytes    int64         `json:"bytes"`
+	Files    int64         `json:"files"`
+	Error    string        `json:"error,omitempty"`
+	Progress *Progress     `json:"progress,omitempty"`
+	Events   []Event       `json:"events,omitempty"`
+}
+
+// Event is a line of a job's log.
+type Event struct {
+	At      time.Time `json:"at"`
+	Level   string    `json:"level"`
+	Message string    `json:"message"`
+}
+
+// Notice is what subscribers hear: a job started, progressed or ended.
+type Notice struct {
+	Type string `json:"type"` // start, progress, end
+	Job  Job    `json:"job"`
+}
+
+// Log is the activity log of one server.
+type Log struct {
+	db   *metadb.DB
+	log  *slog.Logger
+	now  func() time.Time
+	keep time.Duration
+
+	mu   sync.Mutex
+	live map[int64]*Job // running jobs, with their last progress
+	subs map[chan Notice]struct{}
+	// OnEnd, if set, hears of every job that ends (alerts, metrics).
+	OnEnd func(Job)
+}
+
+// New returns the log over db; jobs are kept for keep (0: DefaultKeep).
+func New(db *metadb.DB, log *slog.Logger, keep time.Duration) *Log {
+	if keep <= 0 {
+		keep = DefaultKeep
+	}
+	return &Log{db: db, log: log, now: time.Now, keep: keep, live: map[int64]*Job{}, subs: map[chan Notice]struct{}{}}
+}
+
+// SetClock replaces the clock (tests).
+func (l *Log) SetClock(now func() time.Time) { l.now = now }
+
+func fromRow(r metadb.Job) Job {
+	j := Job{ID: r.ID, Kind: r.Kind, Tags: r.Tags, BackupID: r.BackupID, Client: r.Client, Started: r.Started,
+		Status: r.Status, Bytes: r.Bytes, Files: r.Files, Error: r.Error}
+	if !r.Finished.IsZero() {
+		f := r.Finished
+		j.Finished = &f
+	}
+	return j
+}
+
+// Start records a running job.
+func (l *Log) Start(ctx context.Context, kind string, tags manifest.Tags, client string, backupID int64) (Job, error) {
+	if !slices.Contains(Kinds, kind) {
+		return Job{}, fmt.Errorf("kind %q: want one of %v", kind, Kinds)
+	}
+	l.mu.Lock()
+	n := len(l.live)
+	l.mu.Unlock()
+	if n >= MaxRunning {
+		return Job{}, fmt.Errorf("%w: %d jobs running", ErrTooMany, n)
+	}
+	row := metadb.Job{Kind: kind, Tags: tags, Client: client, BackupID: backupID, Started: l.now().UTC()}
+	id, err := l.db.StartJob(ctx, row)
+	if err != nil {
+		return Job{}, err
+	}
+	row.ID, row.Status = id, Running
+	j := fromRow(row)
+	l.mu.Lock()
+	l.live[id] = &j
+	l.mu.Unlock()
+	l.publish(Notice{Type: "start", Job: j})
+	return j, nil
+}
+
+// Update sets a running job's progress.
+func (l *Log) Update(id int64, p Progress) error {
+	p.At = l.now().UTC()
+	l.mu.Lock()
+	j, ok := l.live[id]
+	if !ok {
+		l.mu.Unlock()
+		return fmt.Errorf("job %d: %w", id, ErrNotRunning)
+	}
+	j.Progress = &p
+	snap := *j
+	l.mu.Unlock()
+	l.publish(Notice{Type: "progress", Job: snap})
+	return nil
+}
+
+// Note adds a line to a job's log.
+func (l *Log) Note(ctx context.Context, id int64, level, msg string) {
+	if err := l.db.AddJobEvent(ctx, id, metadb.JobEvent{At: l.now().UTC(), Level: level, Message: msg}); err != nil {
+		l.log.Warn("job event not recorded", "job", id, "err", err)
+	}
+}
+
+// Attach records the backup a running job made.
+func (l *Log) Attach(id, backupID int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	j, ok := l.live[id]
+	if !ok {
+		return fmt.Errorf("job %d: %w", id, ErrNotRunning)
+	}
+	j.BackupID = backupID
+	return nil
+}
+
+// End is how a job ended.
+type End struct {
+	Status   string
+	BackupID int64
+	Bytes    int64
+	Files    int64
+	Error    string
+}
+
+// Finish ends a running job.
+func (l *Log) Finish(ctx context.Context, id int64, e End) (Job, error) {
+	if !slices.Contains(EndStatuses, e.Status) {
+		return Job{}, fmt.Errorf("status %q: want one of %v", e.Status, EndStatuses)
+	}
+	if len(e.Error) > MaxError {
+		e.Error = e.Error[:MaxError]
+	}
+	l.mu.Lock()
+	j, ok := l.live[id]
+	if ok && e.BackupID == 0 {
+		e.BackupID = j.BackupID
+	}
+	l.mu.Unlock()
+	if !ok {
+		return Job{}, fmt.Errorf("job %d: %w", id, ErrNotRunning)
+	}
+	fin := l.now().UTC()
+	if err := l.db.FinishJob(ctx, metadb.Job{ID: id, Finished: fin, Status: e.Status, BackupID: e.BackupID, Bytes: e.Bytes, Files: e.Files, Error: e.Error}); err != nil {
+		return Job{}, err
+	}
+	l.mu.Lock()
+	delete(l.live, id)
+	done := *j
+	l.mu.Unlock()
+	done.Finished, done.Status, done.BackupID, done.Bytes, done.Files, done.Error = &fin, e.Status, e.BackupID, e.Bytes, e.Files, e.Error
+	l.publish(Notice{Type: "end", Job: done})
+	if l.OnEnd != nil {
+		l.OnEnd(done)
+	}
+	return done, nil
+}
+
+// Record adds a job that is already over (a delete).
+func (l *Log) Record(ctx context.Context, kind string, tags manifest.Tags, client string, e End) {
+	j, err := l.Start(ctx, kind, tags, client, e.BackupID)
+	if err == nil {
+		_, err = l.Finish(ctx, j.ID, e)
+	}
+	if err != nil {
+		l.log.Warn("job not recorded", "kind", kind, "err", err)
+	}
+}
+
+// Jobs lists jobs, newest first; running ones carry their progress.
+func (l *Log) Jobs(ctx context.Context, f metadb.JobFilter) ([]Job, error) {
+	rows, err := l.db.Jobs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	jobs := make([]Job, len(rows))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, r := range rows {
+		jobs[i] = fromRow(r)
+		if live, ok := l.live[r.ID]; ok && r.Status == Running {
+			jobs[i].Progress, jobs[i].BackupID = live.Progress, max(jobs[i].BackupID, live.BackupID)
+		}
+	}
+	return jobs, nil
+}
+
+// Job returns one job with its log.
+func (l *Log) Job(ctx context.Context, id int64) (Job, error) {
+	r, evs, err := l.db.Job(ctx, id)
+	if err != nil {
+		return Job{}, err
+	}
+	j := fromRow(r)
+	for _, e := range evs {
+		j.Events = append(j.Events, Event{At: e.At, Level: e.Level, Message: e.Message})
+	}
+	l.mu.Lock()
+	if live, ok := l.live[id]; ok {
+		j.Progress = live.Progress
+	}
+	l.mu.Unlock()
+	return j, nil
+}
+
+// Running returns the running jobs (for a new subscriber).
+func (l *Log) Running() []Job {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Job, 0, len(l.live))
+	for _, j := range l.live {
+		out = append(out, *j)
+	}
+	slices.SortFunc(out, func(a, b Job) int { return int(a.ID - b.ID) })
+	return out
+}
+
+// Subscribe returns a channel of notices; cancel it when done. A
+// subscriber too slow to take its notices is dropped (its channel closed):
+// it reconnects and starts again from the running jobs.
+func (l *Log) Subscribe() (<-chan Notice, func(), error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.subs) >= MaxSubscribers {
+		return nil, nil, fmt.Errorf("%w: %d event streams open", ErrTooMany, len(l.subs))
+	}
+	ch := make(chan Notice, subBuffer)
+	l.subs[ch] = struct{}{}
+	return ch, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if _, ok := l.subs[ch]; ok {
+			delete(l.subs, ch)
+			close(ch)
+		}
+	}, nil
+}
+
+func (l *Log) publish(n Notice) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for ch := range l.subs {
+		select {
+		case ch <- n:
+		default:
+			delete(l.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// Expire ends as lost the running jobs that reported nothing for
+// LostAfter, and deletes jobs older than the log keeps.
+func (l *Log) Expire(ctx context.Context) error {
+	now := l.now()
+	l.mu.Lock()
+	var lost []int64
+	for id, j := range l.live {
+		last := j.Started
+		if j.Progress != nil {
+			last = j.Progress.At
+		}
+		if now.Sub(last) > LostAfter {
+			lost = append(lost, id)
+		}
+	}
+	l.mu.Unlock()
+	// Rows left running by a server that stopped are not in l.live: lost
+	// as well, once old enough.
+	isLost := func(r metadb.Job) bool {
+		l.mu.Lock()
+		_, live := l.live[r.ID]
+		l.mu.Unlock()
+		return slices.Contains(lost, r.ID) || (!live && now.Sub(r.Started) > LostAfter)
+	}
+	ids, deleted, err := l.db.ExpireJobs(ctx, isLost, now.Add(-l.keep))
+	for _, id := range ids {
+		l.mu.Lock()
+		j, ok := l.live[id]
+		delete(l.live, id)
+		l.mu.Unlock()
+		if ok {
+			fin := now.UTC()
+			j.Finished, j.Status, j.Error = &fin, Lost, "no word from the client"
+			l.publish(Notice{Type: "end", Job: *j})
+			if l.OnEnd != nil {
+				l.OnEnd(*j)
+			}
+		}
+	}
+	if len(ids) > 0 || deleted > 0 {
+		l.log.Info("activity log expired", "lost", len(ids), "deleted", deleted)
+	}
+	return err
+}
+
+// Run expires jobs every minute until ctx ends.
+func (l *Log) Run(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if err := l.Expire(ctx); err != nil && ctx.Err() == nil {
+			l.log.Warn("activity log", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

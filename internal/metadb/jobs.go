@@ -1,0 +1,211 @@
+package metadb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"ib/internal/manifest"
+)
+
+// Job is a row of the activity log.
+type Job struct {
+	ID       int64
+	Kind     string
+	Tags     manifest.Tags // nil: none
+	BackupID int64         // 0: none
+	Client   string
+	Started  time.Time
+	Finished time.Time // zero while running
+	Status   string
+	Bytes    int64
+	Files    int64
+	Error    string
+}
+
+// JobEvent is a line of a job's log.
+type JobEvent struct {
+	At      time.Time
+	Level   string
+	Message string
+}
+
+// JobFilter selects jobs; zero fields select all. Jobs come newest first,
+// with ids below Before when it is set.
+type JobFilter struct {
+	Kind   string
+	Status string
+	Tags   manifest.Tags // jobs whose tags include these
+	Before int64
+	Limit  int
+}
+
+func tagsJSON(t manifest.Tags) string {
+	if len(t) == 0 {
+		return ""
+	}
+	return t.Canonical()
+}
+
+// StartJob adds a running job and returns its id.
+func (db *DB) StartJob(ctx context.Context, j Job) (int64, error) {
+	res, err := db.w.ExecContext(ctx, `INSERT INTO jobs (kind, tags, backup_id, client, started, status) VALUES (?, ?, ?, ?, ?, 'running')`,
+		j.Kind, tagsJSON(j.Tags), nullID(j.BackupID), j.Client, j.Started.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("start job: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// FinishJob ends a running job; ErrNotFound if it is not running.
+func (db *DB) FinishJob(ctx context.Context, j Job) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE jobs SET finished = ?, status = ?, backup_id = COALESCE(?, backup_id), bytes = ?, files = ?, error = ?
+		WHERE id = ? AND status = 'running'`,
+		j.Finished.UnixNano(), j.Status, nullID(j.BackupID), j.Bytes, j.Files, j.Error, j.ID)
+	if err != nil {
+		return fmt.Errorf("finish job %d: %w", j.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("job %d is not running: %w", j.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// AddJobEvent appends a line to a job's log.
+func (db *DB) AddJobEvent(ctx context.Context, id int64, e JobEvent) error {
+	if _, err := db.w.ExecContext(ctx, `INSERT INTO job_events (job_id, at, level, message) VALUES (?, ?, ?, ?)`,
+		id, e.At.UnixNano(), e.Level, e.Message); err != nil {
+		return fmt.Errorf("job %d event: %w", id, err)
+	}
+	return nil
+}
+
+const jobColumns = `id, kind, tags, COALESCE(backup_id, 0), client, started, COALESCE(finished, 0), status, bytes, files, error`
+
+func scanJob(sc interface{ Scan(...any) error }) (Job, error) {
+	var j Job
+	var tags string
+	var started, finished int64
+	if err := sc.Scan(&j.ID, &j.Kind, &tags, &j.BackupID, &j.Client, &started, &finished, &j.Status, &j.Bytes, &j.Files, &j.Error); err != nil {
+		return Job{}, err
+	}
+	if tags != "" {
+		if err := json.Unmarshal([]byte(tags), &j.Tags); err != nil {
+			return Job{}, fmt.Errorf("job %d tags: %w", j.ID, err)
+		}
+	}
+	j.Started = time.Unix(0, started).UTC()
+	if finished != 0 {
+		j.Finished = time.Unix(0, finished).UTC()
+	}
+	return j, nil
+}
+
+// Job returns one job and its log.
+func (db *DB) Job(ctx context.Context, id int64) (Job, []JobEvent, error) {
+	j, err := scanJob(db.r.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, nil, fmt.Errorf("job %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Job{}, nil, fmt.Errorf("job %d: %w", id, err)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT at, level, message FROM job_events WHERE job_id = ? ORDER BY at LIMIT 1000`, id)
+	if err != nil {
+		return Job{}, nil, fmt.Errorf("job %d events: %w", id, err)
+	}
+	defer rows.Close()
+	var evs []JobEvent
+	for rows.Next() {
+		var e JobEvent
+		var at int64
+		if err := rows.Scan(&at, &e.Level, &e.Message); err != nil {
+			return Job{}, nil, err
+		}
+		e.At = time.Unix(0, at).UTC()
+		evs = append(evs, e)
+	}
+	return j, evs, rows.Err()
+}
+
+// Jobs lists jobs, newest first. A tag filter is applied to the rows the
+// other conditions select, so a page may hold fewer than Limit; the last
+// id seen pages on.
+func (db *DB) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
+	var where []string
+	var args []any
+	if f.Kind != "" {
+		where, args = append(where, "kind = ?"), append(args, f.Kind)
+	}
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, f.Status)
+	}
+	if f.Before > 0 {
+		where, args = append(where, "id < ?"), append(args, f.Before)
+	}
+	q := `SELECT ` + jobColumns + ` FROM jobs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC LIMIT ?"
+	args = append(args, f.Limit)
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	defer rows.Close()
+	jobs := []Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		if len(f.Tags) == 0 || j.Tags.Matches(f.Tags) {
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs, rows.Err()
+}
+
+// RunningJobs counts the running jobs.
+func (db *DB) RunningJobs(ctx context.Context) (int, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE status = 'running'`).Scan(&n)
+	return n, err
+}
+
+// ExpireJobs ends running jobs started before lost as "lost" (their
+// client went away without a word) and deletes jobs started before keep.
+func (db *DB) ExpireJobs(ctx context.Context, lost func(Job) bool, keep time.Time) (lostIDs []int64, deleted int64, err error) {
+	running, err := db.Jobs(ctx, JobFilter{Status: "running", Limit: 100000})
+	if err != nil {
+		return nil, 0, err
+	}
+	now := db.now().UnixNano()
+	for _, j := range running {
+		if !lost(j) {
+			continue
+		}
+		if _, err := db.w.ExecContext(ctx, `UPDATE jobs SET status = 'lost', finished = ?, error = 'no word from the client' WHERE id = ? AND status = 'running'`, now, j.ID); err != nil {
+			return lostIDs, 0, fmt.Errorf("expire job %d: %w", j.ID, err)
+		}
+		lostIDs = append(lostIDs, j.ID)
+	}
+	res, err := db.w.ExecContext(ctx, `DELETE FROM jobs WHERE started < ? AND status != 'running'`, keep.UnixNano())
+	if err != nil {
+		return lostIDs, 0, fmt.Errorf("delete old jobs: %w", err)
+	}
+	deleted, _ = res.RowsAffected()
+	return lostIDs, deleted, nil
+}
