@@ -307,19 +307,22 @@ func warnNewTagSet(ctx context.Context, w io.Writer, api *apiclient.Client, tags
 // which runs whenever the pre hook ran (or none is set): after success,
 // failure or an interrupt.
 func runHooked(ctx context.Context, o *common, api *apiclient.Client, lp *livePlan, path string, tags manifest.Tags, opts backup.Options) (res backup.Result, err error) {
+	counters := &progress.Counters{}
+	job := startServerJob(ctx, o, api, "backup", tags, counters)
 	defer func() {
 		if herr := lp.finish(ctx, path, tags, res.ID, err); herr != nil {
 			err = errors.Join(err, herr)
 		}
+		job.end(ctx, apiclient.JobEnd{BackupID: res.ID, Bytes: res.Bytes, Files: res.Files}, err)
 	}()
+	counters.SetPhase("pre hook")
 	if path, tags, err = lp.prepare(ctx, path, tags); err != nil {
 		return backup.Result{}, err
 	}
 	warnNewTagSet(ctx, o.env.Stderr, api, tags)
 	opts.Tags, opts.Labels = tags, lp.labels
 	opts.NewIgnorer = func() scan.Ignorer { return ignore.New(lp.excludes...) }
-	counters := &progress.Counters{}
-	opts.Counters = counters
+	opts.Counters, opts.Job = counters, job.ID()
 	stop := o.progress(ctx, counters, "backed up")
 	res, err = backup.Run(ctx, api, path, opts)
 	stop(err == nil)

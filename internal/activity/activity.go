@@ -65,6 +65,7 @@ const (
 var (
 	ErrTooMany    = errors.New("too many")
 	ErrNotRunning = errors.New("job is not running")
+	errNoLog      = errors.New("no activity log") // a nil *Log records nothing
 )
 
 // Progress is what a running job has done.
@@ -145,6 +146,9 @@ func fromRow(r metadb.Job) Job {
 
 // Start records a running job.
 func (l *Log) Start(ctx context.Context, kind string, tags manifest.Tags, client string, backupID int64) (Job, error) {
+	if l == nil {
+		return Job{}, errNoLog
+	}
 	if !slices.Contains(Kinds, kind) {
 		return Job{}, fmt.Errorf("kind %q: want one of %v", kind, Kinds)
 	}
@@ -186,6 +190,9 @@ func (l *Log) Update(id int64, p Progress) error {
 
 // Note adds a line to a job's log.
 func (l *Log) Note(ctx context.Context, id int64, level, msg string) {
+	if l == nil {
+		return
+	}
 	if err := l.db.AddJobEvent(ctx, id, metadb.JobEvent{At: l.now().UTC(), Level: level, Message: msg}); err != nil {
 		l.log.Warn("job event not recorded", "job", id, "err", err)
 	}
@@ -193,6 +200,9 @@ func (l *Log) Note(ctx context.Context, id int64, level, msg string) {
 
 // Attach records the backup a running job made.
 func (l *Log) Attach(id, backupID int64) error {
+	if l == nil {
+		return errNoLog
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	j, ok := l.live[id]
@@ -245,10 +255,21 @@ func (l *Log) Finish(ctx context.Context, id int64, e End) (Job, error) {
 	return done, nil
 }
 
-// Record adds a job that is already over (a delete).
-func (l *Log) Record(ctx context.Context, kind string, tags manifest.Tags, client string, e End) {
-	j, err := l.Start(ctx, kind, tags, client, e.BackupID)
+// Record adds a job that is already over (a delete), started at started
+// (zero: now).
+func (l *Log) Record(ctx context.Context, kind string, tags manifest.Tags, client string, started time.Time, e End) {
+	if l == nil {
+		return
+	}
+	if started.IsZero() {
+		started = l.now()
+	}
+	id, err := l.db.StartJob(ctx, metadb.Job{Kind: kind, Tags: tags, Client: client, BackupID: e.BackupID, Started: started.UTC()})
 	if err == nil {
+		l.mu.Lock()
+		l.live[id] = &Job{ID: id, Kind: kind, Tags: tags, Client: client, BackupID: e.BackupID, Started: started.UTC(), Status: Running}
+		l.mu.Unlock()
+		j := Job{ID: id}
 		_, err = l.Finish(ctx, j.ID, e)
 	}
 	if err != nil {

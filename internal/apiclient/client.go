@@ -406,6 +406,9 @@ func (c *Client) Commit(ctx context.Context, body func() (io.ReadCloser, int64, 
 			hdr.Set("X-Ib-Parallel", "1")
 		}
 	}
+	if h.Job > 0 {
+		hdr.Set("X-Ib-Job", strconv.FormatInt(h.Job, 10))
+	}
 	resp, err := c.do(ctx, request{write: true, method: "POST", path: "/api/v1/backups", body: body, header: hdr,
 		ctype: "application/json", ok: []int{http.StatusCreated, http.StatusOK, http.StatusConflict}})
 	if err != nil {
@@ -429,6 +432,7 @@ type CommitHeader struct {
 	Tags     manifest.Tags
 	Key      string // the commit's idempotency key: its retries are the same backup
 	Parallel bool
+	Job      int64 // the activity job the backup reports to (0: none)
 }
 
 // IsLocked reports a 423: another backup of the tag set is being committed.

@@ -53,6 +53,9 @@ type Options struct {
 	// NewIgnorer makes the walk's Ignorer (one per walk); nil keeps all.
 	NewIgnorer func() scan.Ignorer
 	Counters   *progress.Counters // may be nil
+	// Job is the server's activity job this backup reports to (0: none);
+	// its commit names it.
+	Job int64
 	// Prescan counts the files and bytes first (concurrently), for an ETA.
 	Prescan bool
 	Log     *slog.Logger
@@ -270,6 +273,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		go r.prescan(pctx)
 	}
 
+	opts.Counters.SetPhase("reading and uploading")
 	// The work stops at once if the server refuses the commit stream as a
 	// second backup of the tag set (423), rather than after every upload.
 	wctx, stopWork := context.WithCancelCause(ctx)
@@ -324,7 +328,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 	}
 
 	key := newKey()
-	r.header = apiclient.CommitHeader{Tags: opts.Tags, Key: key, Parallel: opts.Parallel}
+	r.header = apiclient.CommitHeader{Tags: opts.Tags, Key: key, Parallel: opts.Parallel, Job: opts.Job}
 	head, tail, err := commitFrame(opts.Tags, opts.Labels, key)
 	if err != nil {
 		return Result{}, err
@@ -436,6 +440,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		// The streamed manifest holds the late files' old entries: the
 		// commit goes from the rewritten spool instead.
 		stream.breakOff(errLate)
+		opts.Counters.SetPhase("reading files that changed")
 		fixed, sum, err := r.fixLate(ctx, spool)
 		if err != nil {
 			stream.abort(err)
@@ -457,6 +462,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		stream.abort(err)
 		return Result{}, err
 	}
+	opts.Counters.SetPhase("committing")
 	done, err := r.commit(ctx, spool, head, tail, stream)
 	if err != nil {
 		return Result{}, err

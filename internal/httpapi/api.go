@@ -23,6 +23,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"ib/internal/api"
+	"ib/internal/activity"
 	"ib/internal/auth"
 	"ib/internal/dist"
 	"ib/internal/manifest"
@@ -55,6 +56,7 @@ type API struct {
 	pruner   Pruner
 	dist     *dist.Catalog
 	keeper   auth.Keeper
+	activity *activity.Log
 	log      *slog.Logger
 	draining <-chan struct{}
 }
@@ -63,6 +65,8 @@ type API struct {
 type Config struct {
 	Store  *store.Store
 	Pruner Pruner
+	// Activity is the jobs log.
+	Activity *activity.Log
 	// Tokens says what each bearer token may do.
 	Tokens auth.Keeper
 	// Private makes reads need a token too (scope read or more); the web
@@ -91,7 +95,7 @@ func New(cfg Config) (*gin.Engine, error) {
 	if cfg.Dist == nil {
 		cfg.Dist = dist.New("")
 	}
-	a := &API{store: cfg.Store, pruner: cfg.Pruner, dist: cfg.Dist, keeper: cfg.Tokens, log: cfg.Log, draining: cfg.Draining}
+	a := &API{store: cfg.Store, pruner: cfg.Pruner, activity: cfg.Activity, dist: cfg.Dist, keeper: cfg.Tokens, log: cfg.Log, draining: cfg.Draining}
 	r := gin.New()
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
@@ -151,6 +155,14 @@ func New(cfg Config) (*gin.Engine, error) {
 	v1.POST("/prune", admin, a.prune)
 	v1.GET("/stats", read(a.stats)...)
 	v1.GET("/whoami", a.whoami)
+	if cfg.Activity != nil {
+		v1.POST("/jobs", appendOnly, a.startJob)
+		v1.POST("/jobs/:jid/progress", appendOnly, a.jobProgress)
+		v1.POST("/jobs/:jid/end", appendOnly, a.endJob)
+		v1.GET("/jobs", read(a.jobs)...)
+		v1.GET("/jobs/:jid", read(a.job)...)
+		v1.GET("/events", read(a.events)...)
+	}
 	return r, nil
 }
 
@@ -378,6 +390,7 @@ func (a *API) commit(c *gin.Context) {
 		c.JSON(http.StatusConflict, gin.H{"error": fmt.Sprintf("%d blocks are not stored", len(res.Missing)), "missing": res.Missing})
 		return
 	}
+	a.committed(c, res.ID)
 	status := http.StatusCreated
 	if res.Existed {
 		status = http.StatusOK
@@ -491,10 +504,15 @@ func (a *API) delete(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if err := a.store.Delete(c.Request.Context(), id); err != nil {
+	b, err := a.store.Backup(c.Request.Context(), id)
+	if err == nil {
+		err = a.store.Delete(c.Request.Context(), id)
+	}
+	if err != nil {
 		a.error(c, err)
 		return
 	}
+	a.activity.Record(c.Request.Context(), activity.KindDelete, b.Tags, c.ClientIP(), time.Time{}, activity.End{Status: activity.OK, BackupID: id, Bytes: b.Bytes, Files: b.Files})
 	a.pruner.Kick()
 	c.Status(http.StatusNoContent)
 }

@@ -156,6 +156,9 @@ func (a *API) serveArchive(c *gin.Context, id int64, lz4 bool) {
 		return
 	}
 	defer ar.Close()
+	if ar.Whole() && c.Request.Method == http.MethodGet {
+		defer a.downloaded(c, b, time.Now())
+	}
 	name := fmt.Sprintf("ib-backup-%d", id)
 	switch {
 	case len(paths) > 1:

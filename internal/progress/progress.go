@@ -24,6 +24,8 @@ type Counters struct {
 	TotalBytes atomic.Int64
 	TotalsDone atomic.Bool // the totals are final
 	Failed     atomic.Bool // the work failed: no last line
+
+	phase atomic.Value // string
 }
 
 // AddFile counts one entry of n logical bytes.
@@ -130,4 +132,59 @@ func Size(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// SetPhase names what the work is doing now (reading, uploading,
+// committing…).
+func (c *Counters) SetPhase(p string) {
+	if c != nil {
+		c.phase.Store(p)
+	}
+}
+
+// Phase is the name SetPhase gave last, or "".
+func (c *Counters) Phase() string {
+	if c == nil {
+		return ""
+	}
+	p, _ := c.phase.Load().(string)
+	return p
+}
+
+// Snapshot is the counters at one time.
+type Snapshot struct {
+	Phase                  string
+	Files, Bytes, Uploaded int64
+	TotalFiles, TotalBytes int64
+}
+
+// Snap reads the counters.
+func (c *Counters) Snap() Snapshot {
+	return Snapshot{Phase: c.Phase(), Files: c.Files.Load(), Bytes: c.Bytes.Load(), Uploaded: c.Uploaded.Load(),
+		TotalFiles: c.TotalFiles.Load(), TotalBytes: c.TotalBytes.Load()}
+}
+
+// Report calls send with the counters every interval while they change,
+// until ctx ends. A send that fails is not retried: the next one carries
+// newer counters.
+func Report(ctx context.Context, c *Counters, interval time.Duration, send func(context.Context, Snapshot) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last Snapshot
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := c.Snap()
+		if s == last {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, interval*5)
+		if send(sctx, s) == nil {
+			last = s
+		}
+		cancel()
+	}
 }

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"ib/internal/activity"
 	"ib/internal/metrics"
 	"ib/internal/prune"
 	"ib/internal/store"
@@ -24,13 +26,14 @@ type pruner struct {
 	kick     chan struct{}
 	mu       sync.Mutex
 	metrics  *metrics.Metrics
+	jobs     *activity.Log
 	// what the rules say, for the start log
 	retention  time.Duration
 	keepLatest int
 }
 
-func newPruner(st *store.Store, o Options, m *metrics.Metrics) *pruner {
-	return &pruner{
+func newPruner(st *store.Store, o Options, m *metrics.Metrics, jobs *activity.Log) *pruner {
+	return &pruner{jobs: jobs,
 		store: st, rules: prune.Retention(o.Retention, o.KeepLatest), grace: o.GCGrace,
 		interval: o.PruneInterval, log: o.Log, kick: make(chan struct{}, 1), metrics: m,
 		retention: o.Retention, keepLatest: o.KeepLatest,
@@ -66,9 +69,17 @@ func (p *pruner) Prune(ctx context.Context, req *store.PruneRequest) (store.Prun
 	}
 	req.Grace = p.grace
 	start := time.Now()
+	var job activity.Job
+	var jerr error = errDryRun
+	if !req.DryRun {
+		job, jerr = p.jobs.Start(ctx, activity.KindPrune, nil, "", 0)
+	}
 	res, err := p.store.Prune(ctx, *req)
 	if !req.DryRun && ctx.Err() == nil {
 		p.metrics.PruneDone(res.GC, time.Since(start), err)
+	}
+	if jerr == nil {
+		p.endJob(ctx, job.ID, res, err)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -88,6 +99,27 @@ func (p *pruner) Prune(ctx context.Context, req *store.PruneRequest) (store.Prun
 			"took", time.Duration(res.GC.DurationMS)*time.Millisecond, "longest_write_lock_ms", res.GC.LongestLockMS)
 	}
 	return res, nil
+}
+
+var errDryRun = errors.New("dry run: no job")
+
+// endJob ends the job of a prune run: backups deleted (as files) and bytes
+// freed, and the GC's counts in its log.
+func (p *pruner) endJob(ctx context.Context, id int64, res store.PruneResult, err error) {
+	ctx = context.WithoutCancel(ctx)
+	end := activity.End{Status: activity.OK, Bytes: res.GC.BytesFreed}
+	for _, d := range res.Decisions {
+		if d.Delete {
+			end.Files++
+		}
+	}
+	if err != nil {
+		end.Status, end.Error = activity.Failed, err.Error()
+	} else {
+		p.jobs.Note(ctx, id, "info", fmt.Sprintf("%d backups deleted; GC: %d blocks deleted, %d bytes freed, %d orphans deleted",
+			end.Files, res.GC.BlocksDeleted, res.GC.BytesFreed, res.GC.OrphansDeleted))
+	}
+	p.jobs.Finish(ctx, id, end)
 }
 
 // run prunes every interval and after kicks until ctx ends.

@@ -19,6 +19,7 @@ import (
 
 	"ib/frontend"
 	"ib/internal/auth"
+	"ib/internal/activity"
 	"ib/internal/blockstore"
 	"ib/internal/dist"
 	"ib/internal/httpapi"
@@ -73,6 +74,9 @@ type Options struct {
 	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is
 	// believed; none by default.
 	TrustedProxies []string
+
+	// JobsKeep is how long the activity log keeps jobs (0: 90 days).
+	JobsKeep time.Duration
 }
 
 // Defaults of the retention options (DESIGN §8).
@@ -92,6 +96,8 @@ type Server struct {
 	http    *http.Server
 	pruner  *pruner
 	metrics *metrics.Metrics
+	// Activity is the jobs log.
+	Activity *activity.Log
 	// draining is closed when shutdown starts (see httpapi.Config).
 	draining chan struct{}
 }
@@ -151,7 +157,8 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	st.SetIndexDir(filepath.Join(opts.DataDir, "lz4index"))
 	m := metrics.New(st)
 	st.SetHooks(m.Hooks())
-	pr := newPruner(st, opts, m)
+	jobs := activity.New(db, opts.Log, opts.JobsKeep)
+	pr := newPruner(st, opts, m, jobs)
 	if opts.HeaderTimeout <= 0 {
 		opts.HeaderTimeout = 10 * time.Second
 	}
@@ -162,7 +169,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		opts.WriteIdleTimeout = time.Minute
 	}
 	draining := make(chan struct{})
-	api, err := httpapi.New(httpapi.Config{Store: st, Pruner: pr, Tokens: opts.Tokens, Private: opts.Private, Log: opts.Log,
+	api, err := httpapi.New(httpapi.Config{Store: st, Pruner: pr, Activity: jobs, Tokens: opts.Tokens, Private: opts.Private, Log: opts.Log,
 		Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler(), Draining: draining,
 		TrustedProxies: opts.TrustedProxies})
 	if err != nil {
@@ -176,7 +183,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
-	return &Server{opts: opts, db: db, Store: st, http: h, pruner: pr, metrics: m, draining: draining}, nil
+	return &Server{opts: opts, db: db, Store: st, http: h, pruner: pr, metrics: m, Activity: jobs, draining: draining}, nil
 }
 
 // Serve answers on ln until ctx ends, then stops accepting, lets in-flight
@@ -186,6 +193,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	pctx, stopPruner := context.WithCancel(ctx)
 	prunerDone := make(chan struct{})
 	go func() { s.pruner.run(pctx); close(prunerDone) }()
+	go s.Activity.Run(pctx)
 	if s.opts.ScrubInterval > 0 {
 		go s.scrubLoop(pctx)
 	}
@@ -247,8 +255,19 @@ func (s *Server) scrubLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
+		job, jerr := s.Activity.Start(ctx, activity.KindScrub, nil, "", 0)
 		rep, err := s.Store.Scrub(ctx, s.opts.ScrubRate, s.metrics.ScrubCorrupt)
 		s.metrics.ScrubDone(rep.Blocks)
+		if jerr == nil {
+			end := activity.End{Status: activity.OK, Bytes: rep.Bytes, Files: rep.Blocks}
+			switch {
+			case err != nil:
+				end.Status, end.Error = activity.Failed, err.Error()
+			case rep.Corrupt > 0:
+				end.Status, end.Error = activity.Warning, fmt.Sprintf("%d corrupt blocks", rep.Corrupt)
+			}
+			s.Activity.Finish(context.WithoutCancel(ctx), job.ID, end)
+		}
 		if err != nil && ctx.Err() == nil {
 			s.opts.Log.Error("scrub failed", "err", err)
 			continue
