@@ -54,9 +54,9 @@ var (
 
 // Limits.
 const (
-	MaxRunning     = 1000       // running jobs at once (a client that starts jobs and never ends them is capped)
-	MaxSubscribers = 256        // event streams at once
-	MaxError       = 4 << 10    // bytes of a job's error
+	MaxRunning     = 1000    // running jobs at once (a client that starts jobs and never ends them is capped)
+	MaxSubscribers = 256     // event streams at once
+	MaxError       = 4 << 10 // bytes of a job's error
 	LostAfter      = 10 * time.Minute
 	DefaultKeep    = 90 * 24 * time.Hour
 	subBuffer      = 256

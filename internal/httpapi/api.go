@@ -22,8 +22,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"ib/internal/api"
 	"ib/internal/activity"
+	"ib/internal/api"
 	"ib/internal/auth"
 	"ib/internal/dist"
 	"ib/internal/manifest"

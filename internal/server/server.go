@@ -18,8 +18,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"ib/frontend"
-	"ib/internal/auth"
 	"ib/internal/activity"
+	"ib/internal/auth"
 	"ib/internal/blockstore"
 	"ib/internal/dist"
 	"ib/internal/httpapi"
