@@ -22,6 +22,7 @@ import (
 	"ib/internal/agent"
 	"ib/internal/cli"
 	"ib/internal/config"
+	"ib/internal/notify"
 	"ib/internal/progress"
 )
 
@@ -164,7 +165,7 @@ func (o *common) runner(cfg *agent.Config, log *slog.Logger) (*agent.Runner, err
 	}
 	host, _ := os.Hostname()
 	return &agent.Runner{Exe: exe, StateDir: dir, Host: host, Log: log,
-		Notify: &agent.Notifier{Targets: cfg.Notify, Log: log, Backoff: backoff(o.env)}}, nil
+		Notify: &agent.Notifier{Targets: cfg.Notify, Sender: notify.Sender{Log: log, Backoff: backoff(o.env)}}}, nil
 }
 
 // backoff is the first wait between notification attempts

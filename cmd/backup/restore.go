@@ -93,7 +93,9 @@ func newRestore(o *common) *cobra.Command {
 				counters := &progress.Counters{} // totals: the restore's own, from the manifest
 				opts.Counters = counters
 				stop := o.progress(c.Context(), counters, "restored")
+				job := startServerJob(c.Context(), o, api, "restore", nil, counters)
 				one, err := restore.Run(c.Context(), api, id, args[1], opts)
+				job.end(c.Context(), apiclient.JobEnd{BackupID: id, Bytes: one.Bytes, Files: one.Files}, err)
 				stop(err == nil)
 				if err != nil {
 					return notFound(err, fmt.Sprintf("backup %d", id))

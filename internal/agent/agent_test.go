@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ib/internal/notify"
 )
 
 func mustSet(t *testing.T, schedule, jitter string) *Set {
@@ -116,14 +118,14 @@ func TestWebhookFormats(t *testing.T) {
 	defer srv.Close()
 	set := &Set{Name: "geth", Tags: map[string]string{"node": "geth"}}
 	run := Run{Start: time.Now(), End: time.Now().Add(3 * time.Second), Status: StatusFailed, Error: "pre hook: exit 1"}
-	n := &Notifier{Log: slog.New(slog.DiscardHandler)}
+	n := &Notifier{Sender: notify.Sender{Log: slog.New(slog.DiscardHandler)}}
 	for format, want := range map[string]string{
 		"json":    `"event":"failure","set":"geth","host":"h1","tags":{"node":"geth"},"status":"failed"`,
 		"slack":   `{"text":"ib backup of geth (node=geth) on h1 FAILED: pre hook: exit 1"}`,
 		"discord": `{"content":"ib backup of geth (node=geth) on h1 FAILED: pre hook: exit 1"}`,
 		"ntfy":    `ib backup of geth (node=geth) on h1 FAILED: pre hook: exit 1`,
 	} {
-		n.Targets = []Notify{{Webhook: srv.URL, Format: format}}
+		n.Targets = []Notify{{Target: notify.Target{Webhook: srv.URL, Format: format}}}
 		n.Send(context.Background(), EventFailure, set, run, "h1")
 		n.Wait()
 		g := <-ch

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	"ib/internal/block"
 	"ib/internal/manifest"
+	"ib/internal/notify"
 	"ib/internal/preset"
 )
 
@@ -49,20 +49,11 @@ type Set struct {
 	jitter time.Duration
 }
 
-// Notify is one notification target: a webhook or an email address.
+// Notify is one notification target (a webhook or an email address) and
+// the events it is sent on.
 type Notify struct {
-	Webhook string   `toml:"webhook"`
-	Format  string   `toml:"format"` // json (default), slack, discord, ntfy
-	On      []string `toml:"on"`     // failure, recovered, success, warning
-
-	Email        string `toml:"email"` // the recipient
-	From         string `toml:"from"`
-	SMTPHost     string `toml:"smtp_host"`
-	SMTPPort     int    `toml:"smtp_port"`
-	StartTLS     *bool  `toml:"starttls"`
-	Username     string `toml:"username"`
-	PasswordEnv  string `toml:"password_env"`
-	PasswordFile string `toml:"password_file"`
+	notify.Target
+	On []string `toml:"on"` // failure, recovered, success, warning
 }
 
 // Events a notification can be sent on.
@@ -74,12 +65,10 @@ const (
 )
 
 var (
-	events     = []string{EventFailure, EventRecovered, EventSuccess, EventWarning}
-	formats    = []string{"json", "slack", "discord", "ntfy"}
-	setNameRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	defaultOn  = []string{EventFailure, EventRecovered}
-	maxJitter  = 24 * time.Hour
-	defaultTTL = 10 * time.Minute
+	events    = []string{EventFailure, EventRecovered, EventSuccess, EventWarning}
+	setNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	defaultOn = []string{EventFailure, EventRecovered}
+	maxJitter = 24 * time.Hour
 )
 
 // Path is the file the config was read from.
@@ -218,7 +207,7 @@ func (s *Set) check() []problem {
 		}
 	}
 	if s.Server != "" {
-		if err := checkURL(s.Server); err != nil {
+		if err := notify.CheckURL(s.Server); err != nil {
 			bad("server", "server: %v", err)
 		}
 	}
@@ -227,41 +216,15 @@ func (s *Set) check() []problem {
 
 func (n *Notify) check() []problem {
 	var ps []problem
-	bad := func(key, format string, args ...any) { ps = append(ps, problem{key, fmt.Sprintf(format, args...)}) }
-	switch {
-	case n.Webhook == "" && n.Email == "":
-		bad("", "set webhook = URL or email = ADDRESS")
-	case n.Webhook != "" && n.Email != "":
-		bad("email", "webhook and email in one [[notify]]: use one table for each")
-	case n.Webhook != "":
-		if err := checkURL(n.Webhook); err != nil {
-			bad("webhook", "webhook: %v", err)
-		}
-		if n.Format != "" && !slices.Contains(formats, n.Format) {
-			bad("format", "format %q: want one of %s", n.Format, strings.Join(formats, ", "))
-		}
-	default:
-		if !strings.Contains(n.Email, "@") {
-			bad("email", "email %q is not an address", n.Email)
-		}
-		if n.SMTPHost == "" {
-			bad("email", "smtp_host is missing")
-		}
-		if n.SMTPPort < 0 || n.SMTPPort > 65535 {
-			bad("smtp_port", "smtp_port %d: want 1 to 65535", n.SMTPPort)
-		}
-		if n.PasswordEnv != "" && n.PasswordFile != "" {
-			bad("password_file", "password_env and password_file: give one")
-		}
-		if n.Format != "" {
-			bad("format", "format is for webhooks")
-		}
+	for key, msg := range n.Target.Check() {
+		ps = append(ps, problem{key, msg})
 	}
 	for _, on := range n.On {
 		if !slices.Contains(events, on) {
-			bad("on", "on: %q: want some of %s", on, strings.Join(events, ", "))
+			ps = append(ps, problem{"on", fmt.Sprintf("on: %q: want some of %s", on, strings.Join(events, ", "))})
 		}
 	}
+	slices.SortFunc(ps, func(a, b problem) int { return strings.Compare(a.key, b.key) })
 	return ps
 }
 
@@ -271,14 +234,6 @@ func (n *Notify) Events() []string {
 		return defaultOn
 	}
 	return n.On
-}
-
-func checkURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q: want an http:// or https:// URL", s)
-	}
-	return nil
 }
 
 func isWindowsAbs(p string) bool {
