@@ -8,13 +8,16 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"ib/internal/alerts"
 	"ib/internal/blockstore"
 	"ib/internal/cli"
 	"ib/internal/config"
+	"ib/internal/notify"
 	"ib/internal/server"
 	"ib/internal/units"
 )
@@ -44,6 +47,11 @@ type serveOptions struct {
 	scrubRate     string
 	proxies       []string
 	private       bool
+	alertWebhooks []string
+	alertFormat   string
+	staleAfter    string
+	minFree       string
+	jobsKeep      string
 }
 
 func newServe(env *cli.Env, version string) *cobra.Command {
@@ -76,6 +84,11 @@ kept in server.toml; "ib server token show" prints it.`,
 	f.IntVar(&o.keepLatest, "keep-latest", server.DefaultKeepLatest, "but keep the newest N of each tag set")
 	f.StringVar(&o.pruneInterval, "prune-interval", "", "run retention and garbage collection this often (default 24h)")
 	f.StringVar(&o.gcGrace, "gc-grace", "", "never collect a block uploaded or asked about within this (default 1h)")
+	f.StringArrayVar(&o.alertWebhooks, "alert-webhook", nil, "send the server's alerts (stale tag sets, corrupt blocks, failed prune, low disk) to this URL (repeatable)")
+	f.StringVar(&o.alertFormat, "alert-format", "", "the alert webhooks' format: json (default), slack, discord or ntfy")
+	f.StringVar(&o.staleAfter, "stale-after", "", "alert when a tag set has had no backup for this long, 0 never (default 26h; per tag set: [[stale]] in server.toml)")
+	f.StringVar(&o.minFree, "min-free", "", "alert when the data dir's file system has less free space than this percentage (default 5%; 0 never)")
+	f.StringVar(&o.jobsKeep, "jobs-keep", "", "keep the activity log's jobs this long (default 90d)")
 	f.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "keep blocks of 256 KiB and more in this S3-compatible service, http(s)://HOST[:PORT] (env IB_S3_ENDPOINT)")
 	f.StringVar(&o.s3.Bucket, "s3-bucket", "", "the bucket, created if absent (env IB_S3_BUCKET)")
 	f.StringVar(&o.s3.AccessKey, "s3-access-key", "", "access key (env IB_S3_ACCESS_KEY, then AWS_ACCESS_KEY_ID)")
@@ -200,6 +213,14 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 			return cli.Usagef("--trusted-proxies %q: want an IP address or a CIDR", p)
 		}
 	}
+	alertCfg, err := alertConfig(o, cfg)
+	if err != nil {
+		return err
+	}
+	jobsKeep, err := duration("jobs-keep", o.jobsKeep, cfg.JobsKeep, 90*24*time.Hour)
+	if err != nil {
+		return err
+	}
 	tokens, err := config.ServerTokens(path, func(err error) { log.Error("tokens not reloaded; the previous ones stay", "err", err) })
 	if err != nil {
 		return err
@@ -208,7 +229,7 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 		DataDir: dataDir, Token: cfg.Token, Tokens: tokens, Private: o.private || cfg.Private, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
 		Retention: retention, KeepLatest: keep, PruneInterval: interval, GCGrace: grace, S3: s3,
 		DistDir: cmp.Or(o.distDir, cfg.DistDir), ScrubInterval: scrubEvery, ScrubRate: scrubRate,
-		TrustedProxies: proxies,
+		TrustedProxies: proxies, Alerts: alertCfg, JobsKeep: jobsKeep,
 	})
 	if err != nil {
 		return err
@@ -286,4 +307,50 @@ func newToken(env *cli.Env) *cobra.Command {
 		},
 	}, newTokenCreate(env), newTokenList(env), newTokenRevoke(env))
 	return t
+}
+
+// alertConfig reads the alert flags over server.toml.
+func alertConfig(o serveOptions, cfg config.Server) (alerts.Config, error) {
+	var ac alerts.Config
+	hooks := o.alertWebhooks
+	if len(hooks) == 0 {
+		hooks = cfg.AlertWebhooks
+	}
+	format := cmp.Or(o.alertFormat, cfg.AlertFormat)
+	for _, h := range hooks {
+		t := notify.Target{Webhook: h, Format: format}
+		for _, msg := range t.Check() {
+			return ac, cli.Usagef("--alert-webhook: %s", msg)
+		}
+		ac.Targets = append(ac.Targets, t)
+	}
+	stale, err := duration("stale-after", o.staleAfter, cfg.StaleAfter, alerts.DefaultStaleAfter)
+	if err != nil {
+		return ac, err
+	}
+	ac.StaleAfter = stale
+	if stale == 0 {
+		ac.StaleAfter = -1 // never
+	}
+	for i, r := range cfg.Stale {
+		if len(r.Tags) == 0 {
+			return ac, cli.Usagef("server.toml [[stale]] #%d: tags are missing", i+1)
+		}
+		d, err := units.ParseDuration(r.After)
+		if err != nil {
+			return ac, cli.Usagef("server.toml [[stale]] #%d: after: %v", i+1, err)
+		}
+		ac.Rules = append(ac.Rules, alerts.StaleRule{Tags: r.Tags, After: d})
+	}
+	if v := cmp.Or(o.minFree, cfg.MinFree); v != "" {
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+		if err != nil || pct < 0 || pct >= 100 {
+			return ac, cli.Usagef("--min-free %q: want a percentage from 0 to 99, such as 5%%", v)
+		}
+		ac.MinFree = pct / 100
+		if pct == 0 {
+			ac.MinFree = -1 // never
+		}
+	}
+	return ac, nil
 }

@@ -146,6 +146,20 @@ type Server struct {
 	// create); Token above is the admin token.
 	Tokens []auth.Token `toml:"tokens,omitempty"`
 	S3     S3           `toml:"s3,omitempty"`
+	// Alerts and the activity log.
+	AlertWebhooks []string    `toml:"alert_webhooks,omitempty"`
+	AlertFormat   string      `toml:"alert_format,omitempty"`
+	StaleAfter    string      `toml:"stale_after,omitempty"`
+	Stale         []StaleRule `toml:"stale,omitempty"`
+	MinFree       string      `toml:"min_free,omitempty"`
+	JobsKeep      string      `toml:"jobs_keep,omitempty"`
+}
+
+// StaleRule is a [[stale]] table of server.toml: the tag sets that include
+// Tags are stale after After ("0": never).
+type StaleRule struct {
+	Tags  map[string]string `toml:"tags"`
+	After string            `toml:"after"`
 }
 
 // Dir is the folder of both files: $IB_CONFIG_DIR, else <user config dir>/ib.

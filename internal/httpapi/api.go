@@ -23,6 +23,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"ib/internal/activity"
+	"ib/internal/alerts"
 	"ib/internal/api"
 	"ib/internal/auth"
 	"ib/internal/dist"
@@ -57,6 +58,7 @@ type API struct {
 	dist     *dist.Catalog
 	keeper   auth.Keeper
 	activity *activity.Log
+	alerts   *alerts.Alerter
 	log      *slog.Logger
 	draining <-chan struct{}
 }
@@ -67,6 +69,8 @@ type Config struct {
 	Pruner Pruner
 	// Activity is the jobs log.
 	Activity *activity.Log
+	// Alerts are the server's firing alerts.
+	Alerts *alerts.Alerter
 	// Tokens says what each bearer token may do.
 	Tokens auth.Keeper
 	// Private makes reads need a token too (scope read or more); the web
@@ -95,7 +99,7 @@ func New(cfg Config) (*gin.Engine, error) {
 	if cfg.Dist == nil {
 		cfg.Dist = dist.New("")
 	}
-	a := &API{store: cfg.Store, pruner: cfg.Pruner, activity: cfg.Activity, dist: cfg.Dist, keeper: cfg.Tokens, log: cfg.Log, draining: cfg.Draining}
+	a := &API{store: cfg.Store, pruner: cfg.Pruner, activity: cfg.Activity, alerts: cfg.Alerts, dist: cfg.Dist, keeper: cfg.Tokens, log: cfg.Log, draining: cfg.Draining}
 	r := gin.New()
 	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
@@ -162,6 +166,9 @@ func New(cfg Config) (*gin.Engine, error) {
 		v1.GET("/jobs", read(a.jobs)...)
 		v1.GET("/jobs/:jid", read(a.job)...)
 		v1.GET("/events", read(a.events)...)
+	}
+	if cfg.Alerts != nil {
+		v1.GET("/alerts", read(a.activeAlerts)...)
 	}
 	return r, nil
 }

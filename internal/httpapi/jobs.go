@@ -296,3 +296,9 @@ func (a *API) downloaded(c *gin.Context, b metadb.Backup, started time.Time) {
 	}
 	a.activity.Record(context.WithoutCancel(c.Request.Context()), activity.KindArchive, b.Tags, c.ClientIP(), started, end)
 }
+
+// activeAlerts lists the server's firing alerts.
+func (a *API) activeAlerts(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"alerts": a.alerts.Active()})
+}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"ib/internal/activity"
+	"ib/internal/alerts"
 	"ib/internal/server"
 	"ib/internal/store"
 )
@@ -28,6 +30,9 @@ type Server struct {
 	DataDir string
 	Addr    string
 	Store   *store.Store
+	// Alerts and Activity are the running server's.
+	Alerts   *alerts.Alerter
+	Activity *activity.Log
 
 	srv    *server.Server
 	opts   []func(*server.Options)
@@ -71,7 +76,7 @@ func (s *Server) Start(t testing.TB) {
 		ln.Close()
 		t.Fatalf("open server: %v", err)
 	}
-	s.srv, s.Store = srv, srv.Store
+	s.srv, s.Store, s.Alerts, s.Activity = srv, srv.Store, srv.Alerts, srv.Activity
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.done = make(chan error, 1)

@@ -240,6 +240,16 @@ CREATE TABLE job_events (
 );
 CREATE INDEX job_events_by_job ON job_events(job_id, at);
 `,
+	// 9: the server's firing alerts, so a restart neither forgets nor
+	// repeats them.
+	`
+CREATE TABLE alerts (
+	key     TEXT PRIMARY KEY,
+	kind    TEXT NOT NULL,
+	message TEXT NOT NULL,
+	since   INTEGER NOT NULL  -- unix ns
+);
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -19,6 +19,7 @@ import (
 
 	"ib/frontend"
 	"ib/internal/activity"
+	"ib/internal/alerts"
 	"ib/internal/auth"
 	"ib/internal/blockstore"
 	"ib/internal/dist"
@@ -77,6 +78,9 @@ type Options struct {
 
 	// JobsKeep is how long the activity log keeps jobs (0: 90 days).
 	JobsKeep time.Duration
+	// Alerts: where the server's own alerts go and what they watch
+	// (DataDir is filled in).
+	Alerts alerts.Config
 }
 
 // Defaults of the retention options (DESIGN §8).
@@ -98,6 +102,8 @@ type Server struct {
 	metrics *metrics.Metrics
 	// Activity is the jobs log.
 	Activity *activity.Log
+	// Alerts are the server's own alerts.
+	Alerts *alerts.Alerter
 	// draining is closed when shutdown starts (see httpapi.Config).
 	draining chan struct{}
 }
@@ -158,6 +164,13 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	m := metrics.New(st)
 	st.SetHooks(m.Hooks())
 	jobs := activity.New(db, opts.Log, opts.JobsKeep)
+	opts.Alerts.DataDir = opts.DataDir
+	alerter, err := alerts.New(ctx, opts.Alerts, db, opts.Log, st.LastBackups)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	jobs.OnEnd = alerter.JobEnded
 	pr := newPruner(st, opts, m, jobs)
 	if opts.HeaderTimeout <= 0 {
 		opts.HeaderTimeout = 10 * time.Second
@@ -169,7 +182,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		opts.WriteIdleTimeout = time.Minute
 	}
 	draining := make(chan struct{})
-	api, err := httpapi.New(httpapi.Config{Store: st, Pruner: pr, Activity: jobs, Tokens: opts.Tokens, Private: opts.Private, Log: opts.Log,
+	api, err := httpapi.New(httpapi.Config{Store: st, Pruner: pr, Activity: jobs, Alerts: alerter, Tokens: opts.Tokens, Private: opts.Private, Log: opts.Log,
 		Middleware: []gin.HandlerFunc{m.Middleware()}, Dist: dist.New(opts.DistDir), UI: frontend.Handler(), Draining: draining,
 		TrustedProxies: opts.TrustedProxies})
 	if err != nil {
@@ -183,7 +196,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
-	return &Server{opts: opts, db: db, Store: st, http: h, pruner: pr, metrics: m, Activity: jobs, draining: draining}, nil
+	return &Server{opts: opts, db: db, Store: st, http: h, pruner: pr, metrics: m, Activity: jobs, Alerts: alerter, draining: draining}, nil
 }
 
 // Serve answers on ln until ctx ends, then stops accepting, lets in-flight
@@ -194,6 +207,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	prunerDone := make(chan struct{})
 	go func() { s.pruner.run(pctx); close(prunerDone) }()
 	go s.Activity.Run(pctx)
+	go s.Alerts.Run(pctx)
 	if s.opts.ScrubInterval > 0 {
 		go s.scrubLoop(pctx)
 	}
