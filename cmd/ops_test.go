@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -165,6 +166,29 @@ func TestMetrics(t *testing.T) {
 	check.Stdin = bytes.NewReader(expo)
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+	// The deployed rules and dashboard: promtool passes the rules and
+	// their unit tests, and every ib_ metric they name is in this
+	// exposition.
+	for _, args := range [][]string{{"check", "rules", "../deploy/prometheus-rules.yml"}, {"test", "rules", "../deploy/prometheus-rules.test.yml"}} {
+		if out, err := exec.Command(promtool, args...).CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	for _, f := range []string{"../deploy/prometheus-rules.yml", "../deploy/grafana-dashboard.json"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, ".json") && !json.Valid(b) {
+			t.Errorf("%s is not JSON", f)
+		}
+		for _, name := range regexp.MustCompile(`\bib_[a-z_]+`).FindAllString(string(b), -1) {
+			base := strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count")
+			if !strings.Contains(string(expo), "# TYPE "+base+" ") {
+				t.Errorf("%s names %s, which the server does not export", f, name)
+			}
+		}
 	}
 	// and the stats agree
 	var st map[string]any

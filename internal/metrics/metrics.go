@@ -76,6 +76,10 @@ func New(src Source) *Metrics {
 		m.blocksStored, m.manifests, m.scrubbed, m.corrupt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&gauges{src: src})
+	// Both results exist from the start, at 0: an alert on the increase
+	// of failed runs sees the first one.
+	m.pruneRuns.WithLabelValues("ok")
+	m.pruneRuns.WithLabelValues("error")
 	return m
 }
 
