@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"ib/internal/cli"
 	"ib/internal/config"
 	"ib/internal/notify"
+	"ib/internal/runas"
 	"ib/internal/server"
 	"ib/internal/units"
 )
@@ -148,6 +150,15 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	dataDir := cmp.Or(o.dataDir, cfg.DataDir)
 	if dataDir == "" {
 		if dataDir, err = config.DefaultDataDir(); err != nil {
+			return err
+		}
+	}
+	if ids, ok, err := runas.FromEnv(env.Getenv); err != nil {
+		return cli.UsageError{Err: err}
+	} else if ok {
+		// A container started as root: the data dir goes to PUID:PGID,
+		// and so does the process, before anything is opened.
+		if err := runas.Drop(ids, dataDir, filepath.Dir(path)); err != nil {
 			return err
 		}
 	}
