@@ -134,7 +134,9 @@ function Backups() {
     ${[...groups.entries()].map(([t, list]) => html`
       <section class="card tagset">
         <div class="head"><${Tags} tags=${list[0].tags} />${t === "" && html`<span class="muted">(no tags)</span>`}
-          <span class="muted">${list.length} backup${list.length > 1 ? "s" : ""}</span></div>
+          <span class="muted">${list.length} backup${list.length > 1 ? "s" : ""}</span>
+          ${(() => { const f = freshness(list); return html`<span class=${"fresh " + f.level} title=${`expected every ${ago(f.expected)}`}>newest ${ago(f.age)} ago</span>`; })()}
+          <${SizeChart} list=${list} /></div>
         <table>
           <thead><tr><th>ID</th><th>Created</th><th class="num">Files</th><th class="num">Size</th><th></th></tr></thead>
           <tbody>${list.map((b, i) => html`
@@ -413,6 +415,147 @@ function Downloads() {
 }
 
 // "/stats": what the server holds.
+// "/activity": the firing alerts, running jobs with live progress (the
+// server's event stream; a private server's are polled, as EventSource
+// sends no token), and the history of jobs with filters and each job's log.
+const ago = (ms) => {
+  const s = Math.max(0, ms / 1000);
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  if (s < 172800) return `${(s / 3600).toFixed(1)} h`;
+  return `${(s / 86400).toFixed(1)} d`;
+};
+
+// withRate carries a job's rate of bytes from its previous progress.
+function withRate(prev, job) {
+  const p = job.progress, q = prev?.progress;
+  let rate = prev?.rate || 0;
+  if (p && q && p.at !== q.at) {
+    const dt = (Date.parse(p.at) - Date.parse(q.at)) / 1000;
+    const db = (p.bytes + p.bytes_uploaded) - (q.bytes + q.bytes_uploaded);
+    if (dt > 0 && db >= 0) rate = rate ? 0.7 * rate + 0.3 * (db / dt) : db / dt;
+  }
+  return { ...job, rate };
+}
+
+function useRunning(onEnd) {
+  const [jobs, setJobs] = useState(new Map());
+  useEffect(() => {
+    let es, timer;
+    if (token()) {
+      const poll = () => api("/jobs?status=running").then((d) => setJobs((m) => new Map(d.jobs.map((j) => [j.id, withRate(m.get(j.id), j)]))), () => {});
+      poll();
+      timer = setInterval(() => { poll(); onEnd(); }, 2000);
+    } else {
+      es = new EventSource("/api/v1/events");
+      const apply = (e) => {
+        const n = JSON.parse(e.data);
+        setJobs((m) => {
+          const x = new Map(m);
+          if (n.type === "end") x.delete(n.job.id); else x.set(n.job.id, withRate(m.get(n.job.id), n.job));
+          return x;
+        });
+        if (n.type === "end") onEnd();
+      };
+      for (const t of ["start", "progress", "end"]) es.addEventListener(t, apply);
+      es.addEventListener("open", () => setJobs(new Map())); // a reconnect sends the running jobs again
+    }
+    return () => { es?.close(); clearInterval(timer); };
+  }, []);
+  return [...jobs.values()].sort((a, b) => a.id - b.id);
+}
+
+function Running({ job }) {
+  const p = job.progress || {};
+  const done = (p.bytes || 0), total = p.total_bytes || 0;
+  const eta = total > done && job.rate > 0 ? (total - done) / job.rate : null;
+  return html`<div class="card job running" data-job=${job.id}>
+    <div class="head"><b>${job.kind}</b> <${Tags} tags=${job.tags} /> <span class="muted">#${job.id} · started ${ago(Date.now() - Date.parse(job.started))} ago</span></div>
+    ${total > 0 ? html`<progress value=${done} max=${total}></progress>` : html`<progress></progress>`}
+    <div class="muted progress-line">${vis(p.phase || "starting")} · ${(p.files || 0).toLocaleString()} files · ${size(done)}${total ? ` of ${size(total)}` : ""} read · ${size(p.bytes_uploaded || 0)} sent${job.rate ? ` · ${size(job.rate)}/s` : ""}${eta !== null ? ` · ${ago(eta * 1000)} left` : ""}</div>
+  </div>`;
+}
+
+function JobLog({ id }) {
+  const st = useLoad(() => api(`/jobs/${id}`), [id]);
+  if (st.error) return html`<${Err} error=${st.error} />`;
+  if (st.loading) return html`<p class="muted">Loading…</p>`;
+  const j = st.data;
+  return html`<div class="joblog">
+    ${j.error && html`<p class="error">${vis(j.error)}</p>`}
+    ${(j.events || []).length === 0 ? html`<p class="muted">No log lines.</p>` :
+      html`<ul>${j.events.map((e) => html`<li><span class="muted">${when(e.at)}</span> ${vis(e.level)}: ${vis(e.message)}</li>`)}</ul>`}
+  </div>`;
+}
+
+function Activity() {
+  const [version, setVersion] = useState(0);
+  const running = useRunning(() => setVersion((v) => v + 1));
+  const [kind, setKind] = useState(""), [status, setStatus] = useState(""), [tags, setTags] = useState("");
+  const [pages, setPages] = useState([]);
+  const [open, setOpen] = useState(null);
+  const query = (before) => {
+    const q = new URLSearchParams();
+    if (kind) q.set("kind", kind);
+    if (status) q.set("status", status);
+    for (const w of filterTerms(tags.trim())) if (w.key !== undefined) q.set(w.key, w.value);
+    if (before) q.set("before", before);
+    return "/jobs?" + q.toString();
+  };
+  const first = useLoad(() => api(query()), [kind, status, tags, version]);
+  useEffect(() => setPages([]), [kind, status, tags, version]);
+  const alerts = useLoad(() => api("/alerts").catch(() => ({ alerts: [] })), [version]);
+  const jobs = [...(first.data?.jobs || []), ...pages];
+  const older = () => api(query(jobs[jobs.length - 1].id)).then((d) => setPages((p) => [...p, ...d.jobs]));
+  const sel = (set, opts) => html`<select onChange=${(e) => set(e.target.value)}>${opts.map((o) => html`<option value=${o}>${o || "all"}</option>`)}</select>`;
+  return html`
+    <h1>Activity</h1>
+    ${(alerts.data?.alerts || []).map((a) => html`<div class="error alert" data-alert=${a.kind}>${vis(a.message)} <span class="muted">since ${when(a.since)}</span></div>`)}
+    <h2>Running</h2>
+    ${running.length === 0 ? html`<p class="muted running-none">Nothing running.</p>` : running.map((j) => html`<${Running} key=${j.id} job=${j} />`)}
+    <h2>History</h2>
+    <div class="bar">
+      ${sel(setKind, ["", "backup", "restore", "verify", "archive", "delete", "prune", "scrub"])}
+      ${sel(setStatus, ["", "ok", "warning", "failed", "lost", "running"])}
+      <input placeholder="tags, e.g. node=tezos" value=${tags} onInput=${(e) => setTags(e.target.value)} aria-label="job tags" />
+    </div>
+    ${first.error ? html`<${Err} error=${first.error} />` : html`
+    <table class="jobs">
+      <thead><tr><th>ID</th><th>Kind</th><th>Tags</th><th>Started</th><th>Took</th><th>Status</th><th class="num">Bytes</th><th>Backup</th></tr></thead>
+      <tbody>${jobs.map((j) => html`
+        <tr class=${"status-" + j.status} onClick=${() => setOpen(open === j.id ? null : j.id)}>
+          <td>#${j.id}</td><td>${j.kind}</td><td><${Tags} tags=${j.tags} /></td><td>${when(j.started)}</td>
+          <td>${j.finished ? ago(Date.parse(j.finished) - Date.parse(j.started)) : "…"}</td>
+          <td><span class=${"status " + j.status}>${j.status}</span></td><td class="num">${size(j.bytes)}</td>
+          <td>${j.backup_id ? html`<${Link} href=${`/backups/${j.backup_id}`}>#${j.backup_id}</${Link}>` : ""}</td>
+        </tr>
+        ${open === j.id && html`<tr><td colspan="8"><${JobLog} id=${j.id} /></td></tr>`}`)}</tbody>
+    </table>
+    ${jobs.length > 0 && jobs.length % 100 === 0 && html`<button class="button" onClick=${older}>Older</button>`}`}`;
+}
+
+// Freshness of a tag set: the age of its newest backup against the usual
+// gap between its backups (the median of the last ten; a day when there
+// is one backup): amber past it, red past twice it.
+function freshness(list) {
+  const times = list.slice(0, 11).map((b) => Date.parse(b.created_at));
+  const gaps = times.slice(1).map((t, i) => times[i] - t).sort((a, b) => a - b);
+  const expected = Math.max(gaps.length ? gaps[Math.floor(gaps.length / 2)] : 86400000, 60000);
+  const age = Date.now() - times[0];
+  return { age, expected, level: age > 2 * expected ? "red" : age > expected ? "amber" : "fresh" };
+}
+
+// SizeChart draws a tag set's backup sizes over time, oldest first.
+function SizeChart({ list }) {
+  const pts = list.slice(0, 30).reverse();
+  if (pts.length < 2) return null;
+  const max = Math.max(...pts.map((b) => b.bytes), 1), w = 160, h = 28;
+  const xy = pts.map((b, i) => `${(i * w / (pts.length - 1)).toFixed(1)},${(h - 2 - (b.bytes / max) * (h - 4)).toFixed(1)}`).join(" ");
+  return html`<svg class="chart" width=${w} height=${h} viewBox=${`0 0 ${w} ${h}`} role="img" aria-label="backup sizes over time">
+    <title>size of the last ${pts.length} backups, up to ${size(max)}</title>
+    <polyline points=${xy} fill="none" stroke="currentColor" stroke-width="1.5" /></svg>`;
+}
+
 function Stats() {
   const st = useLoad(() => api("/stats"), []);
   if (st.error) return html`<${Err} error=${st.error} />`;
@@ -448,13 +591,14 @@ function App() {
   else if (p === "/compare") [page, active] = [html`<${Compare} />`, "/"];
   else if (p === "/downloads") [page, active] = [html`<${Downloads} />`, "/downloads"];
   else if (p === "/stats") [page, active] = [html`<${Stats} />`, "/stats"];
+  else if (p === "/activity") [page, active] = [html`<${Activity} />`, "/activity"];
   else page = html`<${Err} error=${"No such page: " + vis(p)} />`;
   const q = p === "/search" ? new URLSearchParams(location.search).get("q") || "" : "";
   const nav = (href, label) => html`<${Link} href=${href} class=${active === href ? "active" : ""}>${label}</${Link}>`;
   return html`
     <header>
       <${Link} href="/" class="brand">ib</${Link}>
-      <nav>${nav("/", "Backups")}${nav("/downloads", "Downloads")}${nav("/stats", "Stats")}</nav>
+      <nav>${nav("/", "Backups")}${nav("/activity", "Activity")}${nav("/downloads", "Downloads")}${nav("/stats", "Stats")}</nav>
       <form onSubmit=${(e) => { e.preventDefault(); go("/search?q=" + encodeURIComponent(e.target.q.value)); }}>
         <input name="q" placeholder="Search file names…" value=${q} aria-label="search" />
       </form>

@@ -383,7 +383,7 @@ func (l *Log) Expire(ctx context.Context) error {
 		l.mu.Unlock()
 		return slices.Contains(lost, r.ID) || (!live && now.Sub(r.Started) > LostAfter)
 	}
-	ids, deleted, err := l.db.ExpireJobs(ctx, isLost, now.Add(-l.keep))
+	ids, deleted, err := l.db.ExpireJobs(ctx, now, isLost, now.Add(-l.keep))
 	for _, id := range ids {
 		l.mu.Lock()
 		j, ok := l.live[id]

@@ -44,6 +44,9 @@ type Config struct {
 	Rules      []StaleRule   // the first rule whose tags a tag set includes applies
 	MinFree    float64       // fraction of the data dir's file system; default DefaultMinFree; <0 never
 	DataDir    string
+	// Every is how often Run checks (default a minute; <0: Run does
+	// nothing, and only Check and JobEnded alert: tests).
+	Every time.Duration
 }
 
 // Defaults.
@@ -96,7 +99,19 @@ func New(ctx context.Context, cfg Config, db *metadb.DB, log *slog.Logger, last 
 }
 
 // SetClock replaces the clock (tests move time, as retention's do).
-func (a *Alerter) SetClock(now func() time.Time) { a.now = now }
+func (a *Alerter) SetClock(now func() time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.now = now
+}
+
+// clock returns the time now and the free-space probe (both replaceable by
+// tests while the checks run).
+func (a *Alerter) clock() (time.Time, func(string) (uint64, uint64, error)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.now(), a.free
+}
 
 // SetBackoff sets the first wait between attempts to send (tests).
 func (a *Alerter) SetBackoff(d time.Duration) { a.sender.Backoff = d }
@@ -125,7 +140,7 @@ func (a *Alerter) staleAfter(tags manifest.Tags) time.Duration {
 
 // Check looks at the tag sets and the free space, firing and clearing.
 func (a *Alerter) Check(ctx context.Context) {
-	now := a.now()
+	now, _ := a.clock()
 	stale := map[string]Alert{}
 	for canon, last := range a.last() {
 		var tags manifest.Tags
@@ -168,13 +183,14 @@ func (a *Alerter) checkDisk(ctx context.Context) {
 	if a.cfg.MinFree < 0 || a.cfg.DataDir == "" {
 		return
 	}
-	free, total, err := a.free(a.cfg.DataDir)
+	now, probe := a.clock()
+	free, total, err := probe(a.cfg.DataDir)
 	if err != nil || total == 0 {
 		return
 	}
 	frac := float64(free) / float64(total)
 	if frac < a.cfg.MinFree {
-		a.Fire(ctx, Alert{Key: Disk, Kind: Disk, Since: a.now().UTC(),
+		a.Fire(ctx, Alert{Key: Disk, Kind: Disk, Since: now.UTC(),
 			Message: fmt.Sprintf("%.1f%% free on the data dir's file system (%s of %s), below %.1f%%", 100*frac, size(free), size(total), 100*a.cfg.MinFree)})
 	} else {
 		a.Clear(ctx, Disk, fmt.Sprintf("%.1f%% free on the data dir's file system", 100*frac))
@@ -185,13 +201,14 @@ func (a *Alerter) checkDisk(ctx context.Context) {
 // blocks fires, a clean one clears; a failed prune fires, a good one clears.
 func (a *Alerter) JobEnded(j activity.Job) {
 	ctx := context.Background()
+	now, _ := a.clock()
 	switch {
 	case j.Kind == activity.KindScrub && j.Status == activity.Warning:
-		a.Fire(ctx, Alert{Key: Corrupt, Kind: Corrupt, Since: a.now().UTC(), Message: "scrub: " + j.Error + " (they are re-uploaded by the next backup that has their bytes; see ib server verify)"})
+		a.Fire(ctx, Alert{Key: Corrupt, Kind: Corrupt, Since: now.UTC(), Message: "scrub: " + j.Error + " (they are re-uploaded by the next backup that has their bytes; see ib server verify)"})
 	case j.Kind == activity.KindScrub && j.Status == activity.OK:
 		a.Clear(ctx, Corrupt, "a scrub found no corrupt block")
 	case j.Kind == activity.KindPrune && j.Status == activity.Failed:
-		a.Fire(ctx, Alert{Key: Prune, Kind: Prune, Since: a.now().UTC(), Message: "prune or GC failed: " + j.Error})
+		a.Fire(ctx, Alert{Key: Prune, Kind: Prune, Since: now.UTC(), Message: "prune or GC failed: " + j.Error})
 	case j.Kind == activity.KindPrune && j.Status == activity.OK:
 		a.Clear(ctx, Prune, "a prune and GC run succeeded")
 	}
@@ -246,7 +263,14 @@ func (a *Alerter) send(ctx context.Context, status string, al Alert, text string
 
 // Run checks every minute until ctx ends.
 func (a *Alerter) Run(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	every := a.cfg.Every
+	if every < 0 {
+		return
+	}
+	if every == 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		a.Check(ctx)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,13 +51,15 @@ func TestAlerts(t *testing.T) {
 	hs := httptest.NewServer(h)
 	defer hs.Close()
 	srv := ibtest.StartServer(t, func(o *server.Options) {
-		o.Alerts = alerts.Config{Targets: []notify.Target{{Webhook: hs.URL}}, StaleAfter: 26 * time.Hour,
+		o.Alerts = alerts.Config{Targets: []notify.Target{{Webhook: hs.URL}}, StaleAfter: 26 * time.Hour, Every: -1,
 			Rules: []alerts.StaleRule{{Tags: map[string]string{"node": "archive"}, After: 0}}}
 	})
 	api, _ := apiclient.New(srv.URL, srv.Token)
 	ctx := context.Background()
-	now := time.Now()
-	clock := func() time.Time { return now }
+	var nowNS atomic.Int64 // the server's loop reads the clock too
+	nowNS.Store(time.Now().UnixNano())
+	clock := func() time.Time { return time.Unix(0, nowNS.Load()) }
+	now := clock()
 	srv.Store.SetClock(clock)
 	srv.Alerts.SetClock(clock)
 	srv.Alerts.SetFree(func(string) (uint64, uint64, error) { return 50, 100, nil })
@@ -75,7 +78,8 @@ func TestAlerts(t *testing.T) {
 	if got := check(); len(got) != 0 {
 		t.Fatalf("fresh backups: %v", got)
 	}
-	now = now.Add(27 * time.Hour)
+	nowNS.Add(int64(27 * time.Hour))
+	now = clock()
 	got := check()
 	if len(got) != 1 || got[0]["alert"] != "stale" || got[0]["status"] != "firing" || got[0]["tags"].(map[string]any)["node"] != "geth" {
 		t.Fatalf("27 h later: %v (want one stale alert for node=geth; node=archive is never stale)", got)

@@ -187,17 +187,16 @@ func (db *DB) RunningJobs(ctx context.Context) (int, error) {
 
 // ExpireJobs ends running jobs started before lost as "lost" (their
 // client went away without a word) and deletes jobs started before keep.
-func (db *DB) ExpireJobs(ctx context.Context, lost func(Job) bool, keep time.Time) (lostIDs []int64, deleted int64, err error) {
+func (db *DB) ExpireJobs(ctx context.Context, now time.Time, lost func(Job) bool, keep time.Time) (lostIDs []int64, deleted int64, err error) {
 	running, err := db.Jobs(ctx, JobFilter{Status: "running", Limit: 100000})
 	if err != nil {
 		return nil, 0, err
 	}
-	now := db.now().UnixNano()
 	for _, j := range running {
 		if !lost(j) {
 			continue
 		}
-		if _, err := db.w.ExecContext(ctx, `UPDATE jobs SET status = 'lost', finished = ?, error = 'no word from the client' WHERE id = ? AND status = 'running'`, now, j.ID); err != nil {
+		if _, err := db.w.ExecContext(ctx, `UPDATE jobs SET status = 'lost', finished = ?, error = 'no word from the client' WHERE id = ? AND status = 'running'`, now.UnixNano(), j.ID); err != nil {
 			return lostIDs, 0, fmt.Errorf("expire job %d: %w", j.ID, err)
 		}
 		lostIDs = append(lostIDs, j.ID)
