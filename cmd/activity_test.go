@@ -112,6 +112,7 @@ func TestActivityOfABackup(t *testing.T) {
 		t.Errorf("progress bytes hashed + uploaded %v: want growing counts", progress)
 	}
 
+	mustIB(t, conf, "backup", "verify", "1")
 	mustIB(t, conf, "backup", "delete", "--yes", "1")
 	var list struct {
 		Jobs []struct {
@@ -121,6 +122,10 @@ func TestActivityOfABackup(t *testing.T) {
 	}
 	getJSON(t, srv.URL+"/api/v1/jobs?node=act", "", &list)
 	if len(list.Jobs) != 2 || list.Jobs[0].Kind != "delete" || list.Jobs[1].Kind != "backup" || list.Jobs[1].BackupID != 1 || list.Jobs[1].Client != "" {
+		t.Fatalf("jobs of node=act: %+v", list.Jobs)
+	}
+	getJSON(t, srv.URL+"/api/v1/jobs?kind=verify", "", &list)
+	if len(list.Jobs) != 1 || list.Jobs[0].Status != "ok" || list.Jobs[0].BackupID != 1 {
 		t.Fatalf("jobs: %+v", list.Jobs)
 	}
 	getJSON(t, srv.URL+"/api/v1/jobs?kind=backup", srv.Token, &list)

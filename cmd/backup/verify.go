@@ -5,7 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ib/internal/apiclient"
 	"ib/internal/cli"
+	"ib/internal/progress"
 	"ib/internal/verify"
 )
 
@@ -35,7 +37,13 @@ func newVerify(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			job := startServerJob(c.Context(), o, api, "verify", nil, &progress.Counters{})
 			rep, err := verify.Run(c.Context(), api, id, deep, jobs)
+			jerr := err
+			if err == nil && !rep.OK() {
+				jerr = fmt.Errorf("%d blocks missing, %d corrupt", len(rep.Missing), len(rep.Corrupt))
+			}
+			job.end(c.Context(), apiclient.JobEnd{BackupID: id, Files: rep.Files}, jerr)
 			if err != nil {
 				return notFound(err, fmt.Sprintf("backup %d", id))
 			}
