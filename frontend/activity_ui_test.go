@@ -87,6 +87,10 @@ func TestWebUIActivity(t *testing.T) {
 	if f := text(`document.querySelector(".tagset .fresh").className + " " + document.querySelector(".tagset .fresh").textContent`); !strings.Contains(f, "fresh fresh") || !strings.Contains(f, "newest") {
 		t.Errorf("freshness %q", f)
 	}
+	// and what each backup added (filled in just after its commit)
+	if a := text(`document.querySelector(".tagset td.added").textContent`); a != "1 B" {
+		t.Errorf("added column %q, want 1 B", a)
+	}
 }
 
 // waitText waits until the JavaScript expression's value contains want.

@@ -138,13 +138,14 @@ function Backups() {
           ${(() => { const f = freshness(list); return html`<span class=${"fresh " + f.level} title=${`expected every ${ago(f.expected)}`}>newest ${ago(f.age)} ago</span>`; })()}
           <${SizeChart} list=${list} /></div>
         <table>
-          <thead><tr><th>ID</th><th>Created</th><th class="num">Files</th><th class="num">Size</th><th></th></tr></thead>
+          <thead><tr><th>ID</th><th>Created</th><th class="num">Files</th><th class="num">Size</th><th class="num" title="bytes of blocks the server did not have before this backup">Added</th><th></th></tr></thead>
           <tbody>${list.map((b, i) => html`
             <tr>
               <td><${Link} href=${`/backups/${b.id}`}>#${b.id}</${Link}></td>
               <td>${when(b.created_at)}${b.labels && html` <${Labels} labels=${b.labels} />`}</td>
               <td class="num">${b.files.toLocaleString()}</td>
               <td class="num">${size(b.bytes)}</td>
+              <td class="num added">${b.added_bytes == null ? "—" : size(b.added_bytes)}</td>
               <td><${DL} href=${`/api/v1/backups/${b.id}/archive.tar`}>tar</${DL}>
                 ${i + 1 < list.length && html` · <${Link} class="compare" href=${`/compare?a=${list[i + 1].id}&b=${b.id}`}>changes</${Link}>`}</td>
             </tr>`)}</tbody>
@@ -550,10 +551,11 @@ function SizeChart({ list }) {
   const pts = list.slice(0, 30).reverse();
   if (pts.length < 2) return null;
   const max = Math.max(...pts.map((b) => b.bytes), 1), w = 160, h = 28;
-  const xy = pts.map((b, i) => `${(i * w / (pts.length - 1)).toFixed(1)},${(h - 2 - (b.bytes / max) * (h - 4)).toFixed(1)}`).join(" ");
-  return html`<svg class="chart" width=${w} height=${h} viewBox=${`0 0 ${w} ${h}`} role="img" aria-label="backup sizes over time">
-    <title>size of the last ${pts.length} backups, up to ${size(max)}</title>
-    <polyline points=${xy} fill="none" stroke="currentColor" stroke-width="1.5" /></svg>`;
+  const line = (v) => pts.map((b, i) => `${(i * w / (pts.length - 1)).toFixed(1)},${(h - 2 - (v(b) / max) * (h - 4)).toFixed(1)}`).join(" ");
+  return html`<svg class="chart" width=${w} height=${h} viewBox=${`0 0 ${w} ${h}`} role="img" aria-label="backup sizes and added bytes over time">
+    <title>size (line) and added bytes (dashed) of the last ${pts.length} backups, up to ${size(max)}</title>
+    <polyline points=${line((b) => b.bytes)} fill="none" stroke="currentColor" stroke-width="1.5" />
+    <polyline class="added" points=${line((b) => b.added_bytes || 0)} fill="none" stroke="#c27c0e" stroke-width="1" stroke-dasharray="3 2" /></svg>`;
 }
 
 function Stats() {

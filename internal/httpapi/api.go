@@ -407,7 +407,7 @@ func (a *API) commit(c *gin.Context) {
 
 func summary(b metadb.Backup) manifest.Summary {
 	return manifest.Summary{ID: b.ID, Tags: b.Tags, CreatedAt: b.CreatedAt, Files: b.Files, Dirs: b.Dirs,
-		Symlinks: b.Symlinks, Bytes: b.Bytes, Blocks: b.Blocks, Entries: b.Entries, Labels: b.Labels}
+		Symlinks: b.Symlinks, Bytes: b.Bytes, Blocks: b.Blocks, Entries: b.Entries, Labels: b.Labels, AddedBytes: b.AddedBytes}
 }
 
 // queryTags reads KEY=VALUE query parameters as tags, but for the

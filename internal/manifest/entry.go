@@ -99,4 +99,7 @@ type Summary struct {
 	// Labels are metadata of this one backup (a block height, an app
 	// hash): shown, never part of its tag set.
 	Labels Tags `json:"labels,omitempty"`
+	// AddedBytes are the bytes of the blocks no other backup had when it
+	// was committed (what it added to the server); absent until known.
+	AddedBytes *int64 `json:"added_bytes,omitempty"`
 }

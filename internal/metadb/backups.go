@@ -28,6 +28,9 @@ type Backup struct {
 	Blocks    int64 // distinct blocks referenced
 	Entries   int64
 	Labels    manifest.Tags // nil when it has none
+	// AddedBytes: the bytes of the blocks no other backup referenced when
+	// it was committed; nil until known.
+	AddedBytes *int64
 }
 
 // Head is what a commit says of the backup besides its entries.
@@ -242,15 +245,19 @@ VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?, ?) RETURNING id`, db.now().UnixNano(), tags.C
 	return id, false, nil, nil
 }
 
-const backupCols = "id, created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, labels"
+const backupCols = "id, created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, labels, added_bytes"
 
 func scanBackup(sc interface{ Scan(...any) error }) (Backup, error) {
 	var b Backup
 	var created int64
 	var tagset string
 	var labels sql.NullString
-	if err := sc.Scan(&b.ID, &created, &tagset, &b.Files, &b.Dirs, &b.Symlinks, &b.Bytes, &b.Blocks, &b.Entries, &labels); err != nil {
+	var added sql.NullInt64
+	if err := sc.Scan(&b.ID, &created, &tagset, &b.Files, &b.Dirs, &b.Symlinks, &b.Bytes, &b.Blocks, &b.Entries, &labels, &added); err != nil {
 		return Backup{}, err
+	}
+	if added.Valid {
+		b.AddedBytes = &added.Int64
 	}
 	if labels.Valid {
 		if err := json.Unmarshal([]byte(labels.String), &b.Labels); err != nil {
@@ -661,4 +668,20 @@ func (b *commitBatch) flush(ctx context.Context, missing []string, seen map[stri
 		}
 	}
 	return missing, nil
+}
+
+// FillAdded records what backup id added: the bytes of the blocks it
+// references that no other backup references now (run just after its
+// commit, outside the commit's transaction).
+func (db *DB) FillAdded(ctx context.Context, id int64) (int64, error) {
+	var added int64
+	err := db.r.QueryRowContext(ctx, `SELECT COALESCE(sum(b.size), 0) FROM refs r JOIN blocks b ON b.id = r.block_id
+		WHERE r.backup_id = ? AND NOT EXISTS (SELECT 1 FROM refs o WHERE o.block_id = r.block_id AND o.backup_id != ?)`, id, id).Scan(&added)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: added bytes of backup %d: %w", id, err)
+	}
+	if _, err := db.w.ExecContext(ctx, `UPDATE backups SET added_bytes = ? WHERE id = ?`, added, id); err != nil {
+		return 0, fmt.Errorf("sqlite: added bytes of backup %d: %w", id, err)
+	}
+	return added, nil
 }

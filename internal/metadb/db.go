@@ -250,6 +250,12 @@ CREATE TABLE alerts (
 	since   INTEGER NOT NULL  -- unix ns
 );
 `,
+	// 10: what a backup added: the bytes of the blocks it referenced
+	// first, filled in just after its commit (NULL before, and for
+	// backups committed before this column).
+	`
+ALTER TABLE backups ADD COLUMN added_bytes INTEGER;
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

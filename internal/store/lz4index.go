@@ -133,6 +133,32 @@ type lz4Passes struct {
 	wg      sync.WaitGroup
 }
 
+// init makes the passes' context (under p.mu).
+func (p *lz4Passes) init() {
+	if p.ctx == nil {
+		p.ctx, p.stop = context.WithCancel(context.Background())
+		p.running = map[int64]chan struct{}{}
+		p.turn = make(chan struct{}, 1)
+	}
+}
+
+// background runs f in the store's background (stopped and waited for
+// by Close), unless the store is closing.
+func (s *Store) background(f func(ctx context.Context)) {
+	p := &s.passes
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.init()
+	if p.ctx.Err() != nil {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f(p.ctx)
+	}()
+}
+
 // SetIndexDir keeps the block sizes of whole-backup .tar.lz4 streams in dir.
 func (s *Store) SetIndexDir(dir string) { s.lz4.dir = dir }
 
@@ -147,11 +173,7 @@ func (s *Store) IndexLZ4(id int64) <-chan struct{} {
 		return done
 	}
 	done := make(chan struct{})
-	if p.ctx == nil {
-		p.ctx, p.stop = context.WithCancel(context.Background())
-		p.running = map[int64]chan struct{}{}
-		p.turn = make(chan struct{}, 1)
-	}
+	p.init()
 	if p.ctx.Err() != nil {
 		close(done)
 		return done
@@ -213,9 +235,7 @@ func (s *Store) indexPass(ctx context.Context, id int64) error {
 func (s *Store) Close() error {
 	p := &s.passes
 	p.mu.Lock()
-	if p.ctx == nil {
-		p.ctx, p.stop = context.WithCancel(context.Background())
-	}
+	p.init()
 	p.stop()
 	p.mu.Unlock()
 	p.wg.Wait()

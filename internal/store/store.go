@@ -53,16 +53,17 @@ type Store struct {
 	archiveSizes sizeCache
 	// lz4 keeps the block sizes of the .tar.lz4 streams sent whole or
 	// indexed; passes indexes whole backups in the background.
-	lz4    lz4Index
-	passes lz4Passes
-	db     *metadb.DB
-	blocks blockstore.Store
-	tmpDir string
-	log    *slog.Logger
-	now    func() time.Time
-	locks  cidLocks
-	totals totals
-	hooks  Hooks
+	lz4     lz4Index
+	passes  lz4Passes
+	addedMu sync.Mutex // one FillAdded at a time
+	db      *metadb.DB
+	blocks  blockstore.Store
+	tmpDir  string
+	log     *slog.Logger
+	now     func() time.Time
+	locks   cidLocks
+	totals  totals
+	hooks   Hooks
 }
 
 // New returns a store over an open database and block store; temporary
@@ -454,11 +455,22 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 		res.CreatedAt = b.CreatedAt
 		if !existed {
 			s.backupAdded(b)
+			s.background(func(ctx context.Context) { s.fillAdded(ctx, id) })
 			s.log.Info("backup committed", "id", id, "tags", tags.String(), "entries", v.Count(),
 				"bytes", b.Bytes, "took", s.now().Sub(start).Round(time.Millisecond))
 		}
 	}
 	return res, nil
+}
+
+// fillAdded records what a backup added (one at a time: each is a pass
+// over its references).
+func (s *Store) fillAdded(ctx context.Context, id int64) {
+	s.addedMu.Lock()
+	defer s.addedMu.Unlock()
+	if _, err := s.db.FillAdded(ctx, id); err != nil && ctx.Err() == nil {
+		s.log.Warn("added bytes not recorded", "backup", id, "err", err)
+	}
 }
 
 // Backup returns one backup's summary.
