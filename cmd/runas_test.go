@@ -19,7 +19,7 @@ import (
 // them.
 func TestServeAsPUID(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: only root can switch users (CI runs as root)")
+		t.Fatal("needs root: only root can switch users (.ci/run and scripts/test run as root)")
 	}
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
