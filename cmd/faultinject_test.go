@@ -102,7 +102,7 @@ func TestFaultyBlockStore(t *testing.T) {
 
 	t.Run("failing deletes leave orphans that the next GC removes", func(t *testing.T) {
 		ctx := context.Background()
-		if err := srv.Store.Delete(ctx, 1); err != nil {
+		if _, err := srv.Store.Delete(ctx, 1); err != nil {
 			t.Fatal(err)
 		}
 		faulty.SetFaults(blockstore.Fault{Op: blockstore.OpDelete, N: 1, Times: 1 << 30, Fail: true})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ib/internal/activity"
 	"ib/internal/alerts"
 	"ib/internal/blockstore"
 	"ib/internal/cli"
@@ -228,7 +229,7 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 	if err != nil {
 		return err
 	}
-	jobsKeep, err := duration("jobs-keep", o.jobsKeep, cfg.JobsKeep, 90*24*time.Hour)
+	jobsKeep, err := duration("jobs-keep", o.jobsKeep, cfg.JobsKeep, activity.DefaultKeep)
 	if err != nil {
 		return err
 	}

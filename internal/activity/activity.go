@@ -264,13 +264,15 @@ func (l *Log) Record(ctx context.Context, kind string, tags manifest.Tags, clien
 	if started.IsZero() {
 		started = l.now()
 	}
-	id, err := l.db.StartJob(ctx, metadb.Job{Kind: kind, Tags: tags, Client: client, BackupID: e.BackupID, Started: started.UTC()})
+	row := metadb.Job{Kind: kind, Tags: tags, Client: client, BackupID: e.BackupID, Started: started.UTC()}
+	id, err := l.db.StartJob(ctx, row)
 	if err == nil {
+		row.ID, row.Status = id, Running
+		j := fromRow(row)
 		l.mu.Lock()
-		l.live[id] = &Job{ID: id, Kind: kind, Tags: tags, Client: client, BackupID: e.BackupID, Started: started.UTC(), Status: Running}
+		l.live[id] = &j
 		l.mu.Unlock()
-		j := Job{ID: id}
-		_, err = l.Finish(ctx, j.ID, e)
+		_, err = l.Finish(ctx, id, e)
 	}
 	if err != nil {
 		l.log.Warn("job not recorded", "kind", kind, "err", err)
@@ -363,25 +365,22 @@ func (l *Log) publish(n Notice) {
 // LostAfter, and deletes jobs older than the log keeps.
 func (l *Log) Expire(ctx context.Context) error {
 	now := l.now()
+	// A live job is lost when it reported nothing for LostAfter; a row
+	// left running by a server that stopped (not live here) once it
+	// started that long ago.
+	silent := map[int64]bool{}
 	l.mu.Lock()
-	var lost []int64
 	for id, j := range l.live {
 		last := j.Started
 		if j.Progress != nil {
 			last = j.Progress.At
 		}
-		if now.Sub(last) > LostAfter {
-			lost = append(lost, id)
-		}
+		silent[id] = now.Sub(last) > LostAfter
 	}
 	l.mu.Unlock()
-	// Rows left running by a server that stopped are not in l.live: lost
-	// as well, once old enough.
 	isLost := func(r metadb.Job) bool {
-		l.mu.Lock()
-		_, live := l.live[r.ID]
-		l.mu.Unlock()
-		return slices.Contains(lost, r.ID) || (!live && now.Sub(r.Started) > LostAfter)
+		s, live := silent[r.ID]
+		return s || (!live && now.Sub(r.Started) > LostAfter)
 	}
 	ids, deleted, err := l.db.ExpireJobs(ctx, now, isLost, now.Add(-l.keep))
 	for _, id := range ids {

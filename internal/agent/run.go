@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -197,5 +196,3 @@ func (t *tail) summary() string {
 	}
 	return strings.Join(keep, "; ")
 }
-
-var _ io.Writer = (*tail)(nil)

@@ -397,7 +397,7 @@ func (a *API) commit(c *gin.Context) {
 		c.JSON(http.StatusConflict, gin.H{"error": fmt.Sprintf("%d blocks are not stored", len(res.Missing)), "missing": res.Missing})
 		return
 	}
-	a.committed(c, res.ID)
+	a.committed(c, res.Backup)
 	status := http.StatusCreated
 	if res.Existed {
 		status = http.StatusOK
@@ -511,10 +511,7 @@ func (a *API) delete(c *gin.Context) {
 	if !ok {
 		return
 	}
-	b, err := a.store.Backup(c.Request.Context(), id)
-	if err == nil {
-		err = a.store.Delete(c.Request.Context(), id)
-	}
+	b, err := a.store.Delete(c.Request.Context(), id)
 	if err != nil {
 		a.error(c, err)
 		return

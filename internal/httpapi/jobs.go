@@ -135,10 +135,16 @@ func (a *API) endJob(c *gin.Context) {
 	c.JSON(http.StatusOK, a.shown(c, j))
 }
 
+// hasToken reports a request with a known token.
+func (a *API) hasToken(c *gin.Context) bool {
+	tok, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	scope, _ := a.keeper.Scope(tok)
+	return scope != auth.None
+}
+
 // shown hides a job's client address from requests without a token.
 func (a *API) shown(c *gin.Context, j activity.Job) activity.Job {
-	tok, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if scope, _ := a.keeper.Scope(tok); scope == auth.None {
+	if !a.hasToken(c) {
 		j.Client = ""
 	}
 	return j
@@ -154,15 +160,13 @@ func (a *API) jobs(c *gin.Context) {
 		a.error(c, fmt.Errorf("%w: status %q: want one of %s", store.ErrInvalid, f.Status, strings.Join(activity.Statuses, ", ")))
 		return
 	}
-	for key, dst := range map[string]*int64{"before": &f.Before} {
-		if v := c.Query(key); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n <= 0 {
-				a.error(c, fmt.Errorf("%w: %s %q: want a positive integer", store.ErrInvalid, key, v))
-				return
-			}
-			*dst = n
+	if v := c.Query("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			a.error(c, fmt.Errorf("%w: before %q: want a positive integer", store.ErrInvalid, v))
+			return
 		}
+		f.Before = n
 	}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -219,7 +223,7 @@ func (a *API) events(c *gin.Context) {
 		return
 	}
 	defer cancel()
-	token := a.shown(c, activity.Job{Client: "x"}).Client != ""
+	token := a.hasToken(c)
 	c.Header("Content-Type", "text/event-stream")
 	c.Header("Cache-Control", "no-store")
 	c.Header("X-Accel-Buffering", "no")
@@ -268,19 +272,15 @@ func (a *API) events(c *gin.Context) {
 // committed ties a commit to its job: the client's (X-Ib-Job, ended by
 // the client) gets the backup's id; a commit without one is a job of its
 // own.
-func (a *API) committed(c *gin.Context, backupID int64) {
+func (a *API) committed(c *gin.Context, b metadb.Backup) {
 	ctx := c.Request.Context()
 	if id, err := strconv.ParseInt(c.GetHeader("X-Ib-Job"), 10, 64); err == nil && id > 0 {
-		if a.activity.Attach(id, backupID) == nil {
-			a.activity.Note(ctx, id, "info", fmt.Sprintf("committed backup %d", backupID))
+		if a.activity.Attach(id, b.ID) == nil {
+			a.activity.Note(ctx, id, "info", fmt.Sprintf("committed backup %d", b.ID))
 			return
 		}
 	}
-	b, err := a.store.Backup(ctx, backupID)
-	if err != nil {
-		return
-	}
-	a.activity.Record(ctx, activity.KindBackup, b.Tags, c.ClientIP(), time.Time{}, activity.End{Status: activity.OK, BackupID: backupID, Bytes: b.Bytes, Files: b.Files})
+	a.activity.Record(ctx, activity.KindBackup, b.Tags, c.ClientIP(), time.Time{}, activity.End{Status: activity.OK, BackupID: b.ID, Bytes: b.Bytes, Files: b.Files})
 }
 
 // downloaded records the download of a whole backup's archive, once it

@@ -256,7 +256,7 @@ func (s *Store) Prune(ctx context.Context, req PruneRequest) (PruneResult, error
 		if !d.Delete {
 			continue
 		}
-		if err := s.markDeleting(ctx, d.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		if _, err := s.markDeleting(ctx, d.ID); err != nil && !errors.Is(err, ErrNotFound) {
 			return res, err
 		}
 		s.log.Info("backup pruned", "id", d.ID, "tags", res.Tags[d.ID].String(), "reason", d.Reason)

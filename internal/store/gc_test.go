@@ -125,7 +125,7 @@ func TestReferencedBlocksStay(t *testing.T) {
 	if rep, _ := f.st.GC(ctx, 0); rep.BlocksDeleted != 0 {
 		t.Fatalf("collected a referenced block")
 	}
-	if err := f.st.Delete(ctx, res.ID); err != nil {
+	if _, err := f.st.Delete(ctx, res.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.st.Backup(ctx, res.ID); !errors.Is(err, store.ErrNotFound) {

@@ -122,9 +122,9 @@ func (x *lz4Index) forget(id int64) {
 	}
 }
 
-// lz4Passes runs the index passes: one at a time, one per backup, in the
-// background of the server (until Close).
-type lz4Passes struct {
+// bgWork is the store's background work until Close: the index passes
+// (one at a time, one per backup) and the added-bytes fills.
+type bgWork struct {
 	mu      sync.Mutex
 	running map[int64]chan struct{} // closed when the pass of a backup ends
 	turn    chan struct{}           // one pass compresses at a time
@@ -133,8 +133,8 @@ type lz4Passes struct {
 	wg      sync.WaitGroup
 }
 
-// init makes the passes' context (under p.mu).
-func (p *lz4Passes) init() {
+// init makes the background's context (under p.mu).
+func (p *bgWork) init() {
 	if p.ctx == nil {
 		p.ctx, p.stop = context.WithCancel(context.Background())
 		p.running = map[int64]chan struct{}{}
@@ -145,7 +145,7 @@ func (p *lz4Passes) init() {
 // background runs f in the store's background (stopped and waited for
 // by Close), unless the store is closing.
 func (s *Store) background(f func(ctx context.Context)) {
-	p := &s.passes
+	p := &s.bg
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.init()
@@ -166,7 +166,7 @@ func (s *Store) SetIndexDir(dir string) { s.lz4.dir = dir }
 // unless its sizes are known or a pass runs; the channel is closed when
 // they are known (or the pass failed or was stopped).
 func (s *Store) IndexLZ4(id int64) <-chan struct{} {
-	p := &s.passes
+	p := &s.bg
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if done, ok := p.running[id]; ok {
@@ -197,7 +197,7 @@ func (s *Store) IndexLZ4(id int64) <-chan struct{} {
 // indexPass compresses backup id's whole archive once, keeping the size of
 // each block of the stream.
 func (s *Store) indexPass(ctx context.Context, id int64) error {
-	p := &s.passes
+	p := &s.bg
 	select {
 	case p.turn <- struct{}{}:
 		defer func() { <-p.turn }()
@@ -231,9 +231,9 @@ func (s *Store) indexPass(ctx context.Context, id int64) error {
 	return nil
 }
 
-// Close stops the background index passes and waits for them.
+// Close stops the store's background work and waits for it.
 func (s *Store) Close() error {
-	p := &s.passes
+	p := &s.bg
 	p.mu.Lock()
 	p.init()
 	p.stop()

@@ -52,9 +52,10 @@ type Store struct {
 	// backup never changes; an id is never reused within one database).
 	archiveSizes sizeCache
 	// lz4 keeps the block sizes of the .tar.lz4 streams sent whole or
-	// indexed; passes indexes whole backups in the background.
+	// indexed; bg runs the store's background work (index passes, added
+	// bytes) until Close.
 	lz4     lz4Index
-	passes  lz4Passes
+	bg      bgWork
 	addedMu sync.Mutex // one FillAdded at a time
 	db      *metadb.DB
 	blocks  blockstore.Store
@@ -361,9 +362,10 @@ func (s *Store) OpenBlock(ctx context.Context, cidStr string) (io.ReadCloser, in
 // CommitResult is the outcome of a commit.
 type CommitResult struct {
 	ID        int64
-	CreatedAt time.Time // of the backup, when one was made or existed
-	Existed   bool      // an earlier commit with the same idempotency key
-	Missing   []string  // blocks to upload before committing again; no backup was made
+	CreatedAt time.Time     // of the backup, when one was made or existed
+	Existed   bool          // an earlier commit with the same idempotency key
+	Missing   []string      // blocks to upload before committing again; no backup was made
+	Backup    metadb.Backup // the backup made or found (none when Missing)
 }
 
 // Commit reads a manifest commit ({"tags", "labels", "entries", "idempotency_key"})
@@ -452,7 +454,7 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 		if err != nil {
 			return CommitResult{}, err
 		}
-		res.CreatedAt = b.CreatedAt
+		res.CreatedAt, res.Backup = b.CreatedAt, b
 		if !existed {
 			s.backupAdded(b)
 			s.background(func(ctx context.Context) { s.fillAdded(ctx, id) })
@@ -490,27 +492,28 @@ func (s *Store) List(ctx context.Context, filter manifest.Tags) ([]metadb.Backup
 
 // Delete hides a backup at once; the next GC removes its rows and the
 // blocks only it used.
-func (s *Store) Delete(ctx context.Context, id int64) error {
-	if err := s.markDeleting(ctx, id); err != nil {
-		return err
+func (s *Store) Delete(ctx context.Context, id int64) (metadb.Backup, error) {
+	b, err := s.markDeleting(ctx, id)
+	if err != nil {
+		return metadb.Backup{}, err
 	}
 	s.log.Info("backup deleted", "id", id)
-	return nil
+	return b, nil
 }
 
-func (s *Store) markDeleting(ctx context.Context, id int64) error {
+func (s *Store) markDeleting(ctx context.Context, id int64) (metadb.Backup, error) {
 	b, err := s.db.Get(ctx, id)
 	if err == nil {
 		err = s.db.MarkDeleting(ctx, id)
 	}
 	if errors.Is(err, metadb.ErrNotFound) {
-		return fmt.Errorf("backup %d: %w", id, ErrNotFound)
+		return metadb.Backup{}, fmt.Errorf("backup %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return err
+		return metadb.Backup{}, err
 	}
 	s.backupRemoved(ctx, b)
-	return nil
+	return b, nil
 }
 
 // WriteManifest streams a backup's manifest as JSON, entries last, reading
