@@ -175,6 +175,11 @@ func (c *Compressor) Encode(ctx context.Context, w io.Writer, r io.Reader) (int6
 	}
 	maxPending := cap(c.free)
 	for eof := false; !eof; {
+		// A select with a free buffer and a done context picks either:
+		// check the context first, so a cancelled encode always stops.
+		if err := ctx.Err(); err != nil {
+			return read, err
+		}
 		var ch *chunk
 		if len(pending) == 0 {
 			select {
