@@ -109,9 +109,24 @@ type Notice struct {
 	Job  Job    `json:"job"`
 }
 
+// Rows are the activity log's rows in the metadata store.
+type Rows interface {
+	// StartJob adds a running job and returns its id.
+	StartJob(ctx context.Context, j metadb.Job) (int64, error)
+	// FinishJob ends a running job (its finish time, status, counts, error).
+	FinishJob(ctx context.Context, j metadb.Job) error
+	AddJobEvent(ctx context.Context, id int64, e metadb.JobEvent) error
+	// Job returns one job and its events; metadb.ErrNotFound.
+	Job(ctx context.Context, id int64) (metadb.Job, []metadb.JobEvent, error)
+	Jobs(ctx context.Context, f metadb.JobFilter) ([]metadb.Job, error)
+	// ExpireJobs marks the running jobs lost says are lost and deletes the
+	// jobs finished before keep.
+	ExpireJobs(ctx context.Context, now time.Time, lost func(metadb.Job) bool, keep time.Time) ([]int64, int64, error)
+}
+
 // Log is the activity log of one server.
 type Log struct {
-	db   *metadb.DB
+	db   Rows
 	log  *slog.Logger
 	now  func() time.Time
 	keep time.Duration
@@ -124,7 +139,7 @@ type Log struct {
 }
 
 // New returns the log over db; jobs are kept for keep (0: DefaultKeep).
-func New(db *metadb.DB, log *slog.Logger, keep time.Duration) *Log {
+func New(db Rows, log *slog.Logger, keep time.Duration) *Log {
 	if keep <= 0 {
 		keep = DefaultKeep
 	}

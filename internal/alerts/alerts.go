@@ -64,10 +64,18 @@ type Alert struct {
 	Tags    manifest.Tags `json:"tags,omitempty"`
 }
 
+// Rows are the firing alerts in the metadata store.
+type Rows interface {
+	Alerts(ctx context.Context) ([]metadb.Alert, error)
+	// FireAlert records a firing alert (replacing one with its key).
+	FireAlert(ctx context.Context, a metadb.Alert) error
+	ClearAlert(ctx context.Context, key string) error
+}
+
 // Alerter watches and sends.
 type Alerter struct {
 	cfg    Config
-	db     *metadb.DB
+	db     Rows
 	log    *slog.Logger
 	now    func() time.Time
 	last   func() map[string]time.Time // newest backup per canonical tag set
@@ -79,7 +87,7 @@ type Alerter struct {
 }
 
 // New returns an alerter; last gives the newest backup of each tag set.
-func New(ctx context.Context, cfg Config, db *metadb.DB, log *slog.Logger, last func() map[string]time.Time) (*Alerter, error) {
+func New(ctx context.Context, cfg Config, db Rows, log *slog.Logger, last func() map[string]time.Time) (*Alerter, error) {
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = DefaultStaleAfter
 	}

@@ -24,7 +24,6 @@ import (
 	"ib/internal/blockstore"
 	"ib/internal/dist"
 	"ib/internal/httpapi"
-	"ib/internal/metadb"
 	"ib/internal/metrics"
 	"ib/internal/store"
 )
@@ -32,7 +31,10 @@ import (
 // Options of a server.
 type Options struct {
 	DataDir string
-	Token   string // the admin token; Tokens, if set, decides instead
+	// Database is the metadata store: "" for SQLite in DataDir, or a
+	// postgres:// URL.
+	Database string
+	Token    string // the admin token; Tokens, if set, decides instead
 	// Tokens says what each bearer token may do (named, scoped tokens).
 	Tokens auth.Keeper
 	// Private makes reads need a token too.
@@ -95,7 +97,7 @@ const (
 type Server struct {
 	serving atomic.Bool
 	opts    Options
-	db      *metadb.DB
+	db      metaDB
 	Store   *store.Store
 	http    *http.Server
 	pruner  *pruner
@@ -133,7 +135,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	db, err := metadb.Open(ctx, filepath.Join(opts.DataDir, "ib.db"))
+	db, err := openMeta(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 
 	"ib/internal/block"
 	"ib/internal/blockstore"
-	"ib/internal/metadb"
+	"ib/internal/metadb/sqlite"
 	"ib/internal/store"
 )
 
@@ -25,7 +25,7 @@ func BenchmarkGC(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "ib.db")
 	ctx := context.Background()
-	db, err := metadb.Open(ctx, path) // schema
+	db, err := sqlite.Open(ctx, path) // schema
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func BenchmarkGC(b *testing.B) {
 	raw.Close()
 	b.Logf("built %d blocks, %d backups in %s", blocks, backups, time.Since(start).Round(time.Millisecond))
 
-	db, err = metadb.Open(ctx, path)
+	db, err = sqlite.Open(ctx, path)
 	if err != nil {
 		b.Fatal(err)
 	}

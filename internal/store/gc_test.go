@@ -17,7 +17,7 @@ import (
 	"ib/internal/block"
 	"ib/internal/blockstore"
 	"ib/internal/ibtest"
-	"ib/internal/metadb"
+	"ib/internal/metadb/sqlite"
 	"ib/internal/store"
 )
 
@@ -30,7 +30,7 @@ type fixture struct {
 func newStore(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := metadb.Open(context.Background(), filepath.Join(dir, "ib.db"))
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "ib.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

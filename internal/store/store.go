@@ -1,5 +1,5 @@
 // Package store is the server's engine: it takes blocks and manifests from
-// the HTTP layer, checks them, and keeps metadb (SQLite) and the block store
+// the HTTP layer, checks them, and keeps the metadata store (Meta) and the block store
 // consistent. Its one invariant: no committed manifest references a block
 // whose bytes are gone. Bytes are made durable before the row that points at
 // them; a commit re-checks every block inside its transaction.
@@ -57,7 +57,7 @@ type Store struct {
 	lz4     lz4Index
 	bg      bgWork
 	addedMu sync.Mutex // one FillAdded at a time
-	db      *metadb.DB
+	db      Meta
 	blocks  blockstore.Store
 	tmpDir  string
 	log     *slog.Logger
@@ -69,7 +69,7 @@ type Store struct {
 
 // New returns a store over an open database and block store; temporary
 // files go to tmpDir (on the block store's file system when it is local).
-func New(ctx context.Context, db *metadb.DB, blocks blockstore.Store, tmpDir string, log *slog.Logger) (*Store, error) {
+func New(ctx context.Context, db Meta, blocks blockstore.Store, tmpDir string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
@@ -140,7 +140,7 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) err
 		return err
 	}
 	if rec.Inline != nil {
-		return s.record(ctx, rec)
+		return s.recordBlock(ctx, rec)
 	}
 	return s.offload(ctx, cidStr, rec, sp)
 }
@@ -240,7 +240,7 @@ func (s *Store) offload(ctx context.Context, cidStr string, rec metadb.Block, sp
 	if err := s.storeObject(ctx, cidStr, sp); err != nil {
 		return err
 	}
-	return s.record(ctx, rec)
+	return s.recordBlock(ctx, rec)
 }
 
 func (s *Store) storeObject(ctx context.Context, key string, sp *spool) error {
@@ -263,12 +263,15 @@ func (s *Store) storeObject(ctx context.Context, key string, sp *spool) error {
 	return nil
 }
 
-func (s *Store) record(ctx context.Context, rec metadb.Block) error {
-	added, err := s.db.PutBlock(ctx, rec)
-	if added {
+func (s *Store) recordBlock(ctx context.Context, rec metadb.Block) error {
+	added, err := s.db.PutBlocks(ctx, []metadb.Block{rec})
+	if err != nil {
+		return err
+	}
+	if added[0] {
 		s.blockAdded(rec)
 	}
-	return err
+	return nil
 }
 
 // MaxFetch bounds the blocks of one WriteBlocks.
@@ -366,6 +369,9 @@ type CommitResult struct {
 	Existed   bool          // an earlier commit with the same idempotency key
 	Missing   []string      // blocks to upload before committing again; no backup was made
 	Backup    metadb.Backup // the backup made or found (none when Missing)
+	// Reused counts the entries whose blocks were the parent backup's
+	// (taken with its references, not looked up).
+	Reused int64
 }
 
 // Commit reads a manifest commit ({"tags", "labels", "entries", "idempotency_key"})
@@ -441,15 +447,16 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 		er := &entryReader{r: bufio.NewReaderSize(tmp, 256<<10)}
 		return er.next, nil
 	}
-	id, existed, missing, err := s.db.Commit(ctx, metadb.Head{Tags: tags, Labels: labels, Key: key}, open)
-	if errors.Is(err, metadb.ErrSizeMismatch) {
+	rec, err := record(ctx, s.db, metadb.Head{Tags: tags, Labels: labels, Key: key}, open)
+	if errors.Is(err, errSizeMismatch) {
 		return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err != nil {
 		return CommitResult{}, err
 	}
-	res := CommitResult{ID: id, Existed: existed, Missing: missing}
-	if len(missing) == 0 {
+	id, existed := rec.id, rec.existed
+	res := CommitResult{ID: id, Existed: existed, Missing: rec.missing, Reused: rec.reused}
+	if len(rec.missing) == 0 {
 		b, err := s.db.Get(ctx, id)
 		if err != nil {
 			return CommitResult{}, err
@@ -459,7 +466,7 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 			s.backupAdded(b)
 			s.background(func(ctx context.Context) { s.fillAdded(ctx, id) })
 			s.log.Info("backup committed", "id", id, "tags", tags.String(), "entries", v.Count(),
-				"bytes", b.Bytes, "took", s.now().Sub(start).Round(time.Millisecond))
+				"bytes", b.Bytes, "reused", rec.reused, "took", s.now().Sub(start).Round(time.Millisecond))
 		}
 	}
 	return res, nil

@@ -1,11 +1,8 @@
-// Package metadb is the server's SQLite metadata: blocks (small ones inline),
-// backups, their tags, manifest entries and the references from backups to
-// blocks. It runs in WAL mode with one writer connection and a pool of
-// readers; migrations are versioned and run at open.
-//
-// metadb knows SQL and rows; the rules that tie rows to stored bytes live in
-// the store package.
-package metadb
+// Package sqlite is the metadata store in one SQLite file (the embedded
+// default): WAL mode, one writer connection and a pool of readers, versioned
+// migrations run at open. It knows SQL and rows; the rules live in the store
+// package.
+package sqlite
 
 import (
 	"context"
@@ -16,11 +13,10 @@ import (
 	"runtime"
 	"time"
 
+	"ib/internal/metadb"
+
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, so every OS/arch cross-compiles
 )
-
-// ErrNotFound is returned when a backup or block does not exist.
-var ErrNotFound = errors.New("not found")
 
 // DB is the metadata database.
 type DB struct {
@@ -35,9 +31,6 @@ type DB struct {
 	// names caches name → id of the names table (rows are never deleted,
 	// so entries never go stale); used under the single writer.
 	names map[string]int64
-	// reused counts the entries of the last commit whose blocks were taken
-	// from the parent backup (tests read it).
-	reused int64
 }
 
 // Open opens or creates the database at path and migrates it.
@@ -330,11 +323,11 @@ func (db *DB) backfillBackup(ctx context.Context, id int64) error {
 		all = append(all, r)
 	}
 	rows.Close()
-	var t treeTracker
+	var t metadb.Tree
 	pending := map[string]int64{}
 	for _, r := range all {
-		parent := t.parent(r.path, r.seq, r.typ == 0)
-		nid, err := db.nameID(ctx, tx, baseName(r.path), pending)
+		parent := nullParent(t.Parent(r.path, r.seq, r.typ == 0))
+		nid, err := db.nameID(ctx, tx, metadb.BaseName(r.path), pending)
 		if err != nil {
 			return err
 		}

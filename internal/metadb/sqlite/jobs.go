@@ -1,4 +1,4 @@
-package metadb
+package sqlite
 
 import (
 	"context"
@@ -10,39 +10,8 @@ import (
 	"time"
 
 	"ib/internal/manifest"
+	"ib/internal/metadb"
 )
-
-// Job is a row of the activity log.
-type Job struct {
-	ID       int64
-	Kind     string
-	Tags     manifest.Tags // nil: none
-	BackupID int64         // 0: none
-	Client   string
-	Started  time.Time
-	Finished time.Time // zero while running
-	Status   string
-	Bytes    int64
-	Files    int64
-	Error    string
-}
-
-// JobEvent is a line of a job's log.
-type JobEvent struct {
-	At      time.Time
-	Level   string
-	Message string
-}
-
-// JobFilter selects jobs; zero fields select all. Jobs come newest first,
-// with ids below Before when it is set.
-type JobFilter struct {
-	Kind   string
-	Status string
-	Tags   manifest.Tags // jobs whose tags include these
-	Before int64
-	Limit  int
-}
 
 func tagsJSON(t manifest.Tags) string {
 	if len(t) == 0 {
@@ -52,7 +21,7 @@ func tagsJSON(t manifest.Tags) string {
 }
 
 // StartJob adds a running job and returns its id.
-func (db *DB) StartJob(ctx context.Context, j Job) (int64, error) {
+func (db *DB) StartJob(ctx context.Context, j metadb.Job) (int64, error) {
 	res, err := db.w.ExecContext(ctx, `INSERT INTO jobs (kind, tags, backup_id, client, started, status) VALUES (?, ?, ?, ?, ?, 'running')`,
 		j.Kind, tagsJSON(j.Tags), nullID(j.BackupID), j.Client, j.Started.UnixNano())
 	if err != nil {
@@ -68,8 +37,8 @@ func nullID(id int64) any {
 	return id
 }
 
-// FinishJob ends a running job; ErrNotFound if it is not running.
-func (db *DB) FinishJob(ctx context.Context, j Job) error {
+// FinishJob ends a running job; metadb.ErrNotFound if it is not running.
+func (db *DB) FinishJob(ctx context.Context, j metadb.Job) error {
 	res, err := db.w.ExecContext(ctx, `UPDATE jobs SET finished = ?, status = ?, backup_id = COALESCE(?, backup_id), bytes = ?, files = ?, error = ?
 		WHERE id = ? AND status = 'running'`,
 		j.Finished.UnixNano(), j.Status, nullID(j.BackupID), j.Bytes, j.Files, j.Error, j.ID)
@@ -77,13 +46,13 @@ func (db *DB) FinishJob(ctx context.Context, j Job) error {
 		return fmt.Errorf("finish job %d: %w", j.ID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("job %d is not running: %w", j.ID, ErrNotFound)
+		return fmt.Errorf("job %d is not running: %w", j.ID, metadb.ErrNotFound)
 	}
 	return nil
 }
 
 // AddJobEvent appends a line to a job's log.
-func (db *DB) AddJobEvent(ctx context.Context, id int64, e JobEvent) error {
+func (db *DB) AddJobEvent(ctx context.Context, id int64, e metadb.JobEvent) error {
 	if _, err := db.w.ExecContext(ctx, `INSERT INTO job_events (job_id, at, level, message) VALUES (?, ?, ?, ?)`,
 		id, e.At.UnixNano(), e.Level, e.Message); err != nil {
 		return fmt.Errorf("job %d event: %w", id, err)
@@ -93,16 +62,16 @@ func (db *DB) AddJobEvent(ctx context.Context, id int64, e JobEvent) error {
 
 const jobColumns = `id, kind, tags, COALESCE(backup_id, 0), client, started, COALESCE(finished, 0), status, bytes, files, error`
 
-func scanJob(sc interface{ Scan(...any) error }) (Job, error) {
-	var j Job
+func scanJob(sc interface{ Scan(...any) error }) (metadb.Job, error) {
+	var j metadb.Job
 	var tags string
 	var started, finished int64
 	if err := sc.Scan(&j.ID, &j.Kind, &tags, &j.BackupID, &j.Client, &started, &finished, &j.Status, &j.Bytes, &j.Files, &j.Error); err != nil {
-		return Job{}, err
+		return metadb.Job{}, err
 	}
 	if tags != "" {
 		if err := json.Unmarshal([]byte(tags), &j.Tags); err != nil {
-			return Job{}, fmt.Errorf("job %d tags: %w", j.ID, err)
+			return metadb.Job{}, fmt.Errorf("job %d tags: %w", j.ID, err)
 		}
 	}
 	j.Started = time.Unix(0, started).UTC()
@@ -112,26 +81,26 @@ func scanJob(sc interface{ Scan(...any) error }) (Job, error) {
 	return j, nil
 }
 
-// Job returns one job and its log.
-func (db *DB) Job(ctx context.Context, id int64) (Job, []JobEvent, error) {
+// metadb.Job returns one job and its log.
+func (db *DB) Job(ctx context.Context, id int64) (metadb.Job, []metadb.JobEvent, error) {
 	j, err := scanJob(db.r.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Job{}, nil, fmt.Errorf("job %d: %w", id, ErrNotFound)
+		return metadb.Job{}, nil, fmt.Errorf("job %d: %w", id, metadb.ErrNotFound)
 	}
 	if err != nil {
-		return Job{}, nil, fmt.Errorf("job %d: %w", id, err)
+		return metadb.Job{}, nil, fmt.Errorf("job %d: %w", id, err)
 	}
 	rows, err := db.r.QueryContext(ctx, `SELECT at, level, message FROM job_events WHERE job_id = ? ORDER BY at LIMIT 1000`, id)
 	if err != nil {
-		return Job{}, nil, fmt.Errorf("job %d events: %w", id, err)
+		return metadb.Job{}, nil, fmt.Errorf("job %d events: %w", id, err)
 	}
 	defer rows.Close()
-	var evs []JobEvent
+	var evs []metadb.JobEvent
 	for rows.Next() {
-		var e JobEvent
+		var e metadb.JobEvent
 		var at int64
 		if err := rows.Scan(&at, &e.Level, &e.Message); err != nil {
-			return Job{}, nil, err
+			return metadb.Job{}, nil, err
 		}
 		e.At = time.Unix(0, at).UTC()
 		evs = append(evs, e)
@@ -142,7 +111,7 @@ func (db *DB) Job(ctx context.Context, id int64) (Job, []JobEvent, error) {
 // Jobs lists jobs, newest first. A tag filter is applied to the rows the
 // other conditions select, so a page may hold fewer than Limit; the last
 // id seen pages on.
-func (db *DB) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
+func (db *DB) Jobs(ctx context.Context, f metadb.JobFilter) ([]metadb.Job, error) {
 	var where []string
 	var args []any
 	if f.Kind != "" {
@@ -165,7 +134,7 @@ func (db *DB) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	defer rows.Close()
-	jobs := []Job{}
+	jobs := []metadb.Job{}
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {
@@ -187,8 +156,8 @@ func (db *DB) RunningJobs(ctx context.Context) (int, error) {
 
 // ExpireJobs ends running jobs started before lost as "lost" (their
 // client went away without a word) and deletes jobs started before keep.
-func (db *DB) ExpireJobs(ctx context.Context, now time.Time, lost func(Job) bool, keep time.Time) (lostIDs []int64, deleted int64, err error) {
-	running, err := db.Jobs(ctx, JobFilter{Status: "running", Limit: 100000})
+func (db *DB) ExpireJobs(ctx context.Context, now time.Time, lost func(metadb.Job) bool, keep time.Time) (lostIDs []int64, deleted int64, err error) {
+	running, err := db.Jobs(ctx, metadb.JobFilter{Status: "running", Limit: 100000})
 	if err != nil {
 		return nil, 0, err
 	}

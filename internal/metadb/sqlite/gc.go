@@ -1,9 +1,11 @@
-package metadb
+package sqlite
 
 import (
 	"context"
 	"fmt"
 	"time"
+
+	"ib/internal/metadb"
 )
 
 // deleteBatch bounds the rows one deleting transaction touches, so that the
@@ -11,14 +13,14 @@ import (
 const deleteBatch = 5000
 
 // MarkDeleting hides a backup at once (it is no longer listed, shown or
-// restorable). Its rows are removed by Purge. ErrNotFound if absent.
+// restorable). Its rows are removed by Purge. metadb.ErrNotFound if absent.
 func (db *DB) MarkDeleting(ctx context.Context, id int64) error {
 	res, err := db.w.ExecContext(ctx, "UPDATE backups SET deleting = 1 WHERE id = ? AND deleting = 0", id)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete backup %d: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
+		return metadb.ErrNotFound
 	}
 	return nil
 }
@@ -68,16 +70,10 @@ func (db *DB) Purge(ctx context.Context) (int, time.Duration, error) {
 	return len(ids), longest, nil
 }
 
-// Candidate is a block that garbage collection may delete.
-type Candidate struct {
-	ID  int64
-	CID []byte
-}
-
 // GCCandidates returns up to limit blocks with id > after that no backup
 // references and that were last seen before cutoff, by id. It only reads:
 // DeleteBlocks checks again under the write lock.
-func (db *DB) GCCandidates(ctx context.Context, after int64, cutoff time.Time, limit int) ([]Candidate, error) {
+func (db *DB) GCCandidates(ctx context.Context, after int64, cutoff time.Time, limit int) ([]metadb.Candidate, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT id, cid FROM blocks b
 WHERE id > ? AND seen_at < ? AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.block_id = b.id)
 ORDER BY id LIMIT ?`, after, cutoff.UnixNano(), limit)
@@ -85,9 +81,9 @@ ORDER BY id LIMIT ?`, after, cutoff.UnixNano(), limit)
 		return nil, fmt.Errorf("sqlite: gc candidates: %w", err)
 	}
 	defer rows.Close()
-	var out []Candidate
+	var out []metadb.Candidate
 	for rows.Next() {
-		var c Candidate
+		var c metadb.Candidate
 		if err := rows.Scan(&c.ID, &c.CID); err != nil {
 			return nil, fmt.Errorf("sqlite: gc candidates: %w", err)
 		}
@@ -96,17 +92,9 @@ ORDER BY id LIMIT ?`, after, cutoff.UnixNano(), limit)
 	return out, rows.Err()
 }
 
-// Deleted is a block row that garbage collection removed.
-type Deleted struct {
-	CID       []byte
-	Offloaded bool // its bytes are in the block store
-	Size      int64
-	WireSize  int64
-}
-
 // DeleteBlocks deletes those of ids that are still unreferenced and not
 // seen since cutoff, in one short transaction, and returns them.
-func (db *DB) DeleteBlocks(ctx context.Context, ids []int64, cutoff time.Time) ([]Deleted, time.Duration, error) {
+func (db *DB) DeleteBlocks(ctx context.Context, ids []int64, cutoff time.Time) ([]metadb.Deleted, time.Duration, error) {
 	if len(ids) == 0 {
 		return nil, 0, nil
 	}
@@ -123,9 +111,9 @@ RETURNING cid, data IS NULL, size, wire_size`, args...)
 	if err != nil {
 		return nil, time.Since(start), fmt.Errorf("sqlite: gc delete: %w", err)
 	}
-	var out []Deleted
+	var out []metadb.Deleted
 	for rows.Next() {
-		var d Deleted
+		var d metadb.Deleted
 		if err := rows.Scan(&d.CID, &d.Offloaded, &d.Size, &d.WireSize); err != nil {
 			rows.Close()
 			return nil, time.Since(start), fmt.Errorf("sqlite: gc delete: %w", err)
@@ -166,24 +154,16 @@ func (db *DB) Known(ctx context.Context, cids [][]byte) (map[string]bool, error)
 	return known, nil
 }
 
-// PolicyRow is a backup as the retention policy sees it.
-type PolicyRow struct {
-	ID           int64
-	CreatedAt    time.Time
-	TagSet       string
-	Files, Bytes int64
-}
-
 // PolicyRows returns every live backup.
-func (db *DB) PolicyRows(ctx context.Context) ([]PolicyRow, error) {
+func (db *DB) PolicyRows(ctx context.Context) ([]metadb.PolicyRow, error) {
 	rows, err := db.r.QueryContext(ctx, "SELECT id, created_at, tagset, files, bytes FROM backups WHERE deleting = 0")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: backups: %w", err)
 	}
 	defer rows.Close()
-	var out []PolicyRow
+	var out []metadb.PolicyRow
 	for rows.Next() {
-		var r PolicyRow
+		var r metadb.PolicyRow
 		var ns int64
 		if err := rows.Scan(&r.ID, &ns, &r.TagSet, &r.Files, &r.Bytes); err != nil {
 			return nil, fmt.Errorf("sqlite: backups: %w", err)

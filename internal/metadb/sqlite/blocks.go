@@ -1,4 +1,4 @@
-package metadb
+package sqlite
 
 import (
 	"context"
@@ -7,15 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-)
 
-// Block is one stored block.
-type Block struct {
-	CID      []byte // binary CID
-	Size     int64  // uncompressed
-	WireSize int64
-	Inline   []byte // the wire form when kept in SQLite; nil when in the block store
-}
+	"ib/internal/metadb"
+)
 
 // queryBatch bounds the number of parameters of one statement.
 const queryBatch = 500
@@ -87,8 +81,8 @@ func (db *DB) Present(ctx context.Context, cids [][]byte) (_ map[string]bool, er
 // already durable in the block store) and reports whether the row is new.
 // Recording it again only refreshes its last-seen time (and gives a block
 // marked corrupt its bytes back).
-func (db *DB) PutBlock(ctx context.Context, b Block) (bool, error) {
-	added, err := db.PutBlocks(ctx, []Block{b})
+func (db *DB) PutBlock(ctx context.Context, b metadb.Block) (bool, error) {
+	added, err := db.PutBlocks(ctx, []metadb.Block{b})
 	if err != nil {
 		return false, err
 	}
@@ -100,7 +94,7 @@ func (db *DB) PutBlock(ctx context.Context, b Block) (bool, error) {
 // transaction by the writer goroutine: uploads of many small blocks, or
 // packs of them from several clients, cost one commit per group, and a
 // page of the CID index that several of them touch is written once.
-func (db *DB) PutBlocks(ctx context.Context, batch []Block) ([]bool, error) {
+func (db *DB) PutBlocks(ctx context.Context, batch []metadb.Block) ([]bool, error) {
 	if len(batch) == 0 {
 		return nil, nil
 	}
@@ -128,7 +122,7 @@ func (db *DB) PutBlocks(ctx context.Context, batch []Block) ([]bool, error) {
 }
 
 type putReq struct {
-	bs   []Block
+	bs   []metadb.Block
 	done chan putRes
 }
 
@@ -165,7 +159,7 @@ func (db *DB) putLoop() {
 		}
 		blocks := first.bs
 		if len(group) > 1 {
-			blocks = make([]Block, 0, rows)
+			blocks = make([]metadb.Block, 0, rows)
 			for _, r := range group {
 				blocks = append(blocks, r.bs...)
 			}
@@ -183,7 +177,7 @@ func (db *DB) putLoop() {
 }
 
 // putTx records blocks in one transaction.
-func (db *DB) putTx(ctx context.Context, batch []Block) ([]bool, error) {
+func (db *DB) putTx(ctx context.Context, batch []metadb.Block) ([]bool, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: put block: %w", err)
@@ -221,24 +215,24 @@ data = CASE WHEN corrupt = 1 THEN ? ELSE data END, corrupt = 0 WHERE cid = ?`, n
 	return added, nil
 }
 
-// Block returns one block's record, with its inline bytes if it has them.
-func (db *DB) Block(ctx context.Context, cid []byte) (Block, error) {
-	b := Block{CID: cid}
+// metadb.Block returns one block's record, with its inline bytes if it has them.
+func (db *DB) Block(ctx context.Context, cid []byte) (metadb.Block, error) {
+	b := metadb.Block{CID: cid}
 	err := db.r.QueryRowContext(ctx, "SELECT size, wire_size, data FROM blocks WHERE cid = ?", cid).
 		Scan(&b.Size, &b.WireSize, &b.Inline)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Block{}, ErrNotFound
+		return metadb.Block{}, metadb.ErrNotFound
 	}
 	if err != nil {
-		return Block{}, fmt.Errorf("sqlite: block: %w", err)
+		return metadb.Block{}, fmt.Errorf("sqlite: block: %w", err)
 	}
 	return b, nil
 }
 
 // InlineBlocks returns the rows of those of cids that exist, by binary CID,
 // with the wire form of the inline ones.
-func (db *DB) InlineBlocks(ctx context.Context, cids [][]byte) (map[string]Block, error) {
-	out := make(map[string]Block, len(cids))
+func (db *DB) InlineBlocks(ctx context.Context, cids [][]byte) (map[string]metadb.Block, error) {
+	out := make(map[string]metadb.Block, len(cids))
 	if len(cids) == 0 {
 		return out, nil
 	}
@@ -252,7 +246,7 @@ func (db *DB) InlineBlocks(ctx context.Context, cids [][]byte) (map[string]Block
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var b Block
+		var b metadb.Block
 		if err := rows.Scan(&b.CID, &b.Size, &b.WireSize, &b.Inline); err != nil {
 			return nil, fmt.Errorf("sqlite: blocks: %w", err)
 		}
@@ -268,22 +262,9 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
-// Totals are the server's counts and sizes, as a scan finds them; the
-// store keeps them up to date in memory afterwards.
-type Totals struct {
-	Backups        int64
-	LogicalBytes   int64 // file bytes of all live backups
-	Blocks         int64
-	InlineBlocks   int64
-	InlineBytes    int64 // wire bytes kept in SQLite
-	OffloadedBytes int64 // wire bytes in the block store
-	UniqueBytes    int64 // uncompressed bytes of all blocks
-	LastBackup     map[string]time.Time
-}
-
 // ScanTotals counts backups and blocks: a full scan, run once at start.
-func (db *DB) ScanTotals(ctx context.Context) (Totals, error) {
-	var t Totals
+func (db *DB) ScanTotals(ctx context.Context) (metadb.Totals, error) {
+	var t metadb.Totals
 	err := db.r.QueryRowContext(ctx, `SELECT
  (SELECT count(*) FROM backups WHERE deleting = 0),
  (SELECT coalesce(sum(bytes), 0) FROM backups WHERE deleting = 0),
@@ -294,7 +275,7 @@ func (db *DB) ScanTotals(ctx context.Context) (Totals, error) {
  coalesce(sum(size), 0)
 FROM blocks`).Scan(&t.Backups, &t.LogicalBytes, &t.Blocks, &t.InlineBlocks, &t.InlineBytes, &t.OffloadedBytes, &t.UniqueBytes)
 	if err != nil {
-		return Totals{}, fmt.Errorf("sqlite: totals: %w", err)
+		return metadb.Totals{}, fmt.Errorf("sqlite: totals: %w", err)
 	}
 	t.LastBackup, err = db.LastBackups(ctx)
 	return t, err
@@ -319,23 +300,16 @@ func (db *DB) LastBackups(ctx context.Context) (map[string]time.Time, error) {
 	return out, rows.Err()
 }
 
-// ScrubBlock is a block as a scrub reads it.
-type ScrubBlock struct {
-	ID     int64
-	CID    []byte
-	Inline []byte
-}
-
 // ScrubPage returns up to limit blocks with id > after, by id.
-func (db *DB) ScrubPage(ctx context.Context, after int64, limit int) ([]ScrubBlock, error) {
+func (db *DB) ScrubPage(ctx context.Context, after int64, limit int) ([]metadb.ScrubBlock, error) {
 	rows, err := db.r.QueryContext(ctx, "SELECT id, cid, data FROM blocks WHERE id > ? AND corrupt = 0 ORDER BY id LIMIT ?", after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: scrub: %w", err)
 	}
 	defer rows.Close()
-	var out []ScrubBlock
+	var out []metadb.ScrubBlock
 	for rows.Next() {
-		var b ScrubBlock
+		var b metadb.ScrubBlock
 		if err := rows.Scan(&b.ID, &b.CID, &b.Inline); err != nil {
 			return nil, fmt.Errorf("sqlite: scrub: %w", err)
 		}

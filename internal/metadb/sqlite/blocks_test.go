@@ -1,4 +1,4 @@
-package metadb
+package sqlite
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"ib/internal/block"
+	"ib/internal/metadb"
 )
 
 // TestPutBlocksGrouped: concurrent calls, grouped by the writer into shared
@@ -20,9 +21,9 @@ func TestPutBlocksGrouped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	blockN := func(i int) Block {
+	blockN := func(i int) metadb.Block {
 		data := fmt.Appendf(nil, "block %d", i)
-		return Block{CID: block.Sum(data).Bytes(), Size: int64(len(data)), WireSize: 1, Inline: []byte{byte(i)}}
+		return metadb.Block{CID: block.Sum(data).Bytes(), Size: int64(len(data)), WireSize: 1, Inline: []byte{byte(i)}}
 	}
 	const callers, perCall, distinct = 16, 300, 1000
 	answers := make([][]bool, callers)
@@ -31,7 +32,7 @@ func TestPutBlocksGrouped(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			batch := make([]Block, perCall)
+			batch := make([]metadb.Block, perCall)
 			for i := range batch {
 				batch[i] = blockN((c*perCall/2 + i) % distinct) // neighbours overlap by half
 			}

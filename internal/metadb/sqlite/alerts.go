@@ -1,29 +1,23 @@
-package metadb
+package sqlite
 
 import (
 	"context"
 	"fmt"
 	"time"
+
+	"ib/internal/metadb"
 )
 
-// Alert is a firing alert.
-type Alert struct {
-	Key     string
-	Kind    string
-	Message string
-	Since   time.Time
-}
-
 // Alerts returns the firing alerts.
-func (db *DB) Alerts(ctx context.Context) ([]Alert, error) {
+func (db *DB) Alerts(ctx context.Context) ([]metadb.Alert, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT key, kind, message, since FROM alerts ORDER BY since`)
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	defer rows.Close()
-	var out []Alert
+	var out []metadb.Alert
 	for rows.Next() {
-		var a Alert
+		var a metadb.Alert
 		var since int64
 		if err := rows.Scan(&a.Key, &a.Kind, &a.Message, &since); err != nil {
 			return nil, err
@@ -35,7 +29,7 @@ func (db *DB) Alerts(ctx context.Context) ([]Alert, error) {
 }
 
 // FireAlert records a firing alert.
-func (db *DB) FireAlert(ctx context.Context, a Alert) error {
+func (db *DB) FireAlert(ctx context.Context, a metadb.Alert) error {
 	if _, err := db.w.ExecContext(ctx, `INSERT OR REPLACE INTO alerts (key, kind, message, since) VALUES (?, ?, ?, ?)`,
 		a.Key, a.Kind, a.Message, a.Since.UnixNano()); err != nil {
 		return fmt.Errorf("alert %s: %w", a.Key, err)

@@ -1,4 +1,4 @@
-package metadb
+package sqlite
 
 import (
 	"context"

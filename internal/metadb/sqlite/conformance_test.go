@@ -1,0 +1,38 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"ib/internal/metadb/metadbtest"
+)
+
+func TestConformance(t *testing.T) {
+	metadbtest.Run(t, metadbtest.Backend{
+		Open: func(t *testing.T) metadbtest.DB {
+			db, err := Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		},
+		Refs: func(t *testing.T, mdb metadbtest.DB, id int64) []int64 {
+			rows, err := mdb.(*DB).w.QueryContext(context.Background(), "SELECT block_id FROM refs WHERE backup_id = ? ORDER BY block_id", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var out []int64
+			for rows.Next() {
+				var b int64
+				if err := rows.Scan(&b); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, b)
+			}
+			return out
+		},
+	})
+}
