@@ -35,6 +35,7 @@ func New(env *cli.Env, version string) *cobra.Command {
 type serveOptions struct {
 	listen        string
 	dataDir       string
+	db            string
 	tlsCert       string
 	tlsKey        string
 	debug         bool
@@ -73,6 +74,7 @@ kept in server.toml; "ib server token show" prints it.`,
 	f := c.Flags()
 	f.StringVar(&o.listen, "listen", "", "address to listen on (default 127.0.0.1:8080)")
 	f.StringVar(&o.dataDir, "data-dir", "", "data directory: ib.db and blocks/ (default: the OS's per-user data dir)")
+	f.StringVar(&o.db, "db", "", "keep the metadata in this PostgreSQL database, postgres://USER@HOST/DB, instead of SQLite in the data dir (env IB_DATABASE_URL; several servers may share it)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	f.BoolVar(&o.debug, "debug", false, "log at debug level")
@@ -238,7 +240,7 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 		return err
 	}
 	srv, err := server.Open(c.Context(), server.Options{
-		DataDir: dataDir, Token: cfg.Token, Tokens: tokens, Private: o.private || cfg.Private, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
+		DataDir: dataDir, Database: cmp.Or(o.db, env.Getenv("IB_DATABASE_URL"), cfg.DatabaseURL), Token: cfg.Token, Tokens: tokens, Private: o.private || cfg.Private, TLSCert: tlsCert, TLSKey: tlsKey, Log: log,
 		Retention: retention, KeepLatest: keep, PruneInterval: interval, GCGrace: grace, S3: s3,
 		DistDir: cmp.Or(o.distDir, cfg.DistDir), ScrubInterval: scrubEvery, ScrubRate: scrubRate,
 		TrustedProxies: proxies, Alerts: alertCfg, JobsKeep: jobsKeep,
@@ -259,7 +261,7 @@ func runServe(c *cobra.Command, env *cli.Env, o serveOptions, version string) er
 		fmt.Fprintf(env.Stderr, "warning: serving plain HTTP on %s, which is not a loopback address: tokens and backups cross the network in the clear; use --tls-cert/--tls-key or a TLS reverse proxy\n", ln.Addr())
 	}
 	log.Info("ib server started", "version", version, "url", scheme+"://"+ln.Addr().String(), "data_dir", dataDir,
-		"block_store", srv.Store.BlockStore(), "config", path)
+		"metadata", srv.Metadata(), "block_store", srv.Store.BlockStore(), "config", path)
 	if metricsPort > 0 {
 		// Metrics on their own port, on the same interface as the API.
 		host, _, _ := net.SplitHostPort(listen)

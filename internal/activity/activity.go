@@ -122,6 +122,10 @@ type Rows interface {
 	// ExpireJobs marks the running jobs lost says are lost and deletes the
 	// jobs finished before keep.
 	ExpireJobs(ctx context.Context, now time.Time, lost func(metadb.Job) bool, keep time.Time) ([]int64, int64, error)
+	// TouchJob records a word from a running job's client.
+	TouchJob(ctx context.Context, id int64, at time.Time) error
+	// SetJobBackup records the backup a running job made.
+	SetJobBackup(ctx context.Context, id, backupID int64) error
 }
 
 // Log is the activity log of one server.
@@ -131,19 +135,27 @@ type Log struct {
 	now  func() time.Time
 	keep time.Duration
 
-	mu   sync.Mutex
-	live map[int64]*Job // running jobs, with their last progress
-	subs map[chan Notice]struct{}
+	mu      sync.Mutex
+	live    map[int64]*Job // running jobs, with their last progress
+	subs    map[chan Notice]struct{}
+	touched map[int64]time.Time // when each live job's word last went to the database
 	// OnEnd, if set, hears of every job that ends (alerts, metrics).
 	OnEnd func(Job)
+	// Leader, if set, says whether this server expires jobs (one server
+	// of those sharing a database does).
+	Leader func() bool
 }
+
+// touchEvery spaces the heartbeats a running job's progress writes to
+// the database: often enough that no server takes it for lost.
+const touchEvery = LostAfter / 10
 
 // New returns the log over db; jobs are kept for keep (0: DefaultKeep).
 func New(db Rows, log *slog.Logger, keep time.Duration) *Log {
 	if keep <= 0 {
 		keep = DefaultKeep
 	}
-	return &Log{db: db, log: log, now: time.Now, keep: keep, live: map[int64]*Job{}, subs: map[chan Notice]struct{}{}}
+	return &Log{db: db, log: log, now: time.Now, keep: keep, live: map[int64]*Job{}, touched: map[int64]time.Time{}, subs: map[chan Notice]struct{}{}}
 }
 
 // SetClock replaces the clock (tests).
@@ -188,7 +200,10 @@ func (l *Log) Start(ctx context.Context, kind string, tags manifest.Tags, client
 }
 
 // Update sets a running job's progress.
-func (l *Log) Update(id int64, p Progress) error {
+func (l *Log) Update(ctx context.Context, id int64, p Progress) error {
+	if err := l.adopt(ctx, id); err != nil {
+		return err
+	}
 	p.At = l.now().UTC()
 	l.mu.Lock()
 	j, ok := l.live[id]
@@ -198,8 +213,43 @@ func (l *Log) Update(id int64, p Progress) error {
 	}
 	j.Progress = &p
 	snap := *j
+	touch := p.At.Sub(l.touched[id]) >= touchEvery
+	if touch {
+		l.touched[id] = p.At
+	}
 	l.mu.Unlock()
+	if touch {
+		if err := l.db.TouchJob(ctx, id, p.At); err != nil {
+			l.log.Warn("job heartbeat not recorded", "job", id, "err", err)
+		}
+	}
 	l.publish(Notice{Type: "progress", Job: snap})
+	return nil
+}
+
+// adopt makes a job that another server started (on the same database)
+// live here, if it is running: a client's requests may reach any server.
+func (l *Log) adopt(ctx context.Context, id int64) error {
+	l.mu.Lock()
+	_, ok := l.live[id]
+	l.mu.Unlock()
+	if ok {
+		return nil
+	}
+	row, _, err := l.db.Job(ctx, id)
+	if errors.Is(err, metadb.ErrNotFound) || (err == nil && row.Status != Running) {
+		return fmt.Errorf("job %d: %w", id, ErrNotRunning)
+	}
+	if err != nil {
+		return err
+	}
+	j := fromRow(row)
+	l.mu.Lock()
+	if _, ok := l.live[id]; !ok && len(l.live) < MaxRunning {
+		l.live[id] = &j
+		l.touched[id] = row.Seen
+	}
+	l.mu.Unlock()
 	return nil
 }
 
@@ -214,18 +264,24 @@ func (l *Log) Note(ctx context.Context, id int64, level, msg string) {
 }
 
 // Attach records the backup a running job made.
-func (l *Log) Attach(id, backupID int64) error {
+func (l *Log) Attach(ctx context.Context, id, backupID int64) error {
 	if l == nil {
 		return errNoLog
 	}
+	if err := l.adopt(ctx, id); err != nil {
+		return err
+	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	j, ok := l.live[id]
+	if ok {
+		j.BackupID = backupID
+	}
+	l.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("job %d: %w", id, ErrNotRunning)
 	}
-	j.BackupID = backupID
-	return nil
+	// In the row too: the job's end may reach another server.
+	return l.db.SetJobBackup(ctx, id, backupID)
 }
 
 // End is how a job ended.
@@ -245,6 +301,9 @@ func (l *Log) Finish(ctx context.Context, id int64, e End) (Job, error) {
 	if len(e.Error) > MaxError {
 		e.Error = e.Error[:MaxError]
 	}
+	if err := l.adopt(ctx, id); err != nil {
+		return Job{}, err
+	}
 	l.mu.Lock()
 	j, ok := l.live[id]
 	if ok && e.BackupID == 0 {
@@ -260,6 +319,7 @@ func (l *Log) Finish(ctx context.Context, id int64, e End) (Job, error) {
 	}
 	l.mu.Lock()
 	delete(l.live, id)
+	delete(l.touched, id)
 	done := *j
 	l.mu.Unlock()
 	done.Finished, done.Status, done.BackupID, done.Bytes, done.Files, done.Error = &fin, e.Status, e.BackupID, e.Bytes, e.Files, e.Error
@@ -380,22 +440,24 @@ func (l *Log) publish(n Notice) {
 // LostAfter, and deletes jobs older than the log keeps.
 func (l *Log) Expire(ctx context.Context) error {
 	now := l.now()
-	// A live job is lost when it reported nothing for LostAfter; a row
-	// left running by a server that stopped (not live here) once it
-	// started that long ago.
-	silent := map[int64]bool{}
+	// A job is lost when its client said nothing for LostAfter: not here
+	// (its live progress) nor to any server (its row's heartbeat).
+	heard := map[int64]time.Time{}
 	l.mu.Lock()
 	for id, j := range l.live {
-		last := j.Started
 		if j.Progress != nil {
-			last = j.Progress.At
+			heard[id] = j.Progress.At
 		}
-		silent[id] = now.Sub(last) > LostAfter
 	}
 	l.mu.Unlock()
 	isLost := func(r metadb.Job) bool {
-		s, live := silent[r.ID]
-		return s || (!live && now.Sub(r.Started) > LostAfter)
+		last := r.Started
+		for _, t := range []time.Time{r.Seen, heard[r.ID]} {
+			if t.After(last) {
+				last = t
+			}
+		}
+		return now.Sub(last) > LostAfter
 	}
 	ids, deleted, err := l.db.ExpireJobs(ctx, now, isLost, now.Add(-l.keep))
 	for _, id := range ids {
@@ -418,12 +480,46 @@ func (l *Log) Expire(ctx context.Context) error {
 	return err
 }
 
+// dropEnded forgets live jobs whose row ended meanwhile (their end
+// reached another server of the same database).
+func (l *Log) dropEnded(ctx context.Context) {
+	l.mu.Lock()
+	ids := make([]int64, 0, len(l.live))
+	for id := range l.live {
+		ids = append(ids, id)
+	}
+	l.mu.Unlock()
+	for _, id := range ids {
+		row, _, err := l.db.Job(ctx, id)
+		if err != nil && !errors.Is(err, metadb.ErrNotFound) {
+			continue
+		}
+		if err == nil && row.Status == Running {
+			continue
+		}
+		l.mu.Lock()
+		j, ok := l.live[id]
+		delete(l.live, id)
+		delete(l.touched, id)
+		l.mu.Unlock()
+		if ok && err == nil {
+			done := *j
+			fin := row.Finished
+			done.Finished, done.Status, done.BackupID, done.Bytes, done.Files, done.Error = &fin, row.Status, row.BackupID, row.Bytes, row.Files, row.Error
+			l.publish(Notice{Type: "end", Job: done})
+		}
+	}
+}
+
 // Run expires jobs every minute until ctx ends.
 func (l *Log) Run(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
-		if err := l.Expire(ctx); err != nil && ctx.Err() == nil {
+		l.dropEnded(ctx)
+		if l.Leader != nil && !l.Leader() {
+			// another server expires the jobs
+		} else if err := l.Expire(ctx); err != nil && ctx.Err() == nil {
 			l.log.Warn("activity log", "err", err)
 		}
 		select {

@@ -84,6 +84,10 @@ type Alerter struct {
 
 	mu     sync.Mutex
 	firing map[string]Alert
+	// Leader, if set, says whether this server checks and sends (one of
+	// the servers sharing a database does); the others read the firing
+	// alerts from the database.
+	Leader func() bool
 }
 
 // New returns an alerter; last gives the newest backup of each tag set.
@@ -96,14 +100,26 @@ func New(ctx context.Context, cfg Config, db Rows, log *slog.Logger, last func()
 	}
 	a := &Alerter{cfg: cfg, db: db, log: log, now: time.Now, last: last, free: freeSpace,
 		sender: notify.Sender{Log: log}, firing: map[string]Alert{}}
-	rows, err := db.Alerts(ctx)
-	if err != nil {
+	if err := a.reload(ctx); err != nil {
 		return nil, err
 	}
-	for _, r := range rows {
-		a.firing[r.Key] = Alert{Key: r.Key, Kind: r.Kind, Message: r.Message, Since: r.Since}
-	}
 	return a, nil
+}
+
+// reload reads the firing alerts from the database.
+func (a *Alerter) reload(ctx context.Context) error {
+	rows, err := a.db.Alerts(ctx)
+	if err != nil {
+		return err
+	}
+	firing := make(map[string]Alert, len(rows))
+	for _, r := range rows {
+		firing[r.Key] = Alert{Key: r.Key, Kind: r.Kind, Message: r.Message, Since: r.Since}
+	}
+	a.mu.Lock()
+	a.firing = firing
+	a.mu.Unlock()
+	return nil
 }
 
 // SetClock replaces the clock (tests move time, as retention's do).
@@ -280,8 +296,22 @@ func (a *Alerter) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	led := true // New read the database
 	for {
-		a.Check(ctx)
+		switch lead := a.Leader == nil || a.Leader(); {
+		case lead && led:
+			a.Check(ctx)
+		case lead:
+			if err := a.reload(ctx); err == nil {
+				led = true
+				a.Check(ctx)
+			}
+		default:
+			led = false
+			if err := a.reload(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("alerts", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -132,6 +132,7 @@ type Server struct {
 	Token          string   `toml:"token,omitempty"`
 	Listen         string   `toml:"listen,omitempty"`
 	DataDir        string   `toml:"data_dir,omitempty"`
+	DatabaseURL    string   `toml:"database_url,omitempty"` // postgres://…; empty: SQLite in data_dir
 	MetricsPort    int      `toml:"metrics_port,omitempty"`
 	Retention      string   `toml:"retention,omitempty"`
 	KeepLatest     int      `toml:"keep_latest,omitempty"`

@@ -100,7 +100,7 @@ func (a *API) jobProgress(c *gin.Context) {
 		a.error(c, fmt.Errorf("%w: progress: negative counts or a phase over 32 bytes", store.ErrInvalid))
 		return
 	}
-	if err := a.activity.Update(id, p); err != nil {
+	if err := a.activity.Update(c.Request.Context(), id, p); err != nil {
 		a.error(c, activityError(err))
 		return
 	}
@@ -275,7 +275,7 @@ func (a *API) events(c *gin.Context) {
 func (a *API) committed(c *gin.Context, b metadb.Backup) {
 	ctx := c.Request.Context()
 	if id, err := strconv.ParseInt(c.GetHeader("X-Ib-Job"), 10, 64); err == nil && id > 0 {
-		if a.activity.Attach(id, b.ID) == nil {
+		if a.activity.Attach(ctx, id, b.ID) == nil {
 			a.activity.Note(ctx, id, "info", fmt.Sprintf("committed backup %d", b.ID))
 			return
 		}

@@ -150,6 +150,7 @@ type Job struct {
 	Client   string
 	Started  time.Time
 	Finished time.Time // zero while running
+	Seen     time.Time // the last word from its client (zero: none since it started)
 	Status   string
 	Bytes    int64
 	Files    int64
@@ -179,4 +180,55 @@ type Alert struct {
 	Kind    string
 	Message string
 	Since   time.Time
+}
+
+// Kind is a column's type, as a copy between stores converts it.
+type Kind int
+
+// Column kinds.
+const (
+	Int   Kind = iota // integer, NULL allowed where the schema allows it
+	Bool              // SQLite 0/1, PostgreSQL boolean
+	Text              // text, NULL allowed where the schema allows it
+	Bytes             // blob/bytea, NULL allowed where the schema allows it
+)
+
+// Column is one column of a table.
+type Column struct {
+	Name string
+	Kind Kind
+}
+
+// Table is one table as every store has it.
+type Table struct {
+	Name    string
+	Columns []Column
+	// Identity: its id column numbers rows (the copy keeps the numbers
+	// and moves the sequence past them).
+	Identity bool
+}
+
+func cols(spec ...any) []Column {
+	out := make([]Column, 0, len(spec)/2)
+	for i := 0; i < len(spec); i += 2 {
+		out = append(out, Column{spec[i].(string), spec[i+1].(Kind)})
+	}
+	return out
+}
+
+// Tables are the tables of the metadata, in an order that satisfies their
+// foreign keys.
+var Tables = []Table{
+	{"blocks", cols("id", Int, "cid", Bytes, "size", Int, "wire_size", Int, "data", Bytes, "created_at", Int, "seen_at", Int, "corrupt", Bool), true},
+	{"backups", cols("id", Int, "created_at", Int, "tagset", Text, "files", Int, "dirs", Int, "symlinks", Int, "bytes", Int, "blocks", Int,
+		"entries", Int, "idempotency_key", Text, "deleting", Bool, "labels", Text, "added_bytes", Int), true},
+	{"backup_tags", cols("backup_id", Int, "key", Text, "value", Text), false},
+	{"names", cols("id", Int, "name", Text), true},
+	{"entries", cols("backup_id", Int, "seq", Int, "path", Text, "type", Int, "mode", Int, "mtime_s", Int, "mtime_ns", Int, "size", Int,
+		"uid", Int, "gid", Int, "target", Text, "blocks", Bytes, "parent_seq", Int, "name_id", Int, "flags", Int), false},
+	{"refs", cols("block_id", Int, "backup_id", Int), false},
+	{"jobs", cols("id", Int, "kind", Text, "tags", Text, "backup_id", Int, "client", Text, "started", Int, "finished", Int, "seen", Int,
+		"status", Text, "bytes", Int, "files", Int, "error", Text), true},
+	{"job_events", cols("job_id", Int, "at", Int, "level", Text, "message", Text), false},
+	{"alerts", cols("key", Text, "kind", Text, "message", Text, "since", Int), false},
 }

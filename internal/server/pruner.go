@@ -30,6 +30,8 @@ type pruner struct {
 	// what the rules say, for the start log
 	retention  time.Duration
 	keepLatest int
+	// leader says whether this server runs the scheduled prunes.
+	leader func() bool
 }
 
 func newPruner(st *store.Store, o Options, m *metrics.Metrics, jobs *activity.Log) *pruner {
@@ -136,6 +138,9 @@ func (p *pruner) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick:
+			if !p.leader() {
+				continue // another server of the database prunes
+			}
 		case <-p.kick:
 		}
 		p.Prune(ctx, nil)

@@ -24,6 +24,7 @@ import (
 	"ib/internal/blockstore"
 	"ib/internal/dist"
 	"ib/internal/httpapi"
+	"ib/internal/metadb/postgres"
 	"ib/internal/metrics"
 	"ib/internal/store"
 )
@@ -96,6 +97,9 @@ const (
 // Server is an assembled, not yet listening, ib server.
 type Server struct {
 	serving atomic.Bool
+	// lead is the leadership among the servers of one database (nil:
+	// the database is this server's alone, or the campaign has not begun).
+	lead    atomic.Pointer[postgres.Leadership]
 	opts    Options
 	db      metaDB
 	Store   *store.Store
@@ -198,7 +202,9 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
 	}
-	return &Server{opts: opts, db: db, Store: st, http: h, pruner: pr, metrics: m, Activity: jobs, Alerts: alerter, draining: draining}, nil
+	srv := &Server{opts: opts, db: db, Store: st, http: h, pruner: pr, metrics: m, Activity: jobs, Alerts: alerter, draining: draining}
+	pr.leader, jobs.Leader, alerter.Leader = srv.Leading, srv.Leading, srv.Leading
+	return srv, nil
 }
 
 // Serve answers on ln until ctx ends, then stops accepting, lets in-flight
@@ -207,6 +213,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.serving.Store(true)
 	pctx, stopPruner := context.WithCancel(ctx)
 	prunerDone := make(chan struct{})
+	s.startShared(pctx)
 	go func() { s.pruner.run(pctx); close(prunerDone) }()
 	go s.Activity.Run(pctx)
 	go s.Alerts.Run(pctx)
@@ -269,6 +276,9 @@ func (s *Server) scrubLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if !s.Leading() {
+			continue // another server of the database scrubs
 		}
 		start := time.Now()
 		job, jerr := s.Activity.Start(ctx, activity.KindScrub, nil, "", 0)

@@ -19,10 +19,29 @@ import (
 	"ib/internal/prune"
 )
 
-// cidLocks serialise, per CID, the two things that must not interleave:
-// an upload storing an object and recording its row, and garbage collection
-// deleting a row and its object. Without them, a block deleted and uploaded
-// again at the same moment could end with a row and no bytes.
+// CIDLocker locks CIDs for the two things that must not interleave: an
+// upload storing an object and recording its row (shared: two uploads of
+// one block may run together), and garbage collection deleting a row and
+// its object (exclusive). Without it, a block deleted and uploaded again at
+// the same moment could end with a row and no bytes. A metadata store
+// shared by several servers implements it (in the database); otherwise the
+// store's own in-memory locks serve.
+type CIDLocker interface {
+	LockCIDs(ctx context.Context, cids []string, exclusive bool) (unlock func(), err error)
+}
+
+// lockCIDs takes the CIDs' locks from the metadata store if it has them.
+func (s *Store) lockCIDs(ctx context.Context, cids []string, exclusive bool) (func(), error) {
+	if l, ok := s.db.(CIDLocker); ok {
+		return l.LockCIDs(ctx, cids, exclusive)
+	}
+	if len(cids) == 1 {
+		return s.locks.lock(cids[0]), nil
+	}
+	return s.locks.lockAll(cids), nil
+}
+
+// cidLocks are one process's CID locks (always exclusive).
 type cidLocks struct {
 	seed  maphash.Seed
 	locks [1024]sync.Mutex
@@ -111,7 +130,10 @@ func (s *Store) sweep(ctx context.Context, cands []metadb.Candidate, cutoff time
 		}
 		keys[i] = k.String()
 	}
-	unlock := s.locks.lockAll(keys)
+	unlock, err := s.lockCIDs(ctx, keys, true)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	deleted, held, err := s.db.DeleteBlocks(ctx, ids, cutoff)
 	rep.longest = max(rep.longest, held)
@@ -199,7 +221,10 @@ func (s *Store) sweepOrphans(ctx context.Context, cutoff time.Time, rep *GCRepor
 }
 
 func (s *Store) deleteOrphan(ctx context.Context, key string, bin []byte) error {
-	unlock := s.locks.lock(key)
+	unlock, err := s.lockCIDs(ctx, []string{key}, true)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	// An upload may have recorded the row since the listing.
 	known, err := s.db.Known(ctx, [][]byte{bin})

@@ -235,7 +235,10 @@ func (s *Store) receive(cidStr string, body io.Reader) (metadb.Block, *spool, er
 // orphan object, never a row without bytes. The CID's lock keeps garbage
 // collection from deleting the object between the two.
 func (s *Store) offload(ctx context.Context, cidStr string, rec metadb.Block, sp *spool) error {
-	unlock := s.locks.lock(cidStr)
+	unlock, err := s.lockCIDs(ctx, []string{cidStr}, false)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	if err := s.storeObject(ctx, cidStr, sp); err != nil {
 		return err

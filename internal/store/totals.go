@@ -23,6 +23,10 @@ type Hooks struct {
 // SetHooks installs hooks; call it before serving.
 func (s *Store) SetHooks(h Hooks) { s.hooks = h }
 
+// RefreshTotals reads the totals from the database again (other servers
+// of a shared database change them too).
+func (s *Store) RefreshTotals(ctx context.Context) error { return s.loadTotals(ctx) }
+
 func (s *Store) loadTotals(ctx context.Context) error {
 	t, err := s.db.ScanTotals(ctx)
 	if err != nil {

@@ -21,8 +21,10 @@ import (
 
 // DB is the metadata store in one PostgreSQL database.
 type DB struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool       *pgxpool.Pool
+	locks      *pgxpool.Pool // CID locks held across object writes (LockCIDs)
+	connConfig *pgx.ConnConfig
+	now        func() time.Time
 
 	// names caches name → id of the names table: a name's row is never
 	// deleted or changed, so an id once committed stays right for every
@@ -44,9 +46,16 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s: %w", Redacted(dsn), err)
 	}
-	db := &DB{pool: pool, now: time.Now, names: map[string]int64{}}
-	if err := db.migrate(ctx); err != nil {
+	lcfg := cfg.Copy()
+	lcfg.MaxConns = 64
+	locks, err := pgxpool.NewWithConfig(ctx, lcfg)
+	if err != nil {
 		pool.Close()
+		return nil, fmt.Errorf("postgres %s: %w", Redacted(dsn), err)
+	}
+	db := &DB{pool: pool, locks: locks, connConfig: cfg.ConnConfig.Copy(), now: time.Now, names: map[string]int64{}}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("postgres %s: %w", Redacted(dsn), err)
 	}
 	return db, nil
@@ -76,6 +85,7 @@ func (db *DB) SetClock(now func() time.Time) { db.now = now }
 // Close closes the pool.
 func (db *DB) Close() error {
 	db.pool.Close()
+	db.locks.Close()
 	return nil
 }
 
@@ -168,6 +178,7 @@ CREATE TABLE jobs (
 	client    text   NOT NULL DEFAULT '',
 	started   bigint NOT NULL,
 	finished  bigint,
+	seen      bigint,
 	status    text   NOT NULL,
 	bytes     bigint NOT NULL DEFAULT 0,
 	files     bigint NOT NULL DEFAULT 0,

@@ -249,6 +249,12 @@ CREATE TABLE alerts (
 	`
 ALTER TABLE backups ADD COLUMN added_bytes INTEGER;
 `,
+	// 11: a running job's last word from its client (unix ns), so that
+	// any server sharing the database can tell a silent job from a live
+	// one.
+	`
+ALTER TABLE jobs ADD COLUMN seen INTEGER;
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -60,13 +60,13 @@ func (db *DB) AddJobEvent(ctx context.Context, id int64, e metadb.JobEvent) erro
 	return nil
 }
 
-const jobColumns = `id, kind, tags, COALESCE(backup_id, 0), client, started, COALESCE(finished, 0), status, bytes, files, error`
+const jobColumns = `id, kind, tags, COALESCE(backup_id, 0), client, started, COALESCE(finished, 0), COALESCE(seen, 0), status, bytes, files, error`
 
 func scanJob(sc interface{ Scan(...any) error }) (metadb.Job, error) {
 	var j metadb.Job
 	var tags string
-	var started, finished int64
-	if err := sc.Scan(&j.ID, &j.Kind, &tags, &j.BackupID, &j.Client, &started, &finished, &j.Status, &j.Bytes, &j.Files, &j.Error); err != nil {
+	var started, finished, seen int64
+	if err := sc.Scan(&j.ID, &j.Kind, &tags, &j.BackupID, &j.Client, &started, &finished, &seen, &j.Status, &j.Bytes, &j.Files, &j.Error); err != nil {
 		return metadb.Job{}, err
 	}
 	if tags != "" {
@@ -77,6 +77,9 @@ func scanJob(sc interface{ Scan(...any) error }) (metadb.Job, error) {
 	j.Started = time.Unix(0, started).UTC()
 	if finished != 0 {
 		j.Finished = time.Unix(0, finished).UTC()
+	}
+	if seen != 0 {
+		j.Seen = time.Unix(0, seen).UTC()
 	}
 	return j, nil
 }
@@ -176,4 +179,20 @@ func (db *DB) ExpireJobs(ctx context.Context, now time.Time, lost func(metadb.Jo
 	}
 	deleted, _ = res.RowsAffected()
 	return lostIDs, deleted, nil
+}
+
+// TouchJob records a word from a running job's client.
+func (db *DB) TouchJob(ctx context.Context, id int64, at time.Time) error {
+	if _, err := db.w.ExecContext(ctx, `UPDATE jobs SET seen = ? WHERE id = ? AND status = 'running'`, at.UnixNano(), id); err != nil {
+		return fmt.Errorf("job %d: %w", id, err)
+	}
+	return nil
+}
+
+// SetJobBackup records the backup a running job made.
+func (db *DB) SetJobBackup(ctx context.Context, id, backupID int64) error {
+	if _, err := db.w.ExecContext(ctx, `UPDATE jobs SET backup_id = ? WHERE id = ? AND status = 'running'`, backupID, id); err != nil {
+		return fmt.Errorf("job %d: %w", id, err)
+	}
+	return nil
 }
