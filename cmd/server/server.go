@@ -28,7 +28,7 @@ import (
 // New returns the server command group.
 func New(env *cli.Env, version string) *cobra.Command {
 	c := cli.Group(&cobra.Command{Use: "server", Short: "Run and manage the ib server"})
-	c.AddCommand(newServe(env, version), newToken(env), newInfo(env))
+	c.AddCommand(newServe(env, version), newToken(env), newInfo(env), newMigrate(env))
 	return c
 }
 
