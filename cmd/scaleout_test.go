@@ -82,35 +82,39 @@ func startPeer(t *testing.T, toml []byte, args ...string) *proc {
 	return p
 }
 
-// startHAProxy balances round-robin over the servers, checking /healthz
-// every 200 ms, and returns its URL.
+// startHAProxy runs deploy/scale-out/haproxy.cfg (the README's example)
+// with its bind address and servers replaced by these, and returns its URL.
 func startHAProxy(t *testing.T, servers []*proc) string {
 	t.Helper()
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		t.Fatal("haproxy is not installed (apt-get install haproxy; scripts/test does)")
 	}
+	example, err := os.ReadFile(filepath.Join("..", "deploy", "scale-out", "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	port := freePort(t)
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, `global
-	maxconn 2000
-defaults
-	mode http
-	timeout connect 2s
-	timeout client 120s
-	timeout server 120s
-	retries 3
-	option redispatch
-	retry-on conn-failure empty-response
-frontend ib
-	bind 127.0.0.1:%d
-	default_backend servers
-backend servers
-	balance roundrobin
-	option httpchk GET /healthz
-`, port)
-	for i, s := range servers {
-		fmt.Fprintf(&cfg, "\tserver s%d 127.0.0.1:%d check inter 200ms fall 2 rise 2\n", i, s.port)
+	var replaced int
+	for line := range strings.Lines(string(example)) {
+		switch f := strings.Fields(line); {
+		case len(f) > 1 && f[0] == "bind":
+			fmt.Fprintf(&cfg, "\tbind 127.0.0.1:%d\n", port)
+			replaced++
+		case len(f) > 2 && f[0] == "server":
+			if replaced == 1 {
+				for i, s := range servers {
+					fmt.Fprintf(&cfg, "\tserver s%d 127.0.0.1:%d %s\n", i, s.port, strings.Join(f[3:], " "))
+				}
+			}
+			replaced++
+		default:
+			cfg.WriteString(line)
+		}
+	}
+	if replaced != 3 {
+		t.Fatalf("deploy/scale-out/haproxy.cfg: want one bind and two server lines, found %d", replaced)
 	}
 	path := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {

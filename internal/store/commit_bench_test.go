@@ -108,10 +108,11 @@ func BenchmarkCommitDataset(b *testing.B) {
 	f := newStore(b)
 	const files = 20_000
 	cids := make([]string, files)
+	sizes := make([]int, files)
 	var pack []byte
 	for i := range files {
 		data := fmt.Appendf(nil, "block number %d", i)
-		cids[i] = block.Sum(data).String()
+		cids[i], sizes[i] = block.Sum(data).String(), len(data)
 		wire, _ := block.Encode(data, block.Level{})
 		pack = block.AppendFrame(pack, cids[i], wire)
 		if (i+1)%1000 == 0 {
@@ -128,7 +129,7 @@ func BenchmarkCommitDataset(b *testing.B) {
 		for i := range files / 200 {
 			n := d*(files/200) + i
 			fmt.Fprintf(&body, `,{"path":"small/a%03d/%06d.json","type":"file","mode":420,"mtime":"2024-01-01T00:00:00.123456789Z","size":%d,"uid":1000,"gid":1000,"blocks":[{"cid":%q,"size":%d}]}`,
-				d, n, 20, cids[n], 20)
+				d, n, sizes[n], cids[n], sizes[n])
 		}
 	}
 	body.WriteString("]}")

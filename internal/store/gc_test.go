@@ -17,7 +17,9 @@ import (
 	"ib/internal/block"
 	"ib/internal/blockstore"
 	"ib/internal/ibtest"
+	"ib/internal/metadb/postgres"
 	"ib/internal/metadb/sqlite"
+	"ib/internal/pgtest"
 	"ib/internal/store"
 )
 
@@ -30,11 +32,23 @@ type fixture struct {
 func newStore(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "ib.db"))
-	if err != nil {
-		t.Fatal(err)
+	var db store.Meta
+	if os.Getenv("IB_BENCH_DB") == "postgres" {
+		// benchmarks on PostgreSQL: IB_BENCH_DB=postgres go test -bench …
+		pdb, err := postgres.Open(context.Background(), pgtest.Start(t).NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pdb.Close() })
+		db = pdb
+	} else {
+		sdb, err := sqlite.Open(context.Background(), filepath.Join(dir, "ib.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sdb.Close() })
+		db = sdb
 	}
-	t.Cleanup(func() { db.Close() })
 	local, err := blockstore.OpenLocal(filepath.Join(dir, "blocks"))
 	if err != nil {
 		t.Fatal(err)
