@@ -7,6 +7,9 @@ package activity
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -144,6 +147,64 @@ type Log struct {
 	// Leader, if set, says whether this server expires jobs (one server
 	// of those sharing a database does).
 	Leader func() bool
+	// fanout, if set, carries notices to and from the other servers of a
+	// shared database; origin tells this server's own apart.
+	fanout Fanout
+	origin string
+}
+
+// Fanout carries notices between the servers of one database.
+type Fanout interface {
+	Broadcast(ctx context.Context, channel string, payload []byte) error
+	Listen(ctx context.Context, channel string, fn func([]byte), log *slog.Logger)
+}
+
+// fanoutChannel is the database channel of the notices.
+const fanoutChannel = "ib_activity"
+
+// wireNotice is a notice between servers.
+type wireNotice struct {
+	Origin string `json:"origin"`
+	Notice
+}
+
+// Share sends this log's notices to the other servers of a shared
+// database and hears theirs, until ctx ends: every server's event stream
+// then shows every job, whichever server its client reaches.
+func (l *Log) Share(ctx context.Context, f Fanout) {
+	var id [8]byte
+	rand.Read(id[:])
+	l.mu.Lock()
+	l.fanout, l.origin = f, hex.EncodeToString(id[:])
+	l.mu.Unlock()
+	go f.Listen(ctx, fanoutChannel, l.heard, l.log)
+}
+
+// heard applies a notice from another server to the live jobs and passes
+// it to this server's subscribers.
+func (l *Log) heard(payload []byte) {
+	var w wireNotice
+	if err := json.Unmarshal(payload, &w); err != nil {
+		l.log.Warn("activity notice from another server", "err", err)
+		return
+	}
+	l.mu.Lock()
+	if w.Origin == l.origin {
+		l.mu.Unlock()
+		return
+	}
+	j := w.Job
+	switch w.Type {
+	case "start", "progress":
+		if len(l.live) < MaxRunning || l.live[j.ID] != nil {
+			l.live[j.ID] = &j
+		}
+	case "end":
+		delete(l.live, j.ID)
+		delete(l.touched, j.ID)
+	}
+	l.mu.Unlock()
+	l.deliver(w.Notice)
 }
 
 // touchEvery spaces the heartbeats a running job's progress writes to
@@ -424,6 +485,31 @@ func (l *Log) Subscribe() (<-chan Notice, func(), error) {
 }
 
 func (l *Log) publish(n Notice) {
+	l.deliver(n)
+	l.mu.Lock()
+	f, origin := l.fanout, l.origin
+	l.mu.Unlock()
+	if f == nil {
+		return
+	}
+	payload, err := json.Marshal(wireNotice{Origin: origin, Notice: n})
+	if err == nil && len(payload) > maxNotify {
+		err = fmt.Errorf("%d bytes", len(payload))
+	}
+	if err == nil {
+		err = f.Broadcast(context.Background(), fanoutChannel, payload)
+	}
+	if err != nil {
+		l.log.Warn("activity notice not sent to the other servers", "job", n.Job.ID, "err", err)
+	}
+}
+
+// maxNotify bounds a notice between servers (PostgreSQL's NOTIFY takes
+// 8,000 bytes).
+const maxNotify = 7900
+
+// deliver passes a notice to this server's subscribers.
+func (l *Log) deliver(n Notice) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for ch := range l.subs {

@@ -80,6 +80,9 @@ func (s *Server) startShared(ctx context.Context) {
 		return
 	}
 	s.lead.Store(sh.Campaign(ctx, campaignEvery, s.opts.Log))
+	if f, ok := s.db.(activity.Fanout); ok {
+		s.Activity.Share(ctx, f)
+	}
 	go func() {
 		t := time.NewTicker(totalsEvery)
 		defer t.Stop()

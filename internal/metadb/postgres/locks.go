@@ -122,3 +122,47 @@ func (db *DB) campaignOnce(ctx context.Context, conn *pgx.Conn, l *Leadership, l
 	}
 	return conn
 }
+
+// Broadcast sends payload to every server listening on channel (NOTIFY;
+// at most 8,000 bytes).
+func (db *DB) Broadcast(ctx context.Context, channel string, payload []byte) error {
+	if _, err := db.pool.Exec(ctx, "SELECT pg_notify($1, $2)", channel, string(payload)); err != nil {
+		return fmt.Errorf("postgres: notify %s: %w", channel, err)
+	}
+	return nil
+}
+
+// Listen calls fn with every payload sent on channel by any server (this
+// one included) until ctx ends, on a connection of its own, connecting
+// again after losing it (what was sent meanwhile is lost).
+func (db *DB) Listen(ctx context.Context, channel string, fn func([]byte), log *slog.Logger) {
+	for ctx.Err() == nil {
+		err := db.listen(ctx, channel, fn)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("listen: connection lost; connecting again", "channel", channel, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (db *DB) listen(ctx context.Context, channel string, fn func([]byte)) error {
+	conn, err := pgx.ConnectConfig(ctx, db.connConfig)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return err
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		fn([]byte(n.Payload))
+	}
+}
