@@ -53,8 +53,9 @@ type Server struct {
 	Dir  string
 }
 
-// Start starts a server for t; it stops when t ends.
-func Start(t testing.TB) *Server {
+// Start starts a server for t; it stops when t ends. Settings are extra
+// "name=value" server settings (benchmarks size shared_buffers).
+func Start(t testing.TB, settings ...string) *Server {
 	t.Helper()
 	bin, err := BinDir()
 	if err != nil {
@@ -88,8 +89,12 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 	port := freePort(t)
-	srv := run("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
+	args := []string{"-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"}
+	for _, s := range settings {
+		args = append(args, "-c", s)
+	}
+	srv := run("postgres", args...)
 	logf, err := os.Create(filepath.Join(dir, "postgres.log"))
 	if err != nil {
 		t.Fatal(err)
