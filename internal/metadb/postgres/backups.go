@@ -201,7 +201,7 @@ func (db *DB) Search(ctx context.Context, q string, filter manifest.Tags, limit 
 	args = append(args, limit)
 	rows, err := db.pool.Query(ctx, `SELECT b.id, `+eCols+`
 FROM entries e JOIN backups b ON b.id = e.backup_id
-WHERE e.name_id IN (SELECT id FROM names WHERE name ILIKE $1 LIMIT 1000)
+WHERE e.name_id IN (SELECT id FROM names WHERE lower(name) LIKE lower($1) LIMIT 1000)
 AND NOT b.deleting`+cond+fmt.Sprintf(`
 ORDER BY b.created_at DESC, b.id DESC, e.seq LIMIT $%d`, len(args)), args...)
 	if err != nil {

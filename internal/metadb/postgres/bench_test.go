@@ -69,17 +69,19 @@ SELECT '\x01551220'::bytea || sha256(int8send(i)), 1048576, 1048000, NULL, 0, 0 
 			b.Fatal(err)
 		}
 	}
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		a := ask()
-		b.StartTimer()
-		present, err := db.Present(ctx, a)
-		if err != nil {
-			b.Fatal(err)
+	// A sub-benchmark, so that the table is made once whatever b.N.
+	b.Run("10k-CIDs", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			a := ask()
+			b.StartTimer()
+			present, err := db.Present(ctx, a)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(present) < 4_990 || len(present) > 5_000 {
+				b.Fatalf("%d of 5,000 stored CIDs found", len(present))
+			}
 		}
-		if len(present) < 4_990 || len(present) > 5_000 {
-			b.Fatalf("%d of 5,000 stored CIDs found", len(present))
-		}
-	}
+	})
 }
