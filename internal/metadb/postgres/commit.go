@@ -33,6 +33,14 @@ func (db *DB) BeginCommit(ctx context.Context, h metadb.Head) (_ metadb.CommitTx
 	if _, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock_shared($1)", gcLock); err != nil {
 		return nil, 0, false, fmt.Errorf("postgres: commit: %w", err)
 	}
+	// Every lookup of a commit is by key. The planner's statistics cannot
+	// know the rows this transaction adds (a first backup of a million
+	// files into an empty database): it took the names table for empty
+	// and scanned it whole for each batch of names, a commit that grew
+	// with the square of its entries.
+	if _, err = tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+		return nil, 0, false, fmt.Errorf("postgres: commit: %w", err)
+	}
 	var key *string
 	if h.Key != "" {
 		key = &h.Key

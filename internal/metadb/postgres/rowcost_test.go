@@ -115,22 +115,37 @@ func BenchmarkRowCosts(b *testing.B) {
 	for range b.N {
 		step("store blocks (packs of ~1 MiB)", files, func() { put(0, 1) })
 		m0 := manifest(func(int) bool { return false })
-		var first int64
-		step("commit, new tag set", files, func() { first = commit(m0) })
+		step("commit, new tag set", files, func() { commit(m0) })
 		step("commit, nothing changed", files, func() { commit(m0) })
 		put(1, 100)
 		m1 := manifest(func(i int) bool { return i%100 == 0 })
-		step("commit, 1% changed", files, func() { commit(m1) })
+		var third int64
+		step("commit, 1% changed", files, func() { third = commit(m1) })
 		sizes(b, dsn)
-		if _, err := st.Delete(ctx, first); err != nil {
+		clock = clock.Add(2 * time.Hour)
+		gc := func(want int64) {
+			rep, err := st.GC(ctx, time.Hour)
+			if err != nil || rep.BlocksDeleted != want {
+				b.Fatalf("GC deleted %d blocks (%v), want %d", rep.BlocksDeleted, err, want)
+			}
+		}
+		step("GC, nothing to collect (per block)", files, func() { gc(0) })
+		list, err := st.List(ctx, nil)
+		if err != nil {
 			b.Fatal(err)
 		}
-		clock = clock.Add(2 * time.Hour)
-		step("purge one backup and GC", files, func() {
-			if _, err := st.GC(ctx, time.Hour); err != nil {
-				b.Fatal(err)
+		for _, bk := range list {
+			if bk.ID != third {
+				if _, err := st.Delete(ctx, bk.ID); err != nil {
+					b.Fatal(err)
+				}
 			}
-		})
+		}
+		step("purge 2 backups, GC 1% (per entry)", 2*files, func() { gc(int64(files / 100)) })
+		if _, err := st.Delete(ctx, third); err != nil {
+			b.Fatal(err)
+		}
+		step("purge 1 backup, GC all (per block)", files, func() { gc(int64(files)) })
 	}
 }
 
