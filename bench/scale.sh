@@ -43,7 +43,7 @@ run() { # $1: number of servers
   for i in $(seq "$n"); do
     local p; p=$(port); ports+=("$p")
     "$W/ib" server serve --listen "127.0.0.1:$p" --data-dir "$W/run/srv$i" --db "postgres://ib@127.0.0.1:$pgport/postgres?sslmode=disable" \
-      --s3-endpoint "http://127.0.0.1:$s3port" --s3-bucket ib --s3-access-key bench --s3-secret-key benchsecret0123456789 \
+      --s3-endpoint "http://127.0.0.1:$s3port" --s3-bucket ib-bench --s3-access-key bench --s3-secret-key benchsecret0123456789 \
       --s3-region us-east-1 2>/dev/null &
     pids+=($!)
     wait_http "http://127.0.0.1:$p/healthz"
