@@ -1,7 +1,9 @@
 package metadbtest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -48,6 +50,43 @@ func testCommitMissingAndKey(t *testing.T, b Backend) {
 		wrong[1].Size, have.CID, wrong[1].Size)
 	if _, err := f.st.Commit(ctx, stringsReader(body)); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("a block given another size: %v, want ErrInvalid", err)
+	}
+}
+
+// testSameKeyAtOnce: commits of one idempotency key at once (a client's
+// retry through another server) make one backup; every answer names it.
+func testSameKeyAtOnce(t *testing.T, b Backend) {
+	f := newFixture(t, b)
+	mtime := time.Unix(1_700_000_000, 0).UTC()
+	have := f.put(t, []byte("stored"))
+	es := []*manifest.Entry{dir(".", mtime), file("a", mtime, have)}
+	body, err := json.Marshal(map[string]any{"tags": manifest.Tags{"n": "k"}, "entries": es, "idempotency_key": "same"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	results := make([]store.CommitResult, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = f.st.Commit(context.Background(), bytes.NewReader(body))
+		}()
+	}
+	wg.Wait()
+	made := 0
+	for i, r := range results {
+		if errs[i] != nil || r.ID != results[0].ID || r.ID == 0 {
+			t.Fatalf("commit %d: %+v, %v (first: %d)", i, r, errs[i], results[0].ID)
+		}
+		if !r.Existed {
+			made++
+		}
+	}
+	if list, _ := f.db.List(context.Background(), nil); made != 1 || len(list) != 1 {
+		t.Fatalf("%d commits made a backup, %d backups listed; want 1 and 1", made, len(list))
 	}
 }
 

@@ -48,6 +48,7 @@ func Run(t *testing.T, b Backend) {
 	}{
 		{"CommitMatchesParent", testCommitMatchesParent},
 		{"CommitMissingAndKey", testCommitMissingAndKey},
+		{"SameKeyAtOnce", testSameKeyAtOnce},
 		{"Blocks", testBlocks},
 		{"PutBlocksConcurrent", testPutBlocksConcurrent},
 		{"Reads", testReads},

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"ib/internal/manifest"
 	"ib/internal/metadb"
@@ -61,6 +62,14 @@ func (db *DB) BeginCommit(ctx context.Context, h metadb.Head) (_ metadb.CommitTx
 	}
 	err = tx.QueryRow(ctx, `INSERT INTO backups (created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, idempotency_key, labels)
 VALUES ($1, $2, 0, 0, 0, 0, 0, 0, $3, $4) RETURNING id`, db.now().UnixNano(), h.Tags.Canonical(), key, labels).Scan(&id)
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" && h.Key != "" {
+		// Another server committed the same key meanwhile (the client
+		// retried through it): that backup is the answer.
+		tx.Rollback(ctx)
+		if qerr := db.pool.QueryRow(ctx, "SELECT id FROM backups WHERE idempotency_key = $1", h.Key).Scan(&id); qerr == nil {
+			return nil, id, true, nil
+		}
+	}
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("postgres: commit: %w", err)
 	}
