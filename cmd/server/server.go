@@ -62,10 +62,14 @@ func newServe(env *cli.Env, version string) *cobra.Command {
 	var o serveOptions
 	c := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the server: HTTP API, SQLite metadata, block store",
+		Short: "Run the server: HTTP API, metadata (SQLite or PostgreSQL), block store",
 		Long: `Run the server on its embedded defaults: SQLite metadata and a local block
 directory in the data dir. The write token is created at the first start and
-kept in server.toml; "ib server token show" prints it.`,
+kept in server.toml; "ib server token show" prints it.
+
+With --db postgres://… (or IB_DATABASE_URL, or database_url in server.toml) the
+metadata is in PostgreSQL, and several servers with the same server.toml, the
+same database and the same S3 bucket may serve behind a load balancer.`,
 		Args: cli.Args(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runServe(c, env, o, version)
