@@ -15,6 +15,7 @@ import (
 
 	"ib/cmd/agent"
 	"ib/cmd/backup"
+	"ib/cmd/key"
 	"ib/cmd/login"
 	"ib/cmd/server"
 	"ib/internal/cli"
@@ -40,6 +41,7 @@ func NewRoot(env *cli.Env) *cobra.Command {
 		agent.New(env),
 		server.New(env, Version),
 		login.New(env),
+		key.New(env),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print ib's version",
