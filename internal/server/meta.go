@@ -71,9 +71,10 @@ func (s *Server) Leading() bool {
 	return l != nil && l.Held()
 }
 
-// startShared, on a shared database, campaigns for the leadership and
-// reads the totals again every totalsEvery (other servers write too), so
-// that every server reports the same numbers.
+// startShared, on a shared database, campaigns for the leadership, shares
+// the activity log's notices, and reads the totals again every totalsEvery
+// (other servers write too; at most a twentieth of the time, as the scan
+// takes longer), so that every server reports the same numbers.
 func (s *Server) startShared(ctx context.Context) {
 	sh, ok := s.db.(shared)
 	if !ok {
@@ -84,17 +85,20 @@ func (s *Server) startShared(ctx context.Context) {
 		s.Activity.Share(ctx, f)
 	}
 	go func() {
-		t := time.NewTicker(totalsEvery)
-		defer t.Stop()
+		wait := totalsEvery
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-time.After(wait):
 			}
+			start := time.Now()
 			if err := s.Store.RefreshTotals(ctx); err != nil && ctx.Err() == nil {
 				s.opts.Log.Warn("totals not refreshed", "err", err)
 			}
+			// The totals are a scan of the blocks table: on a large one
+			// it is not run more than a twentieth of the time.
+			wait = max(totalsEvery, 20*time.Since(start))
 		}
 	}()
 }
