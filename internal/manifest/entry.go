@@ -44,7 +44,17 @@ type Entry struct {
 	// read it: its content is what the last read saw and may be
 	// inconsistent. The next backup reads it again whatever its mtime.
 	ChangedDuringRead bool `json:"changed_during_read,omitempty"`
+	// Encryption names how the content was encrypted on the client
+	// ("age": the blocks are an age file's bytes, Size counts them) and
+	// PlainSize is then the file's own size. Names, modes, times and sizes
+	// stay visible to the server; the content does not.
+	Encryption string `json:"encryption,omitempty"`
+	PlainSize  int64  `json:"plain_size,omitempty"`
 }
+
+// EncryptionAge is the one encryption there is: the content is an age
+// file (age-encryption.org/v1).
+const EncryptionAge = "age"
 
 // Unix permission bits as stored in Entry.Mode.
 const (

@@ -85,6 +85,18 @@ func fastEntry(b []byte) (*Entry, bool) {
 			if e.ChangedDuringRead, ok = s.boolean(); !ok {
 				return nil, false
 			}
+		case fEncryption:
+			v, ok := s.str()
+			if !ok {
+				return nil, false
+			}
+			e.Encryption = string(v)
+		case fPlainSize:
+			n, ok := s.uint(1<<63 - 1)
+			if !ok {
+				return nil, false
+			}
+			e.PlainSize = int64(n)
 		}
 		if s.byte(',') {
 			continue
@@ -107,6 +119,8 @@ const (
 	fTarget
 	fBlocks
 	fChanged
+	fEncryption
+	fPlainSize
 )
 
 func fieldBit(k []byte) uint16 {
@@ -131,6 +145,10 @@ func fieldBit(k []byte) uint16 {
 		return fBlocks
 	case "changed_during_read":
 		return fChanged
+	case "encryption":
+		return fEncryption
+	case "plain_size":
+		return fPlainSize
 	}
 	return 0
 }

@@ -76,6 +76,14 @@ func TestValidator(t *testing.T) {
 			t.Fatalf("good manifest rejected: %v", err)
 		}
 	}
+	encrypted := goodManifest()
+	encrypted[2].Encryption, encrypted[2].PlainSize = EncryptionAge, 0
+	v = Validator{}
+	for _, e := range encrypted {
+		if err := v.Add(&e); err != nil {
+			t.Fatalf("an encrypted file rejected: %v", err)
+		}
+	}
 	c := block.Sum([]byte("x")).String()
 	cases := map[string]func(m []Entry) []Entry{
 		"no root":       func(m []Entry) []Entry { return m[1:] },
@@ -97,6 +105,16 @@ func TestValidator(t *testing.T) {
 		"mode":           func(m []Entry) []Entry { m[1].Mode = 0170000; return m },
 		"no mtime":       func(m []Entry) []Entry { m[1].MTime = time.Time{}; return m },
 		"parent missing": func(m []Entry) []Entry { m[4].Path = "z/y"; return m },
+		"other cipher":   func(m []Entry) []Entry { m[2].Encryption = "rot13"; return m },
+		"encrypted dir":  func(m []Entry) []Entry { m[1].Encryption = EncryptionAge; return m },
+		"plain size alone": func(m []Entry) []Entry {
+			m[2].PlainSize = 3
+			return m
+		},
+		"negative plain size": func(m []Entry) []Entry {
+			m[2].Encryption, m[2].PlainSize = EncryptionAge, -1
+			return m
+		},
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -162,6 +162,8 @@ var entrySeeds = []string{
 	`{"path":"l","type":"symlink","mode":511,"mtime":"2024-01-01T00:00:00+02:00","target":"../x"}`,
 	`{"path":"c/b.txt","type":"hardlink","mode":420,"mtime":"2024-01-01T00:00:00Z","size":5,"target":"a/b.txt","blocks":[{"cid":"bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e","size":5}],"changed_during_read":true}`,
 	`{"path":"x","changed_during_read":false}`, `{"path":"x","changed_during_read":truex}`, `{"path":"x","changed_during_read" : true }`,
+	`{"path":"k.json","type":"file","mode":384,"mtime":"2024-01-01T00:00:00Z","size":5,"blocks":[{"cid":"bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e","size":5}],"encryption":"age","plain_size":3}`,
+	`{"encryption":7}`, `{"plain_size":-1}`, `{"plain_size":"1"}`,
 	` { "path" : "é" , "blocks" : [ ] , "size" : 0 } `,
 	`{"path":"a","blocks":[{"size":1,"cid":"x"},{"cid":"y"}]}`,
 	`{"Path":"a"}`, `{"path":"a","path":"b"}`, `{"path":"\u0041"}`, `{"path":null}`, `{"mode":-1}`,

@@ -75,6 +75,16 @@ func (v *Validator) add(e *Entry) error {
 	if e.ChangedDuringRead && !e.Type.HasContent() {
 		return errors.New("only a file can change while read")
 	}
+	switch {
+	case e.Encryption == "" && e.PlainSize != 0:
+		return errors.New("plain_size without encryption")
+	case e.Encryption != "" && e.Encryption != EncryptionAge:
+		return fmt.Errorf("encryption %q: the one known is %q", e.Encryption, EncryptionAge)
+	case e.Encryption != "" && !e.Type.HasContent():
+		return errors.New("only a file's content is encrypted")
+	case e.PlainSize < 0:
+		return fmt.Errorf("negative plain_size %d", e.PlainSize)
+	}
 	switch e.Type {
 	case TypeFile, TypeHardlink:
 		if e.Type == TypeFile && e.Target != "" {

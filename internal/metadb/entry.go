@@ -13,15 +13,40 @@ import (
 // The column encodings every store shares, so that a store's rows can be
 // copied to another (ib server migrate) and a block list compared as bytes.
 
-// FlagChanged marks an entry whose file changed while it was read.
-const FlagChanged = 1
+// Entry flags: FlagChanged marks an entry whose file changed while it was
+// read, FlagAge one whose content is an age file (its plain size in
+// plain_size).
+const (
+	FlagChanged = 1
+	FlagAge     = 2
+)
 
 // Flags returns an entry's flag bits.
 func Flags(e *manifest.Entry) int {
+	f := 0
 	if e.ChangedDuringRead {
-		return FlagChanged
+		f |= FlagChanged
 	}
-	return 0
+	if e.Encryption == manifest.EncryptionAge {
+		f |= FlagAge
+	}
+	return f
+}
+
+// SetFlags gives an entry what its flag bits and plain size say.
+func SetFlags(e *manifest.Entry, flags int, plainSize int64) {
+	e.ChangedDuringRead = flags&FlagChanged != 0
+	if flags&FlagAge != 0 {
+		e.Encryption, e.PlainSize = manifest.EncryptionAge, plainSize
+	}
+}
+
+// PlainSize is the plain_size column of an entry: NULL unless encrypted.
+func PlainSize(e *manifest.Entry) *int64 {
+	if e.Encryption == "" {
+		return nil
+	}
+	return &e.PlainSize
 }
 
 // TypeCode is an entry type's number in the entries table.

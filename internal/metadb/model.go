@@ -225,7 +225,7 @@ var Tables = []Table{
 	{"backup_tags", cols("backup_id", Int, "key", Text, "value", Text), false},
 	{"names", cols("id", Int, "name", Text), true},
 	{"entries", cols("backup_id", Int, "seq", Int, "path", Text, "type", Int, "mode", Int, "mtime_s", Int, "mtime_ns", Int, "size", Int,
-		"uid", Int, "gid", Int, "target", Text, "blocks", Bytes, "parent_seq", Int, "name_id", Int, "flags", Int), false},
+		"uid", Int, "gid", Int, "target", Text, "blocks", Bytes, "parent_seq", Int, "name_id", Int, "flags", Int, "plain_size", Int), false},
 	{"refs", cols("block_id", Int, "backup_id", Int), false},
 	{"jobs", cols("id", Int, "kind", Text, "tags", Text, "backup_id", Int, "client", Text, "started", Int, "finished", Int, "seen", Int,
 		"status", Text, "bytes", Int, "files", Int, "error", Text), true},

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -281,6 +282,9 @@ func entries(f *os.File) *manifest.Reader {
 	return manifest.NewReader(io.NewSectionReader(f, 0, 1<<62), nil)
 }
 
+// ErrEncrypted is a restore of files whose content is encrypted.
+var ErrEncrypted = errors.New("encrypted files in the backup")
+
 // check validates the whole manifest before anything is written: a server
 // cannot make restore write outside DEST, under a symlink, or to a path
 // that repeats.
@@ -288,6 +292,7 @@ func check(f *os.File, sub string, c *progress.Counters) error {
 	var v manifest.Validator
 	found := false
 	var files, bytes int64
+	var encrypted []string
 	r := entries(f)
 	for {
 		e, err := r.Next()
@@ -303,6 +308,9 @@ func check(f *os.File, sub string, c *progress.Counters) error {
 		if e.Path == sub {
 			found = true
 		}
+		if e.Encryption != "" && manifest.Within(e.Path, sub) && len(encrypted) < 5 {
+			encrypted = append(encrypted, e.Path)
+		}
 		if e.Type.HasContent() && manifest.Within(e.Path, sub) {
 			files++
 			if e.Type == manifest.TypeFile || !manifest.Within(e.Target, sub) {
@@ -315,6 +323,12 @@ func check(f *os.File, sub string, c *progress.Counters) error {
 	}
 	if !found {
 		return fmt.Errorf("--path %q is not in the backup", sub)
+	}
+	if len(encrypted) > 0 {
+		// Their blocks are age files: written as they are they would be
+		// ciphertext under the files' names.
+		return fmt.Errorf("%w: %s; this ib cannot decrypt them yet (the age command line can: GET /files/…, then age -d -i KEY)",
+			ErrEncrypted, strings.Join(encrypted, ", "))
 	}
 	if c != nil { // the totals of what this restore restores, --path or not
 		c.TotalFiles.Store(files)

@@ -33,6 +33,8 @@ func appendEntry(b []byte, e *manifest.Entry) []byte {
 		b = appendString(b, bl.CID)
 		b = binary.AppendVarint(b, bl.Size)
 	}
+	b = appendString(b, e.Encryption)
+	b = binary.AppendVarint(b, e.PlainSize)
 	changed := byte(0)
 	if e.ChangedDuringRead {
 		changed = 1
@@ -88,6 +90,8 @@ func (er *entryReader) next() (*manifest.Entry, error) {
 			}
 		}
 	}
+	e.Encryption = d.str()
+	e.PlainSize = d.varint()
 	if d.err != nil || len(d.p) != 1 || d.p[0] > 1 {
 		return nil, errSpool
 	}

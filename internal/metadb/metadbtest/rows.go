@@ -211,6 +211,20 @@ func testReads(t *testing.T, b Backend) {
 	tree2 := []*manifest.Entry{dir(".", mtime), dir("etc", mtime), file("etc/Node_Key.json", mtime.Add(time.Second), y)}
 	two := f.commit(t, manifest.Tags{"node": "tezos", "net": "main"}, "", tree2)
 	other := f.commit(t, manifest.Tags{"node": "geth"}, "", tree2)
+	// An encrypted file keeps its encryption and plain size.
+	z := f.put(t, []byte("an age file's bytes"))
+	sealed := file("etc/key.json", mtime, z)
+	sealed.Encryption, sealed.PlainSize = manifest.EncryptionAge, 2
+	enc := f.commit(t, manifest.Tags{"node": "sealed"}, "", []*manifest.Entry{dir(".", mtime), dir("etc", mtime), sealed})
+	if es := all(t, f.db, enc.ID); len(es) != 3 || es[2].Encryption != manifest.EncryptionAge || es[2].PlainSize != 2 || es[1].Encryption != "" {
+		t.Fatalf("encrypted entry read back: %+v", es)
+	}
+	if n, err := f.db.Lookup(ctx, enc.ID, "etc/key.json"); err != nil || n.Entry.Encryption != manifest.EncryptionAge || n.Entry.PlainSize != 2 {
+		t.Fatalf("encrypted entry looked up: %+v, %v", n.Entry, err)
+	}
+	if _, err := f.st.Delete(ctx, enc.ID); err != nil {
+		t.Fatal(err)
+	}
 	list, err := f.db.List(ctx, manifest.Tags{"node": "tezos"})
 	if err != nil || len(list) != 2 || list[0].ID != two.ID || list[1].ID != one.ID {
 		t.Fatalf("list node=tezos: %+v, %v", list, err)
@@ -266,7 +280,7 @@ func testReads(t *testing.T, b Backend) {
 		t.Fatalf("added bytes not kept: %+v", bk.AddedBytes)
 	}
 	tot, err := f.db.ScanTotals(ctx)
-	if err != nil || tot.Backups != 3 || tot.Blocks != 2 || tot.UniqueBytes != x.Size+y.Size || len(tot.LastBackup) != 2 {
+	if err != nil || tot.Backups != 3 || tot.Blocks != 3 || tot.UniqueBytes != x.Size+y.Size+z.Size || len(tot.LastBackup) != 2 {
 		t.Fatalf("totals: %+v, %v", tot, err)
 	}
 }

@@ -97,7 +97,7 @@ func (db *DB) List(ctx context.Context, filter manifest.Tags) ([]metadb.Backup, 
 	return out, rows.Err()
 }
 
-const nodeCols = "seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, flags"
+const nodeCols = "seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, flags, plain_size"
 
 func scanNode(sc pgx.Row, prefix ...any) (metadb.Node, error) {
 	var n metadb.Node
@@ -107,14 +107,19 @@ func scanNode(sc pgx.Row, prefix ...any) (metadb.Node, error) {
 	var mns, flags int32
 	var target *string
 	var packed []byte
-	dest := append(prefix, &n.Seq, &n.Entry.Path, &typ, &mode, &ms, &mns, &n.Entry.Size, &uid, &gid, &target, &packed, &flags)
+	var plain *int64
+	dest := append(prefix, &n.Seq, &n.Entry.Path, &typ, &mode, &ms, &mns, &n.Entry.Size, &uid, &gid, &target, &packed, &flags, &plain)
 	if err := sc.Scan(dest...); err != nil {
 		return metadb.Node{}, err
 	}
 	e := &n.Entry
 	e.Type, e.Mode, e.UID, e.GID = metadb.TypeName(int(typ)), uint32(mode), uint32(uid), uint32(gid)
 	e.MTime = metadb.UnixTime(ms, int64(mns))
-	e.ChangedDuringRead = flags&metadb.FlagChanged != 0
+	if plain != nil {
+		metadb.SetFlags(e, int(flags), *plain)
+	} else {
+		metadb.SetFlags(e, int(flags), 0)
+	}
 	if target != nil {
 		e.Target = *target
 	}

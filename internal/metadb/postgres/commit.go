@@ -165,7 +165,7 @@ func (c *commitTx) LookupBlocks(ctx context.Context, cids [][]byte) ([]metadb.Bl
 	return out, rows.Err()
 }
 
-var entryColumns = []string{"backup_id", "seq", "path", "type", "mode", "mtime_s", "mtime_ns", "size", "uid", "gid", "target", "blocks", "parent_seq", "flags", "name_id"}
+var entryColumns = []string{"backup_id", "seq", "path", "type", "mode", "mtime_s", "mtime_ns", "size", "uid", "gid", "target", "blocks", "parent_seq", "flags", "plain_size", "name_id"}
 
 func (c *commitTx) AddEntries(ctx context.Context, rows []metadb.EntryRow) error {
 	newNames := map[string][]int{} // name → the buffered rows that need its id
@@ -184,7 +184,7 @@ func (c *commitTx) AddEntries(ctx context.Context, rows []metadb.EntryRow) error
 			parent = &r.Parent
 		}
 		row := []any{c.id, r.Seq, e.Path, int16(metadb.TypeCode(e.Type)), int64(e.Mode), e.MTime.Unix(), int32(e.MTime.Nanosecond()),
-			e.Size, int64(e.UID), int64(e.GID), target, blocks, parent, int32(metadb.Flags(e)), r.NameID}
+			e.Size, int64(e.UID), int64(e.GID), target, blocks, parent, int32(metadb.Flags(e)), metadb.PlainSize(e), r.NameID}
 		c.entries = append(c.entries, row)
 		if r.NameID == 0 {
 			name := metadb.BaseName(e.Path)

@@ -203,6 +203,11 @@ CREATE TABLE alerts (
 	since   bigint NOT NULL
 );
 `,
+	// 2: encrypted content (SQLite's 12): an entry of flag 2 is an age
+	// file; its own size is plain_size (NULL for the others).
+	`
+ALTER TABLE entries ADD COLUMN plain_size bigint;
+`,
 }
 
 // migrate brings the schema to the newest version, one transaction per

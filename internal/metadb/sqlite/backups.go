@@ -102,7 +102,7 @@ func (db *DB) List(ctx context.Context, filter manifest.Tags) ([]metadb.Backup, 
 // walk order, and the seq of the last one. Paging keeps read transactions
 // short however large the manifest.
 func (db *DB) Entries(ctx context.Context, id, after int64, limit int) ([]manifest.Entry, int64, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, flags
+	rows, err := db.r.QueryContext(ctx, `SELECT seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, flags, plain_size
 FROM entries WHERE backup_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, limit)
 	if err != nil {
 		return nil, after, fmt.Errorf("sqlite: entries of %d: %w", id, err)
@@ -117,13 +117,14 @@ FROM entries WHERE backup_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, l
 		var target sql.NullString
 		var packed []byte
 		var flags int
-		if err := rows.Scan(&last, &e.Path, &typ, &e.Mode, &ms, &mns, &e.Size, &e.UID, &e.GID, &target, &packed, &flags); err != nil {
+		var plain sql.NullInt64
+		if err := rows.Scan(&last, &e.Path, &typ, &e.Mode, &ms, &mns, &e.Size, &e.UID, &e.GID, &target, &packed, &flags, &plain); err != nil {
 			return nil, after, fmt.Errorf("sqlite: entries of %d: %w", id, err)
 		}
 		e.Type = metadb.TypeName(typ)
 		e.MTime = metadb.UnixTime(ms, mns)
 		e.Target = target.String
-		e.ChangedDuringRead = flags&metadb.FlagChanged != 0
+		metadb.SetFlags(&e, flags, plain.Int64)
 		if e.Blocks, err = metadb.UnpackBlocks(packed); err != nil {
 			return nil, after, fmt.Errorf("sqlite: entry %q of %d: %w", e.Path, id, err)
 		}

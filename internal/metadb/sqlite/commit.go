@@ -182,9 +182,9 @@ func (c *commitTx) LookupBlocks(ctx context.Context, cids [][]byte) ([]metadb.Bl
 }
 
 const (
-	entryCols     = 15
+	entryCols     = 16
 	entryBatch    = 256
-	entriesInsert = "INSERT INTO entries (backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, parent_seq, flags, name_id) VALUES "
+	entriesInsert = "INSERT INTO entries (backup_id, seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, parent_seq, flags, plain_size, name_id) VALUES "
 )
 
 // nullParent stores the root's parent (-1) as NULL.
@@ -218,7 +218,7 @@ func (c *commitTx) addEntries(ctx context.Context, rows []metadb.EntryRow) error
 			blocks = r.Blocks
 		}
 		args = append(args, c.id, r.Seq, e.Path, metadb.TypeCode(e.Type), e.Mode, e.MTime.Unix(), e.MTime.Nanosecond(),
-			e.Size, e.UID, e.GID, target, blocks, nullParent(r.Parent), metadb.Flags(e), r.NameID)
+			e.Size, e.UID, e.GID, target, blocks, nullParent(r.Parent), metadb.Flags(e), metadb.PlainSize(e), r.NameID)
 		if r.NameID == 0 {
 			name := metadb.BaseName(e.Path)
 			if id, ok := c.knownName(name); ok {

@@ -255,6 +255,11 @@ ALTER TABLE backups ADD COLUMN added_bytes INTEGER;
 	`
 ALTER TABLE jobs ADD COLUMN seen INTEGER;
 `,
+	// 12: encrypted content. An entry of flag 2 is an age file; its own
+	// size is plain_size (NULL for the others).
+	`
+ALTER TABLE entries ADD COLUMN plain_size INTEGER;
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

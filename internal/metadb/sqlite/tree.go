@@ -45,7 +45,7 @@ func (db *DB) cacheNames(pending map[string]int64) {
 	}
 }
 
-const nodeCols = "seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, flags"
+const nodeCols = "seq, path, type, mode, mtime_s, mtime_ns, size, uid, gid, target, blocks, flags, plain_size"
 
 func scanNode(sc interface{ Scan(...any) error }) (metadb.Node, error) {
 	var n metadb.Node
@@ -54,11 +54,12 @@ func scanNode(sc interface{ Scan(...any) error }) (metadb.Node, error) {
 	var target sql.NullString
 	var packed []byte
 	var flags int
-	if err := sc.Scan(&n.Seq, &n.Entry.Path, &typ, &n.Entry.Mode, &ms, &mns, &n.Entry.Size, &n.Entry.UID, &n.Entry.GID, &target, &packed, &flags); err != nil {
+	var plain sql.NullInt64
+	if err := sc.Scan(&n.Seq, &n.Entry.Path, &typ, &n.Entry.Mode, &ms, &mns, &n.Entry.Size, &n.Entry.UID, &n.Entry.GID, &target, &packed, &flags, &plain); err != nil {
 		return metadb.Node{}, err
 	}
 	n.Entry.Type = metadb.TypeName(typ)
-	n.Entry.ChangedDuringRead = flags&metadb.FlagChanged != 0
+	metadb.SetFlags(&n.Entry, flags, plain.Int64)
 	n.Entry.MTime = metadb.UnixTime(ms, mns)
 	n.Entry.Target = target.String
 	var err error
