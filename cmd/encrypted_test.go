@@ -5,13 +5,17 @@ package cmd_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"ib/internal/block"
 	"ib/internal/ibtest"
@@ -56,5 +60,94 @@ func TestRestoreRefusesEncrypted(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(dst); err == nil && len(entries) > 0 {
 		t.Fatalf("the refused restore wrote %v", entries)
+	}
+}
+
+// TestEncryptedBackup: `backup create --encrypt keys/ --encrypt-to R`
+// stores the files under keys/ as age files: GET /files/keys/a.json is
+// ciphertext that the age command line decrypts to the original bytes,
+// the manifest says encryption age and the plain size, and the plaintext
+// is in no stored block; the other files stay plain and deduplicated; a
+// second backup with nothing changed encrypts and uploads nothing.
+func TestEncryptedBackup(t *testing.T) {
+	ageBin, err := exec.LookPath("age")
+	if err != nil {
+		t.Fatal("the age command line is not installed (apt-get install age; scripts/test does)")
+	}
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	key := filepath.Join(t.TempDir(), "key.txt")
+	recipient := strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", key))
+	src := t.TempDir()
+	mt := time.Unix(1_700_000_000, 0)
+	secret := []byte(`{"priv_key":{"type":"tendermint/PrivKeyEd25519","value":"VERY-SECRET-VALIDATOR-KEY-0123456789"}}`)
+	ibtest.WriteFile(t, filepath.Join(src, "keys", "a.json"), secret, 0o600, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "keys", "sub", "b.bin"), ibtest.RandomBytes(300_000), 0o600, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "config.toml"), []byte("moniker = \"node\"\n"), 0o644, mt)
+	if _, errs, code := ib(t, conf, "backup", "create", "--node=enc", "--encrypt", "keys/", src); code != 2 || !strings.Contains(errs, "--encrypt-to") {
+		t.Fatalf("--encrypt without a recipient: exit %d, %s", code, errs)
+	}
+	out := mustIB(t, conf, "backup", "create", "-q", "--json", "--node=enc", "--encrypt", "keys/", "--encrypt-to", recipient, src)
+	var first struct{ ID int64 }
+	if err := json.Unmarshal([]byte(out), &first); err != nil || first.ID == 0 {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	get := func(path string) []byte {
+		resp, err := http.Get(fmt.Sprintf("%s/api/v1/backups/%d/%s", srv.URL, first.ID, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return b
+	}
+	sealed := get("files/keys/a.json")
+	if !bytes.HasPrefix(sealed, []byte("age-encryption.org/v1")) || bytes.Contains(sealed, []byte("VERY-SECRET")) {
+		t.Fatalf("the stored keys/a.json is not an age file:\n%.200q", sealed)
+	}
+	cmd := exec.Command(ageBin, "-d", "-i", key)
+	cmd.Stdin = bytes.NewReader(sealed)
+	if plain, err := cmd.Output(); err != nil || !bytes.Equal(plain, secret) {
+		t.Fatalf("age -d of the downloaded file: %v\n%q", err, plain)
+	}
+	if got := get("files/config.toml"); string(got) != "moniker = \"node\"\n" {
+		t.Fatalf("a file not chosen was stored as %q", got)
+	}
+	manifest := string(get("manifest"))
+	for _, want := range []string{`"path":"keys/a.json"`, `"encryption":"age"`, fmt.Sprintf(`"plain_size":%d`, len(secret)), `"plain_size":300000`} {
+		if !strings.Contains(manifest, want) {
+			t.Fatalf("manifest lacks %s:\n%s", want, manifest)
+		}
+	}
+	if strings.Count(manifest, `"encryption"`) != 2 {
+		t.Fatalf("want exactly the two files under keys/ encrypted:\n%s", manifest)
+	}
+	// No stored byte holds the secret: the SQLite file (inline blocks)
+	// and the block directory.
+	filepath.WalkDir(srv.DataDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte("VERY-SECRET")) {
+				t.Errorf("%s holds the plaintext", p)
+			}
+		}
+		return nil
+	})
+	out = mustIB(t, conf, "backup", "create", "-q", "--json", "--node=enc", "--encrypt", "keys/", "--encrypt-to", recipient, src)
+	var second struct {
+		ID            int64
+		UploadedBytes int64 `json:"uploaded_bytes"`
+		ReusedFiles   int64 `json:"reused_files"`
+	}
+	if err := json.Unmarshal([]byte(out), &second); err != nil || second.UploadedBytes != 0 || second.ReusedFiles != 3 {
+		t.Fatalf("second backup, nothing changed: %+v (%v)\n%s", second, err, out)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustIB(t, conf, "backup", "restore", "latest", "--node=enc", "--path", "config.toml", dst, "-q")
+	if b, _ := os.ReadFile(filepath.Join(dst, "config.toml")); string(b) != "moniker = \"node\"\n" {
+		t.Fatalf("restore of a plain file beside encrypted ones: %q", b)
 	}
 }

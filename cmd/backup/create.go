@@ -40,6 +40,7 @@ func newCreate(o *common) *cobra.Command {
 		shrink    bool
 		parallel  bool
 		live      liveFlags
+		enc       encryptFlags
 	)
 	c := &cobra.Command{
 		Use:   "create [--KEY=VALUE ...] PATH",
@@ -87,6 +88,10 @@ func newCreate(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			sealing, err := enc.resolve()
+			if err != nil {
+				return err
+			}
 			if err := checkToken(c.Context(), api); err != nil {
 				return err
 			}
@@ -115,7 +120,7 @@ func newCreate(o *common) *cobra.Command {
 			opts := backup.Options{
 				BlockSize: bs, Level: lv, Jobs: jobs, Full: full,
 				Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
-				Cache: cache, AllowShrink: shrink, Parallel: parallel,
+				Cache: cache, AllowShrink: shrink, Parallel: parallel, Encrypt: sealing,
 			}
 			lp.options(&opts)
 			if lp.pre.Command == "" {
@@ -154,6 +159,7 @@ func newCreate(o *common) *cobra.Command {
 	f.BoolVar(&dryRun, "dry-run", false, "list what would be backed up (+) and what is ignored (-); contact no server")
 	f.BoolVar(&explain, "explain", false, "with --dry-run: name the ignore file, line and pattern of each ignored path")
 	live.add(c)
+	enc.add(c)
 	return c
 }
 

@@ -58,6 +58,9 @@ type Options struct {
 	Job int64
 	// Prescan counts the files and bytes first (concurrently), for an ETA.
 	Prescan bool
+	// Encrypt, if set, seals the content of the files it wants as age
+	// files to its recipients.
+	Encrypt *Encrypt
 	Log     *slog.Logger
 	// IsNotFound tells the API's "no such backup" from other errors.
 	IsNotFound func(error) bool
@@ -221,6 +224,7 @@ type run struct {
 	// packBytesMax in memory, and a few in flight keep the server busy.
 	packing chan struct{}
 	late    lateSet      // files changed after they were hashed
+	sealed  sealedSpools // the encrypted files' spools
 	rereads atomic.Int64 // reads of files that changed under the read
 }
 
@@ -236,8 +240,12 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 	if opts.BlockSize > block.MaxSize {
 		return Result{}, fmt.Errorf("block size %d exceeds the maximum %d", opts.BlockSize, block.MaxSize)
 	}
+	if opts.Encrypt != nil && len(opts.Encrypt.Recipients) == 0 {
+		return Result{}, errors.New("encryption without a recipient (--encrypt-to)")
+	}
 	start := time.Now()
 	r := &run{opts: opts, api: api, root: root, packing: make(chan struct{}, max(2, 2*runtime.GOMAXPROCS(0)))}
+	defer r.sealed.removeAll()
 	r.res.Tags = opts.Tags
 	if err := opts.Labels.CheckLabels(); err != nil {
 		return Result{}, err
@@ -381,7 +389,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 			}
 			var off int64
 			for _, b := range j.entry.Blocks {
-				s := source{cid: b.CID, path: j.entry.Path, abs: j.item.Abs, off: off, size: b.Size}
+				s := source{cid: b.CID, path: j.entry.Path, abs: r.sealed.source(j.entry.Path, j.item.Abs), off: off, size: b.Size}
 				off += b.Size
 				select {
 				case newBlocks <- s:

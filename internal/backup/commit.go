@@ -97,7 +97,7 @@ func (r *run) uploadFromSpool(ctx context.Context, spool *os.File, size int64, m
 		for _, b := range e.Blocks {
 			if want[b.CID] {
 				delete(want, b.CID)
-				s := source{cid: b.CID, path: e.Path, abs: filepath.Join(r.root, filepath.FromSlash(e.Path)), off: off, size: b.Size}
+				s := source{cid: b.CID, path: e.Path, abs: r.sealed.source(e.Path, filepath.Join(r.root, filepath.FromSlash(e.Path))), off: off, size: b.Size}
 				var err error
 				if s.size < packLimit {
 					err = r.uploadPack(ctx, []source{s})

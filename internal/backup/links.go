@@ -17,7 +17,7 @@ import (
 // file's content and is never read or uploaded.
 func (r *run) plan(it *scan.Item, prev *prevManifest, links map[scan.FileID]*job) *job {
 	j := &job{item: it, entry: it.Entry(), done: make(chan struct{})}
-	if it.Type == manifest.TypeFile && secrets.Looks(it.Path, it.Abs) {
+	if it.Type == manifest.TypeFile && !r.opts.Encrypt.Wants(it.Path) && secrets.Looks(it.Path, it.Abs) {
 		if r.res.SecretCount++; len(r.res.Secrets) < 100 {
 			r.res.Secrets = append(r.res.Secrets, it.Path)
 		}
@@ -41,11 +41,14 @@ func (r *run) plan(it *scan.Item, prev *prevManifest, links map[scan.FileID]*job
 		}
 	}
 	if it.Type == manifest.TypeFile && j.entry.Size > 0 {
+		seal := r.opts.Encrypt.Wants(it.Path)
 		if p := prev.find(it.Path); p != nil && p.Type == manifest.TypeFile && !p.ChangedDuringRead &&
-			p.Size == j.entry.Size && p.MTime.Equal(j.entry.MTime) {
-			j.entry.Blocks = p.Blocks
+			plainSize(p) == j.entry.Size && p.MTime.Equal(j.entry.MTime) && (p.Encryption != "") == seal {
+			// Unchanged, and sealed then as now: its old blocks, not
+			// encrypted again.
+			j.entry.Blocks, j.entry.Size, j.entry.Encryption, j.entry.PlainSize = p.Blocks, p.Size, p.Encryption, p.PlainSize
 			j.reused = true
-		} else if blocks := prev.renamed(it, &j.entry); blocks != nil {
+		} else if blocks := prev.renamed(it, &j.entry); blocks != nil && !seal {
 			j.entry.Blocks = blocks
 			j.reused = true
 			r.res.Renamed++
@@ -57,6 +60,14 @@ func (r *run) plan(it *scan.Item, prev *prevManifest, links map[scan.FileID]*job
 		close(j.done)
 	}
 	return j
+}
+
+// plainSize is the size of an entry's file on disk.
+func plainSize(e *manifest.Entry) int64 {
+	if e.Encryption != "" {
+		return e.PlainSize
+	}
+	return e.Size
 }
 
 // takeLink gives a hard link its first name's content, once that is read
@@ -73,6 +84,7 @@ func (r *run) takeLink(ctx context.Context, j *job) error {
 		j.entry.Target = f.Path
 		j.entry.Mode, j.entry.MTime, j.entry.UID, j.entry.GID = f.Mode, f.MTime, f.UID, f.GID
 		j.entry.Size, j.entry.Blocks, j.entry.ChangedDuringRead = f.Size, f.Blocks, f.ChangedDuringRead
+		j.entry.Encryption, j.entry.PlainSize = f.Encryption, f.PlainSize
 		return nil
 	}
 	j.entry.Type, j.entry.Target = manifest.TypeFile, ""

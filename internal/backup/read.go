@@ -38,6 +38,9 @@ type readOnce struct {
 // readFile hashes a walked file into j.entry, reading it again while it
 // changes under the read. It returns errVanished for a file that is gone.
 func (r *run) readFile(ctx context.Context, j *job, buf []byte) error {
+	if r.opts.Encrypt.Wants(j.entry.Path) {
+		return r.readSealed(ctx, j, buf)
+	}
 	for attempt := 0; ; attempt++ {
 		rd, err := r.hashFile(ctx, j.item.Abs, buf)
 		if err != nil {

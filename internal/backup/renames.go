@@ -95,7 +95,7 @@ func (x *inodeIndex) find(it *scan.Item, e *manifest.Entry) []manifest.Block {
 		return nil
 	}
 	// The record is only a pointer: the entry itself must agree.
-	if old.Type != manifest.TypeFile || old.ChangedDuringRead || old.Size != e.Size || !old.MTime.Equal(e.MTime) ||
+	if old.Type != manifest.TypeFile || old.ChangedDuringRead || old.Encryption != "" || old.Size != e.Size || !old.MTime.Equal(e.MTime) ||
 		manifest.CheckPath(old.Path) != nil {
 		return nil
 	}
