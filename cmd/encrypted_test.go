@@ -55,7 +55,7 @@ func TestRestoreRefusesEncrypted(t *testing.T) {
 	mustIB(t, conf, "login", srv.URL)
 	dst := filepath.Join(t.TempDir(), "dst")
 	_, errs, code := ib(t, conf, "backup", "restore", "latest", "--node=enc", dst)
-	if code == 0 || !strings.Contains(errs, "encrypted files in the backup") || !strings.Contains(errs, "priv_validator_key.json") {
+	if code == 0 || !strings.Contains(errs, "encrypted files in the backup") || !strings.Contains(errs, "priv_validator_key.json") || !strings.Contains(errs, "--identity") {
 		t.Fatalf("restore of an encrypted file: exit %d\n%s", code, errs)
 	}
 	if entries, err := os.ReadDir(dst); err == nil && len(entries) > 0 {
@@ -145,9 +145,35 @@ func TestEncryptedBackup(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &second); err != nil || second.UploadedBytes != 0 || second.ReusedFiles != 3 {
 		t.Fatalf("second backup, nothing changed: %+v (%v)\n%s", second, err, out)
 	}
+	// Without an identity: refused before DEST is written, naming them.
 	dst := filepath.Join(t.TempDir(), "dst")
-	mustIB(t, conf, "backup", "restore", "latest", "--node=enc", "--path", "config.toml", dst, "-q")
-	if b, _ := os.ReadFile(filepath.Join(dst, "config.toml")); string(b) != "moniker = \"node\"\n" {
-		t.Fatalf("restore of a plain file beside encrypted ones: %q", b)
+	_, errs, code := ib(t, conf, "backup", "restore", "latest", "--node=enc", dst)
+	if code == 0 || !strings.Contains(errs, "keys/a.json") || !strings.Contains(errs, "--identity") {
+		t.Fatalf("restore without an identity: exit %d\n%s", code, errs)
+	}
+	if entries, _ := os.ReadDir(dst); len(entries) > 0 {
+		t.Fatalf("the refused restore wrote %v", entries)
+	}
+	// A wrong identity: refused before writing, saying why.
+	other := filepath.Join(t.TempDir(), "other.txt")
+	mustIB(t, conf, "key", "generate", "--out", other)
+	_, errs, code = ib(t, conf, "backup", "restore", "latest", "--node=enc", "--identity", other, dst)
+	if code == 0 || !strings.Contains(errs, "none of the identities") {
+		t.Fatalf("restore with a wrong identity: exit %d\n%s", code, errs)
+	}
+	if entries, _ := os.ReadDir(dst); len(entries) > 0 {
+		t.Fatalf("the restore with a wrong identity wrote %v", entries)
+	}
+	// With it (and another that does not fit): byte-exact, modes and times.
+	mustIB(t, conf, "backup", "restore", "latest", "--node=enc", "--identity", other, "--identity", key, dst, "-q")
+	ibtest.TreesEqual(t, src, dst, nil)
+	// --skip-encrypted restores the rest.
+	rest := filepath.Join(t.TempDir(), "rest")
+	mustIB(t, conf, "backup", "restore", "latest", "--node=enc", "--skip-encrypted", rest, "-q")
+	if b, _ := os.ReadFile(filepath.Join(rest, "config.toml")); string(b) != "moniker = \"node\"\n" {
+		t.Fatalf("--skip-encrypted: config.toml %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(rest, "keys", "a.json")); !os.IsNotExist(err) {
+		t.Fatalf("--skip-encrypted restored keys/a.json (%v)", err)
 	}
 }

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"ib/internal/backup"
@@ -40,4 +41,17 @@ func (e *encryptFlags) resolve() (*backup.Encrypt, error) {
 		return nil, cli.Usagef("--encrypt-to: %v", err)
 	}
 	return &backup.Encrypt{Recipients: rs, Patterns: ignore.Excludes("--encrypt", e.patterns), All: e.all}, nil
+}
+
+// loadIdentities reads --identity files.
+func loadIdentities(env *cli.Env, paths []string) ([]age.Identity, error) {
+	var out []age.Identity
+	for _, p := range paths {
+		ids, err := encrypt.Identities(p, cli.Passphrase(env, "IB_IDENTITY_PASSPHRASE", "passphrase of "+p))
+		if err != nil {
+			return nil, cli.Usagef("--identity: %v", err)
+		}
+		out = append(out, ids...)
+	}
+	return out, nil
 }

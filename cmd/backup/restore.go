@@ -34,6 +34,8 @@ func newRestore(o *common) *cobra.Command {
 		inPlace, verifyAll   bool
 		dryRun               bool
 		keep                 []string
+		identities           []string
+		skipEncrypted        bool
 	)
 	c := &cobra.Command{
 		Use:     "restore ID|latest [--KEY=VALUE ...] DEST",
@@ -74,7 +76,12 @@ func newRestore(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ids, err := loadIdentities(o.env, identities)
+			if err != nil {
+				return err
+			}
 			opts := restore.Options{
+				Identities: ids, SkipEncrypted: skipEncrypted,
 				Jobs: jobs, Force: force, Log: o.log(), StateDir: filepath.Join(state, "restored"),
 				NoSameOwner: noSameOwner, Chown: owner, NoSamePermissions: noPerms, Protected: protect,
 				Delete: del, Keep: ignore.Excludes("--keep", keep), InPlace: inPlace, VerifyExisting: verifyAll,
@@ -122,6 +129,8 @@ func newRestore(o *common) *cobra.Command {
 	f.IntVarP(&jobs, "jobs", "j", 0, "download workers (default 4)")
 	f.StringArrayVar(&subs, "path", nil, "restore only this file or folder of the backup (repeatable)")
 	f.BoolVar(&force, "force", false, "restore into a non-empty DEST, replacing what is there")
+	f.StringArrayVar(&identities, "identity", nil, "decrypt encrypted files with this age identity file (repeatable; one protected with a passphrase asks for it, or reads IB_IDENTITY_PASSPHRASE)")
+	f.BoolVar(&skipEncrypted, "skip-encrypted", false, "leave encrypted files out instead of failing without an identity")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	f.BoolVar(&noSameOwner, "no-same-owner", false, "as root, do not give files the backup's owners (they belong to the restoring user)")
 	f.StringVar(&chown, "chown", "", "give every file this owner, USER:GROUP (names or numbers; needs root)")

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"ib/internal/cli"
 	"ib/internal/encrypt"
@@ -66,7 +65,7 @@ A file protected with a passphrase (age -p) asks for it on a terminal, or reads
 IB_IDENTITY_PASSPHRASE.`,
 		Args: cli.Args(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			ids, err := encrypt.Identities(args[0], Passphrase(env, "passphrase of "+args[0]))
+			ids, err := encrypt.Identities(args[0], cli.Passphrase(env, "IB_IDENTITY_PASSPHRASE", "passphrase of "+args[0]))
 			if err != nil {
 				return cli.UsageError{Err: err}
 			}
@@ -77,23 +76,5 @@ IB_IDENTITY_PASSPHRASE.`,
 			fmt.Fprintln(env.Stdout, strings.Join(rs, "\n"))
 			return nil
 		},
-	}
-}
-
-// Passphrase returns how to get a passphrase: IB_IDENTITY_PASSPHRASE, else
-// a prompt on the terminal.
-func Passphrase(env *cli.Env, prompt string) func() (string, error) {
-	return func() (string, error) {
-		if p := env.Getenv("IB_IDENTITY_PASSPHRASE"); p != "" {
-			return p, nil
-		}
-		f, ok := env.Stdin.(*os.File)
-		if !ok || !env.Interactive() {
-			return "", errors.New("a passphrase is needed: set IB_IDENTITY_PASSPHRASE or run on a terminal")
-		}
-		fmt.Fprintf(env.Stderr, "%s: ", prompt)
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(env.Stderr)
-		return string(b), err
 	}
 }

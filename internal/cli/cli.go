@@ -314,3 +314,21 @@ func Group(c *cobra.Command) *cobra.Command {
 	}
 	return c
 }
+
+// Passphrase returns how to get a passphrase: the variable envVar, else a
+// prompt on the terminal (echo off).
+func Passphrase(env *Env, envVar, prompt string) func() (string, error) {
+	return func() (string, error) {
+		if p := env.Getenv(envVar); p != "" {
+			return p, nil
+		}
+		f, ok := env.Stdin.(*os.File)
+		if !ok || !env.Interactive() {
+			return "", fmt.Errorf("a passphrase is needed: set %s or run on a terminal", envVar)
+		}
+		fmt.Fprintf(env.Stderr, "%s: ", prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(env.Stderr)
+		return string(b), err
+	}
+}

@@ -22,11 +22,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"filippo.io/age"
 	"github.com/ipfs/go-cid"
 	"golang.org/x/sync/errgroup"
 
@@ -86,6 +86,11 @@ type Options struct {
 	// StateDir keeps, per DEST, the backup last restored whole into it
 	// (known.go): a refresh then reads no stale bytes. "" keeps nothing.
 	StateDir string
+	// Identities decrypt the files whose content is an age file (nil: a
+	// restore that meets one fails before writing anything, naming it);
+	// SkipEncrypted leaves such files out instead.
+	Identities    []age.Identity
+	SkipEncrypted bool
 }
 
 // Owner is a numeric user and group.
@@ -199,7 +204,11 @@ func Run(ctx context.Context, api API, id int64, dest string, opts Options) (Res
 		return Result{}, err
 	}
 	defer spool.Close()
-	if err := check(spool, opts.Sub, opts.Counters); err != nil {
+	sealed, err := check(spool, opts.Sub, opts.Counters)
+	if err != nil {
+		return Result{}, fmt.Errorf("backup %d: %w", id, err)
+	}
+	if err := checkSealed(ctx, api, sealed, opts); err != nil {
 		return Result{}, fmt.Errorf("backup %d: %w", id, err)
 	}
 	if opts.DryRun {
@@ -288,11 +297,10 @@ var ErrEncrypted = errors.New("encrypted files in the backup")
 // check validates the whole manifest before anything is written: a server
 // cannot make restore write outside DEST, under a symlink, or to a path
 // that repeats.
-func check(f *os.File, sub string, c *progress.Counters) error {
+func check(f *os.File, sub string, c *progress.Counters) (sealed []manifest.Entry, err error) {
 	var v manifest.Validator
 	found := false
 	var files, bytes int64
-	var encrypted []string
 	r := entries(f)
 	for {
 		e, err := r.Next()
@@ -300,16 +308,16 @@ func check(f *os.File, sub string, c *progress.Counters) error {
 			break
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := v.Add(e); err != nil {
-			return err
+			return nil, err
 		}
 		if e.Path == sub {
 			found = true
 		}
-		if e.Encryption != "" && manifest.Within(e.Path, sub) && len(encrypted) < 5 {
-			encrypted = append(encrypted, e.Path)
+		if e.Encryption != "" && manifest.Within(e.Path, sub) && len(sealed) < 5 {
+			sealed = append(sealed, *e)
 		}
 		if e.Type.HasContent() && manifest.Within(e.Path, sub) {
 			files++
@@ -319,23 +327,17 @@ func check(f *os.File, sub string, c *progress.Counters) error {
 		}
 	}
 	if v.Count() == 0 {
-		return errors.New("empty manifest")
+		return nil, errors.New("empty manifest")
 	}
 	if !found {
-		return fmt.Errorf("--path %q is not in the backup", sub)
-	}
-	if len(encrypted) > 0 {
-		// Their blocks are age files: written as they are they would be
-		// ciphertext under the files' names.
-		return fmt.Errorf("%w: %s; this ib cannot decrypt them yet (the age command line can: GET /files/…, then age -d -i KEY)",
-			ErrEncrypted, strings.Join(encrypted, ", "))
+		return nil, fmt.Errorf("--path %q is not in the backup", sub)
 	}
 	if c != nil { // the totals of what this restore restores, --path or not
 		c.TotalFiles.Store(files)
 		c.TotalBytes.Store(bytes)
 		c.TotalsDone.Store(true)
 	}
-	return nil
+	return sealed, nil
 }
 
 // prepare creates dest or checks that it may be written to. It reports
@@ -477,6 +479,12 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 						continue
 					}
 					e.Type, e.Target = manifest.TypeFile, "" // its target is not restored here
+				}
+				if e.Encryption != "" {
+					if err := r.restoreSealed(gctx, *e); err != nil {
+						return err
+					}
+					continue
 				}
 				if err := r.restoreFile(gctx, *e, jobs, queue); err != nil {
 					return err
