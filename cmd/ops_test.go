@@ -57,7 +57,14 @@ func freePort(t *testing.T) int {
 // dirs; scheme is "http" or "https".
 func startProc(t *testing.T, scheme string, args ...string) *proc {
 	t.Helper()
-	p := &proc{port: freePort(t), conf: t.TempDir(), args: args}
+	return startProcIn(t, scheme, t.TempDir(), args...)
+}
+
+// startProcIn is startProc with a config dir of the caller's (a
+// server.toml in it gives the server its token).
+func startProcIn(t *testing.T, scheme, conf string, args ...string) *proc {
+	t.Helper()
+	p := &proc{port: freePort(t), conf: conf, args: args}
 	p.URL = scheme + "://127.0.0.1:" + strconv.Itoa(p.port)
 	out, err := exec.Command(ibBinary, "server", "token", "show", "--config", filepath.Join(p.conf, "server.toml")).Output()
 	if err != nil {

@@ -65,21 +65,11 @@ func startCluster(t *testing.T, n int, extra ...string) *cluster {
 // startPeer starts a server with the same server.toml (token) as another.
 func startPeer(t *testing.T, toml []byte, args ...string) *proc {
 	t.Helper()
-	p := &proc{port: freePort(t), conf: t.TempDir()}
-	p.URL = "http://127.0.0.1:" + strconv.Itoa(p.port)
-	if err := os.WriteFile(filepath.Join(p.conf, "server.toml"), toml, 0o600); err != nil {
+	conf := t.TempDir()
+	if err := os.WriteFile(filepath.Join(conf, "server.toml"), toml, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.args = append([]string{"server", "serve", "--config", filepath.Join(p.conf, "server.toml"),
-		"--listen", "127.0.0.1:" + strconv.Itoa(p.port), "--data-dir", filepath.Join(p.conf, "data"), "--log-format", "json"}, args...)
-	p.start(t)
-	t.Cleanup(func() {
-		if p.cmd != nil {
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
+	return startProcIn(t, "http", conf, args...)
 }
 
 // startHAProxy runs deploy/scale-out/haproxy.cfg (the README's example)

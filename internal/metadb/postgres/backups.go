@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,28 +15,6 @@ import (
 	"ib/internal/metadb"
 )
 
-const backupCols = "id, created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, labels, added_bytes"
-
-func scanBackup(sc pgx.Row) (metadb.Backup, error) {
-	var b metadb.Backup
-	var created int64
-	var tagset string
-	var labels *string
-	if err := sc.Scan(&b.ID, &created, &tagset, &b.Files, &b.Dirs, &b.Symlinks, &b.Bytes, &b.Blocks, &b.Entries, &labels, &b.AddedBytes); err != nil {
-		return metadb.Backup{}, err
-	}
-	if labels != nil {
-		if err := json.Unmarshal([]byte(*labels), &b.Labels); err != nil {
-			return metadb.Backup{}, fmt.Errorf("labels of backup %d: %w", b.ID, err)
-		}
-	}
-	b.CreatedAt = time.Unix(0, created).UTC()
-	if err := json.Unmarshal([]byte(tagset), &b.Tags); err != nil {
-		return metadb.Backup{}, fmt.Errorf("tags of backup %d: %w", b.ID, err)
-	}
-	return b, nil
-}
-
 func notFound(err error, what string) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return metadb.ErrNotFound
@@ -47,7 +24,7 @@ func notFound(err error, what string) error {
 
 // Get returns one backup.
 func (db *DB) Get(ctx context.Context, id int64) (metadb.Backup, error) {
-	b, err := scanBackup(db.pool.QueryRow(ctx, "SELECT "+backupCols+" FROM backups WHERE id = $1 AND NOT deleting", id))
+	b, err := metadb.ScanBackup(db.pool.QueryRow(ctx, "SELECT "+metadb.BackupColumns+" FROM backups WHERE id = $1 AND NOT deleting", id))
 	if err != nil {
 		return metadb.Backup{}, notFound(err, fmt.Sprintf("backup %d", id))
 	}
@@ -56,7 +33,7 @@ func (db *DB) Get(ctx context.Context, id int64) (metadb.Backup, error) {
 
 // Latest returns the newest backup whose tags equal tags exactly.
 func (db *DB) Latest(ctx context.Context, tags manifest.Tags) (metadb.Backup, error) {
-	b, err := scanBackup(db.pool.QueryRow(ctx, "SELECT "+backupCols+
+	b, err := metadb.ScanBackup(db.pool.QueryRow(ctx, "SELECT "+metadb.BackupColumns+
 		" FROM backups WHERE tagset = $1 AND NOT deleting ORDER BY created_at DESC, id DESC LIMIT 1", tags.Canonical()))
 	if err != nil {
 		return metadb.Backup{}, notFound(err, "latest backup")
@@ -81,14 +58,14 @@ func tagFilter(filter manifest.Tags, n int) (string, []any) {
 // first.
 func (db *DB) List(ctx context.Context, filter manifest.Tags) ([]metadb.Backup, error) {
 	cond, args := tagFilter(filter, 1)
-	rows, err := db.pool.Query(ctx, "SELECT "+backupCols+" FROM backups b WHERE NOT deleting"+cond+" ORDER BY created_at DESC, id DESC", args...)
+	rows, err := db.pool.Query(ctx, "SELECT "+metadb.BackupColumns+" FROM backups b WHERE NOT deleting"+cond+" ORDER BY created_at DESC, id DESC", args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list backups: %w", err)
 	}
 	defer rows.Close()
 	var out []metadb.Backup
 	for rows.Next() {
-		b, err := scanBackup(rows)
+		b, err := metadb.ScanBackup(rows)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: list backups: %w", err)
 		}

@@ -2,23 +2,14 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"ib/internal/manifest"
 	"ib/internal/metadb"
 )
-
-func tagsJSON(t manifest.Tags) string {
-	if len(t) == 0 {
-		return ""
-	}
-	return t.Canonical()
-}
 
 func nullID(id int64) *int64 {
 	if id == 0 {
@@ -31,7 +22,7 @@ func nullID(id int64) *int64 {
 func (db *DB) StartJob(ctx context.Context, j metadb.Job) (int64, error) {
 	var id int64
 	err := db.pool.QueryRow(ctx, `INSERT INTO jobs (kind, tags, backup_id, client, started, status) VALUES ($1, $2, $3, $4, $5, 'running') RETURNING id`,
-		j.Kind, tagsJSON(j.Tags), nullID(j.BackupID), j.Client, j.Started.UnixNano()).Scan(&id)
+		j.Kind, metadb.TagsJSON(j.Tags), nullID(j.BackupID), j.Client, j.Started.UnixNano()).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("start job: %w", err)
 	}
@@ -60,33 +51,9 @@ func (db *DB) AddJobEvent(ctx context.Context, id int64, e metadb.JobEvent) erro
 	return nil
 }
 
-const jobColumns = `id, kind, tags, COALESCE(backup_id, 0), client, started, COALESCE(finished, 0), COALESCE(seen, 0), status, bytes, files, error`
-
-func scanJob(sc pgx.Row) (metadb.Job, error) {
-	var j metadb.Job
-	var tags string
-	var started, finished, seen int64
-	if err := sc.Scan(&j.ID, &j.Kind, &tags, &j.BackupID, &j.Client, &started, &finished, &seen, &j.Status, &j.Bytes, &j.Files, &j.Error); err != nil {
-		return metadb.Job{}, err
-	}
-	if tags != "" {
-		if err := json.Unmarshal([]byte(tags), &j.Tags); err != nil {
-			return metadb.Job{}, fmt.Errorf("job %d tags: %w", j.ID, err)
-		}
-	}
-	j.Started = time.Unix(0, started).UTC()
-	if finished != 0 {
-		j.Finished = time.Unix(0, finished).UTC()
-	}
-	if seen != 0 {
-		j.Seen = time.Unix(0, seen).UTC()
-	}
-	return j, nil
-}
-
 // Job returns one job and its log.
 func (db *DB) Job(ctx context.Context, id int64) (metadb.Job, []metadb.JobEvent, error) {
-	j, err := scanJob(db.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, id))
+	j, err := metadb.ScanJob(db.pool.QueryRow(ctx, `SELECT `+metadb.JobColumns+` FROM jobs WHERE id = $1`, id))
 	if err != nil {
 		if err == pgx.ErrNoRows {
 			return metadb.Job{}, nil, fmt.Errorf("job %d: %w", id, metadb.ErrNotFound)
@@ -128,7 +95,7 @@ func (db *DB) Jobs(ctx context.Context, f metadb.JobFilter) ([]metadb.Job, error
 	if f.Before > 0 {
 		add("id < $%d", f.Before)
 	}
-	q := `SELECT ` + jobColumns + ` FROM jobs`
+	q := `SELECT ` + metadb.JobColumns + ` FROM jobs`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -141,7 +108,7 @@ func (db *DB) Jobs(ctx context.Context, f metadb.JobFilter) ([]metadb.Job, error
 	defer rows.Close()
 	jobs := []metadb.Job{}
 	for rows.Next() {
-		j, err := scanJob(rows)
+		j, err := metadb.ScanJob(rows)
 		if err != nil {
 			return nil, err
 		}

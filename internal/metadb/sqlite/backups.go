@@ -3,45 +3,17 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"ib/internal/manifest"
 	"ib/internal/metadb"
 )
 
-const backupCols = "id, created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, labels, added_bytes"
-
-func scanBackup(sc interface{ Scan(...any) error }) (metadb.Backup, error) {
-	var b metadb.Backup
-	var created int64
-	var tagset string
-	var labels sql.NullString
-	var added sql.NullInt64
-	if err := sc.Scan(&b.ID, &created, &tagset, &b.Files, &b.Dirs, &b.Symlinks, &b.Bytes, &b.Blocks, &b.Entries, &labels, &added); err != nil {
-		return metadb.Backup{}, err
-	}
-	if added.Valid {
-		b.AddedBytes = &added.Int64
-	}
-	if labels.Valid {
-		if err := json.Unmarshal([]byte(labels.String), &b.Labels); err != nil {
-			return metadb.Backup{}, fmt.Errorf("labels of backup %d: %w", b.ID, err)
-		}
-	}
-	b.CreatedAt = time.Unix(0, created).UTC()
-	if err := json.Unmarshal([]byte(tagset), &b.Tags); err != nil {
-		return metadb.Backup{}, fmt.Errorf("tags of backup %d: %w", b.ID, err)
-	}
-	return b, nil
-}
-
 // Get returns one backup.
 func (db *DB) Get(ctx context.Context, id int64) (metadb.Backup, error) {
-	b, err := scanBackup(db.r.QueryRowContext(ctx, "SELECT "+backupCols+" FROM backups WHERE id = ? AND deleting = 0", id))
+	b, err := metadb.ScanBackup(db.r.QueryRowContext(ctx, "SELECT "+metadb.BackupColumns+" FROM backups WHERE id = ? AND deleting = 0", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return metadb.Backup{}, metadb.ErrNotFound
 	}
@@ -53,7 +25,7 @@ func (db *DB) Get(ctx context.Context, id int64) (metadb.Backup, error) {
 
 // Latest returns the newest backup whose tags equal tags exactly.
 func (db *DB) Latest(ctx context.Context, tags manifest.Tags) (metadb.Backup, error) {
-	b, err := scanBackup(db.r.QueryRowContext(ctx, "SELECT "+backupCols+
+	b, err := metadb.ScanBackup(db.r.QueryRowContext(ctx, "SELECT "+metadb.BackupColumns+
 		" FROM backups WHERE tagset = ? AND deleting = 0 ORDER BY created_at DESC, id DESC LIMIT 1", tags.Canonical()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return metadb.Backup{}, metadb.ErrNotFound
@@ -67,7 +39,7 @@ func (db *DB) Latest(ctx context.Context, tags manifest.Tags) (metadb.Backup, er
 // List returns the backups whose tags include every pair of filter, newest
 // first.
 func (db *DB) List(ctx context.Context, filter manifest.Tags) ([]metadb.Backup, error) {
-	q := "SELECT " + backupCols + " FROM backups b WHERE deleting = 0"
+	q := "SELECT " + metadb.BackupColumns + " FROM backups b WHERE deleting = 0"
 	var args []any
 	if len(filter) > 0 {
 		var conds []string
@@ -86,7 +58,7 @@ func (db *DB) List(ctx context.Context, filter manifest.Tags) ([]metadb.Backup, 
 	defer rows.Close()
 	var out []metadb.Backup
 	for rows.Next() {
-		b, err := scanBackup(rows)
+		b, err := metadb.ScanBackup(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list backups: %w", err)
 		}
