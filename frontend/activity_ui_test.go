@@ -93,13 +93,16 @@ func TestWebUIActivity(t *testing.T) {
 	}
 }
 
-// waitText waits until the JavaScript expression's value contains want.
+// waitText waits until the JavaScript expression's value contains want. An
+// expression that throws (its element not rendered yet) counts as "" and is
+// tried again.
 func waitText(t *testing.T, ctx context.Context, js, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	guarded := "(() => { try { return String(" + js + ") } catch (e) { return '' } })()"
 	var got string
 	for time.Now().Before(deadline) {
-		got = evalString(t, ctx, js)
+		got = evalString(t, ctx, guarded)
 		if strings.Contains(got, want) {
 			return
 		}
