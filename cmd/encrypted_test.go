@@ -3,6 +3,7 @@
 package cmd_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +87,9 @@ func TestEncryptedBackup(t *testing.T) {
 	ibtest.WriteFile(t, filepath.Join(src, "keys", "a.json"), secret, 0o600, mt)
 	ibtest.WriteFile(t, filepath.Join(src, "keys", "sub", "b.bin"), ibtest.RandomBytes(300_000), 0o600, mt)
 	ibtest.WriteFile(t, filepath.Join(src, "config.toml"), []byte("moniker = \"node\"\n"), 0o644, mt)
+	if err := os.Link(filepath.Join(src, "keys", "a.json"), filepath.Join(src, "keys", "link.json")); err != nil {
+		t.Fatal(err)
+	}
 	if _, errs, code := ib(t, conf, "backup", "create", "--node=enc", "--encrypt", "keys/", src); code != 2 || !strings.Contains(errs, "--encrypt-to") {
 		t.Fatalf("--encrypt without a recipient: exit %d, %s", code, errs)
 	}
@@ -93,6 +98,7 @@ func TestEncryptedBackup(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &first); err != nil || first.ID == 0 {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
+	var disposition string
 	get := func(path string) []byte {
 		resp, err := http.Get(fmt.Sprintf("%s/api/v1/backups/%d/%s", srv.URL, first.ID, path))
 		if err != nil {
@@ -103,16 +109,53 @@ func TestEncryptedBackup(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
 		}
+		disposition = resp.Header.Get("Content-Disposition")
 		return b
+	}
+	ageDecrypt := func(sealed []byte) []byte {
+		t.Helper()
+		cmd := exec.Command(ageBin, "-d", "-i", key)
+		cmd.Stdin = bytes.NewReader(sealed)
+		plain, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("age -d: %v", err)
+		}
+		return plain
 	}
 	sealed := get("files/keys/a.json")
 	if !bytes.HasPrefix(sealed, []byte("age-encryption.org/v1")) || bytes.Contains(sealed, []byte("VERY-SECRET")) {
 		t.Fatalf("the stored keys/a.json is not an age file:\n%.200q", sealed)
 	}
-	cmd := exec.Command(ageBin, "-d", "-i", key)
-	cmd.Stdin = bytes.NewReader(sealed)
-	if plain, err := cmd.Output(); err != nil || !bytes.Equal(plain, secret) {
-		t.Fatalf("age -d of the downloaded file: %v\n%q", err, plain)
+	if !strings.HasSuffix(disposition, "a.json.age") {
+		t.Fatalf("Content-Disposition %q, want the .age suffix", disposition)
+	}
+	if plain := ageDecrypt(sealed); !bytes.Equal(plain, secret) {
+		t.Fatalf("age -d of the downloaded file: %q", plain)
+	}
+	// The tar archive: encrypted files as NAME.age (and a hard link to one
+	// links to NAME.age), the rest as they are.
+	tarred := map[string][]byte{}
+	links := map[string]string{}
+	tr := tar.NewReader(bytes.NewReader(get("archive.tar")))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		tarred[h.Name], links[h.Name] = b, h.Linkname
+	}
+	if plain := ageDecrypt(tarred["keys/a.json.age"]); !bytes.Equal(plain, secret) {
+		t.Fatalf("keys/a.json.age from the tar archive decrypts to %q (names %v)", plain, keysOf(tarred))
+	}
+	if string(tarred["config.toml"]) != "moniker = \"node\"\n" || links["keys/link.json.age"] != "keys/a.json.age" {
+		t.Fatalf("tar archive: names %v, keys/link.json.age -> %q", keysOf(tarred), links["keys/link.json.age"])
+	}
+	if _, ok := tarred["keys/a.json"]; ok {
+		t.Fatal("the tar archive holds keys/a.json without the .age suffix")
 	}
 	if got := get("files/config.toml"); string(got) != "moniker = \"node\"\n" {
 		t.Fatalf("a file not chosen was stored as %q", got)
@@ -123,8 +166,8 @@ func TestEncryptedBackup(t *testing.T) {
 			t.Fatalf("manifest lacks %s:\n%s", want, manifest)
 		}
 	}
-	if strings.Count(manifest, `"encryption"`) != 2 {
-		t.Fatalf("want exactly the two files under keys/ encrypted:\n%s", manifest)
+	if strings.Count(manifest, `"encryption"`) != 3 {
+		t.Fatalf("want exactly the three files under keys/ encrypted:\n%s", manifest)
 	}
 	// No stored byte holds the secret: the SQLite file (inline blocks)
 	// and the block directory.
@@ -173,7 +216,18 @@ func TestEncryptedBackup(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(rest, "config.toml")); string(b) != "moniker = \"node\"\n" {
 		t.Fatalf("--skip-encrypted: config.toml %q", b)
 	}
-	if _, err := os.Stat(filepath.Join(rest, "keys", "a.json")); !os.IsNotExist(err) {
-		t.Fatalf("--skip-encrypted restored keys/a.json (%v)", err)
+	for _, name := range []string{"a.json", "link.json"} {
+		if _, err := os.Stat(filepath.Join(rest, "keys", name)); !os.IsNotExist(err) {
+			t.Fatalf("--skip-encrypted restored keys/%s (%v)", name, err)
+		}
 	}
+}
+
+func keysOf[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

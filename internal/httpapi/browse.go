@@ -35,6 +35,10 @@ type Node struct {
 	GID    uint32        `json:"gid"`
 	Target string        `json:"target,omitempty"`
 	Blocks int           `json:"blocks"`
+	// Encryption is "age" for a file stored as an age file (Size is then
+	// the age file's, PlainSize the file's own).
+	Encryption string `json:"encryption,omitempty"`
+	PlainSize  int64  `json:"plain_size,omitempty"`
 	// ChangedDuringRead: the file kept changing while it was backed up.
 	ChangedDuringRead bool `json:"changed_during_read,omitempty"`
 }
@@ -42,7 +46,8 @@ type Node struct {
 func node(e manifest.Entry) Node {
 	name := e.Path[strings.LastIndexByte(e.Path, '/')+1:]
 	return Node{Name: name, Path: e.Path, Type: e.Type, Mode: e.Mode, MTime: e.MTime, Size: e.Size,
-		UID: e.UID, GID: e.GID, Target: e.Target, Blocks: len(e.Blocks), ChangedDuringRead: e.ChangedDuringRead}
+		UID: e.UID, GID: e.GID, Target: e.Target, Blocks: len(e.Blocks), ChangedDuringRead: e.ChangedDuringRead,
+		Encryption: e.Encryption, PlainSize: e.PlainSize}
 }
 
 // subPath reads the ?path= of a folder or file, "." by default.
@@ -121,11 +126,14 @@ func (a *API) file(c *gin.Context) {
 	e := f.Entry()
 	name := path.Base(e.Path)
 	ctype := mime.TypeByExtension(path.Ext(name))
+	if e.Encryption != "" {
+		ctype = "" // an age file, whatever its name says
+	}
 	if ctype == "" {
 		ctype = "application/octet-stream"
 	}
 	c.Header("Content-Type", ctype)
-	c.Header("Content-Disposition", attachment(name))
+	c.Header("Content-Disposition", attachment(store.SealedName(e, name)))
 	c.Header("ETag", fmt.Sprintf(`"ib-file-%d-%x"`, id, []byte(e.MTime.Format(time.RFC3339Nano)+strconv.FormatInt(e.Size, 10))))
 	c.Header("X-Content-Type-Options", "nosniff")
 	a.serveContent(c, e.MTime, f, e.Path)

@@ -473,6 +473,10 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 				}
 				r.res.Symlinks++
 			case manifest.TypeHardlink, manifest.TypeFile:
+				if e.Encryption != "" && r.opts.SkipEncrypted {
+					r.skipSealed(*e) // a hard link to a skipped file too
+					continue
+				}
 				if e.Type == manifest.TypeHardlink {
 					if r.linkable(e) {
 						r.links = append(r.links, hardLink{e.Path, e.Target})

@@ -66,14 +66,14 @@ func fetchVerified(ctx context.Context, api API, b manifest.Block, w io.Writer) 
 	return err
 }
 
-// restoreSealed restores one encrypted file, or leaves it out with
-// SkipEncrypted.
+// skipSealed leaves one encrypted file out (SkipEncrypted).
+func (r *run) skipSealed(e manifest.Entry) {
+	r.res.Skipped++
+	r.opts.Log.Info("encrypted: left out (--skip-encrypted)", "path", e.Path)
+}
+
+// restoreSealed restores one encrypted file.
 func (r *run) restoreSealed(ctx context.Context, e manifest.Entry) error {
-	if r.opts.SkipEncrypted {
-		r.res.Skipped++
-		r.opts.Log.Info("encrypted: left out (--skip-encrypted)", "path", e.Path)
-		return nil
-	}
 	spool, err := os.CreateTemp("", "ib-sealed-*.age")
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", e.Path, err)
