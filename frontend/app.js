@@ -201,10 +201,10 @@ function Backup({ id }) {
               onChange=${(ev) => setCart(ev.target.checked ? [...cart, e.path] : cart.filter((p) => p !== e.path))} /></td>
             <td class="name">${e.type === "dir"
               ? html`<span class="ico dir"></span><${Link} href=${`/backups/${id}?path=${encodeURIComponent(e.path)}`}>${vis(e.name)}/</${Link}>`
-              : html`<span class=${"ico " + e.type}></span><a href="#" onClick=${(ev) => { ev.preventDefault(); setSelected(e); }}>${vis(e.name)}</a>${e.type === "symlink" && html` <span class="muted">→ ${vis(e.target)}</span>`}${e.type === "hardlink" && html` <span class="muted">⇔ ${vis(e.target)}</span>`}${e.changed_during_read && html` <span class="warn" title="This file kept changing while it was backed up: it may be inconsistent">changed while read</span>`}`}</td>
+              : html`<span class=${"ico " + e.type}></span><a href="#" onClick=${(ev) => { ev.preventDefault(); setSelected(e); }}>${vis(e.name)}</a>${e.type === "symlink" && html` <span class="muted">→ ${vis(e.target)}</span>`}${e.type === "hardlink" && html` <span class="muted">⇔ ${vis(e.target)}</span>`}${e.changed_during_read && html` <span class="warn" title="This file kept changing while it was backed up: it may be inconsistent">changed while read</span>`}${e.encryption && html` <span class="lock" title=${`Encrypted on the client with age: the download is ${e.name}.age; decrypt it with age -d -i key.txt`}><${Lock} /> encrypted</span>`}`}</td>
             <td>${mode(e.mode)}</td>
             <td>${when(e.mtime)}</td>
-            <td class="num">${hasContent(e) ? size(e.size) : ""}</td>
+            <td class="num">${hasContent(e) ? size(e.encryption ? e.plain_size : e.size) : ""}</td>
             <td>${hasContent(e) && html`<${DL} href=${`/api/v1/backups/${id}/files/${encPath(e.path)}`}>download</${DL}>`}</td>
           </tr>`)}</tbody>
       </table>
@@ -213,14 +213,20 @@ function Backup({ id }) {
     ${pages.next != null && html`<button class="button" onClick=${() => load(pages.next)}>Load more</button>`}`;
 }
 
+// Lock: a padlock drawn inline (no icon font needed), marking an encrypted file.
+const Lock = () => html`<svg class="lock-icon" viewBox="0 0 16 16" width="12" height="12" aria-hidden="true"><rect x="3" y="7" width="10" height="8" rx="1.5" fill="currentColor" /><path d="M5 7V5a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.6" /></svg>`;
+
 function Details({ id, e, close }) {
   const url = `/api/v1/backups/${id}/files/${encPath(e.path)}`;
+  const base = e.path.split("/").pop();
+  const file = e.encryption ? base + ".age" : base; // what the download is called
   return html`
     <section class="card details-card">
       <div class="head"><h2>${vis(e.path)}</h2><button class="button push" onClick=${close}>Close</button></div>
       <div class="details">
         <span class="muted">Type</span><span>${e.type}</span>
-        <span class="muted">Size</span><span>${size(e.size)} (${e.size.toLocaleString()} bytes)</span>
+        <span class="muted">Size</span><span>${size(e.encryption ? e.plain_size : e.size)} (${(e.encryption ? e.plain_size : e.size).toLocaleString()} bytes)</span>
+        ${e.encryption && html`<span class="muted">Encryption</span><span class="lock"><${Lock} /> ${e.encryption}: stored as an age file of ${e.size.toLocaleString()} bytes, encrypted on the client; the server holds no key</span>`}
         <span class="muted">Mode</span><span>${mode(e.mode)}</span>
         <span class="muted">Modified</span><span>${e.mtime}</span>
         <span class="muted">Owner</span><span>${e.uid}:${e.gid}</span>
@@ -228,9 +234,10 @@ function Details({ id, e, close }) {
         ${e.type === "hardlink" && html`<span class="muted">Hard link to</span><span>${vis(e.target)} (stored once)</span>`}
         ${e.changed_during_read && html`<span class="muted">Consistency</span><span class="warn">kept changing while read: stored as last read, may be inconsistent</span>`}
         ${hasContent(e) && html`<span class="muted">Blocks</span><span>${e.blocks}</span>
-        <span class="muted">Download</span><span><${DL} href=${url}>${vis(e.path.split("/").pop())}</${DL}></span>`}
+        <span class="muted">Download</span><span><${DL} href=${url}>${vis(file)}</${DL}></span>`}
       </div>
-      ${hasContent(e) && html`<div class="pad"><${Copy} text=${`curl -fLo ${shq(e.path.split("/").pop())} ${shq(origin + url)}`} /></div>`}
+      ${hasContent(e) && html`<div class="pad"><${Copy} text=${`curl -fLo ${shq(file)} ${shq(origin + url)}`} /></div>`}
+      ${e.encryption && html`<p class="pad decrypt-hint">Decrypt it with the identity it was encrypted to (<code>ib key generate</code> wrote it) and the age command line: <code>age -d -i key.txt ${shq(file)} > ${shq(base)}</code>, or restore with <code>ib backup restore … --identity key.txt</code>.</p>`}
       <${History} id=${id} path=${e.path} />
     </section>`;
 }
