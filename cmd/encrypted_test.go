@@ -231,3 +231,197 @@ func keysOf[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestEncryptionConfigured: a [[backup]] table's preset and encrypt_to
+// encrypt the preset's secrets instead of leaving them out; the config's
+// identity decrypts them for restore, cat and diff --content; two
+// recipients each decrypt; verify --deep needs no identity; a passphrase
+// recipient restores with --passphrase.
+func TestEncryptionConfigured(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	keys := t.TempDir()
+	key1, key2 := filepath.Join(keys, "one.txt"), filepath.Join(keys, "two.txt")
+	r1 := strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", key1))
+	r2 := strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", key2))
+	src := t.TempDir()
+	mt := time.Unix(1_700_000_000, 0)
+	secret := []byte(`{"priv_key":{"value":"VALIDATOR-SECRET"}}`)
+	ibtest.WriteFile(t, filepath.Join(src, "config", "priv_validator_key.json"), secret, 0o600, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "config", "config.toml"), []byte("moniker = 1\n"), 0o644, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "data", "blockstore.db"), ibtest.RandomBytes(100_000), 0o644, mt)
+
+	// The preset alone leaves the key out.
+	plain := createJSON(t, mustIB(t, conf, "backup", "create", "-q", "--json", "--node=plain", "--preset=cosmos", src))
+	if plain.Files != 2 {
+		t.Fatalf("--preset cosmos without a key stored %d files, want 2 (no key)", plain.Files)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(conf, "config.toml"))
+	cfg = append(fmt.Appendf(nil, "identity = %q\n", key1), cfg...) // a top-level key: before any table
+	cfg = append(cfg, fmt.Appendf(nil, `
+[[backup]]
+tags = { node = "val" }
+preset = "cosmos"
+encrypt_to = [%q, %q]
+`, r1, r2)...)
+	os.WriteFile(filepath.Join(conf, "config.toml"), cfg, 0o600)
+	res := createJSON(t, mustIB(t, conf, "backup", "create", "-q", "--json", "--node=val", src))
+	if res.Files != 3 {
+		t.Fatalf("preset + encrypt_to stored %d files, want 3 (the key encrypted)", res.Files)
+	}
+	m := mustIB(t, conf, "backup", "cat", fmt.Sprint(res.ID), "config/priv_validator_key.json", "--raw")
+	if !strings.HasPrefix(m, "age-encryption.org/v1") || strings.Contains(m, "VALIDATOR-SECRET") {
+		t.Fatalf("cat --raw of the key: %.100q", m)
+	}
+	// cat: the config's identity decrypts; --identity with the second key too.
+	if got := mustIB(t, conf, "backup", "cat", "latest", "--node=val", "config/priv_validator_key.json"); got != string(secret) {
+		t.Fatalf("cat with the config's identity: %q", got)
+	}
+	if got := mustIB(t, conf, "backup", "cat", "latest", "--node=val", "config/priv_validator_key.json", "--identity", key2); got != string(secret) {
+		t.Fatalf("cat with the second recipient's identity: %q", got)
+	}
+	// verify --deep reads every block, encrypted or not, with no identity.
+	if out := mustIB(t, conf, "backup", "verify", "latest", "--node=val", "--deep", "--json"); !strings.Contains(out, `"files": 3`) {
+		t.Fatalf("verify --deep: %s", out)
+	}
+	// diff --content: an unchanged key is the same; a key rewritten with
+	// the same size and mtime is found by decrypting the stored one.
+	if out, errs, code := ib(t, conf, "backup", "diff", "latest", "--node=val", "--content", src); code != 0 {
+		t.Fatalf("diff --content of an unchanged tree: exit %d\n%s%s", code, out, errs)
+	}
+	forged := bytes.ReplaceAll(secret, []byte("SECRET"), []byte("FORGED"))
+	ibtest.WriteFile(t, filepath.Join(src, "config", "priv_validator_key.json"), forged, 0o600, mt)
+	if out, _, code := ib(t, conf, "backup", "diff", "latest", "--node=val", "--content", src); code != 1 || !strings.Contains(out, "M config/priv_validator_key.json") {
+		t.Fatalf("diff --content of a rewritten key: exit %d\n%s", code, out)
+	}
+	if out, _, code := ib(t, conf, "backup", "diff", "latest", "--node=val", "--content", "--identity", key2, src); code != 1 || !strings.Contains(out, "M config/priv_validator_key.json") {
+		t.Fatalf("diff --content --identity two.txt: exit %d\n%s", code, out)
+	}
+	// Without an identity it says what it could not compare.
+	bare := t.TempDir()
+	mustIB(t, bare, "login", srv.URL)
+	if _, errs, code := ib(t, bare, "backup", "diff", "latest", "--node=val", "--content", src); code != 0 || !strings.Contains(errs, "1 encrypted file compared by size and mtime alone") {
+		t.Fatalf("diff --content without an identity: exit %d %s", code, errs)
+	}
+	// restore with the config's identity: byte-exact (the key as backed up).
+	ibtest.WriteFile(t, filepath.Join(src, "config", "priv_validator_key.json"), secret, 0o600, mt)
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustIB(t, conf, "backup", "restore", "latest", "--node=val", dst, "-q")
+	ibtest.TreesEqual(t, src, dst, nil)
+
+	// A passphrase recipient: --encrypt-passphrase alone, and --passphrase
+	// to restore; a wrong passphrase is refused before writing.
+	t.Setenv("IB_ENCRYPT_PASSPHRASE", "correct horse battery staple")
+	if _, errs, code := ib(t, conf, "backup", "create", "-q", "--node=pass", "--encrypt", "config/priv_validator_key.json", "--encrypt-passphrase", "--encrypt-to", r1, src); code != 2 || !strings.Contains(errs, "alone") {
+		t.Fatalf("--encrypt-passphrase with --encrypt-to: exit %d %s", code, errs)
+	}
+	mustIB(t, conf, "backup", "create", "-q", "--node=pass", "--encrypt", "config/priv_validator_key.json", "--encrypt-passphrase", src)
+	t.Setenv("IB_ENCRYPT_PASSPHRASE", "wrong")
+	wrong := filepath.Join(t.TempDir(), "wrong")
+	if _, errs, code := ib(t, conf, "backup", "restore", "latest", "--node=pass", "--passphrase", wrong, "-q"); code == 0 || !strings.Contains(errs, "priv_validator_key.json") {
+		t.Fatalf("restore with a wrong passphrase: exit %d %s", code, errs)
+	}
+	if entries, _ := os.ReadDir(wrong); len(entries) > 0 {
+		t.Fatalf("a restore with a wrong passphrase wrote %v", entries)
+	}
+	t.Setenv("IB_ENCRYPT_PASSPHRASE", "correct horse battery staple")
+	pdst := filepath.Join(t.TempDir(), "pass")
+	mustIB(t, conf, "backup", "restore", "latest", "--node=pass", "--passphrase", pdst, "-q")
+	if got, _ := os.ReadFile(filepath.Join(pdst, "config", "priv_validator_key.json")); !bytes.Equal(got, secret) {
+		t.Fatalf("restored with the passphrase: %q", got)
+	}
+}
+
+// TestEncryptedScrubAndGC: the server checks, scrubs and collects an
+// encrypted file's blocks as any other. A rotten block of an unchanged
+// encrypted file is found by verify --deep and the scrubber; the next
+// backup cannot upload the same bytes again (the age file was made once),
+// so it encrypts the file again and commits the new blocks; once the old
+// backup is deleted, GC removes the rotten block.
+func TestEncryptedScrubAndGC(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	key := filepath.Join(t.TempDir(), "key.txt")
+	recipient := strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", key))
+	src := t.TempDir()
+	mt := time.Unix(1_700_000_000, 0)
+	ibtest.WriteFile(t, filepath.Join(src, "keys", "big.key"), ibtest.RandomBytes(1<<20), 0o600, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "data.bin"), ibtest.RandomBytes(300_000), 0o644, mt)
+	create := func() createResult {
+		return createJSON(t, mustIB(t, conf, "backup", "create", "-q", "--json", "--node=s", "--encrypt", "keys/", "--encrypt-to", recipient, src))
+	}
+	sealedCID := func(id int64) string {
+		resp, err := http.Get(fmt.Sprintf("%s/api/v1/backups/%d/manifest", srv.URL, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m struct {
+			Entries []struct {
+				Path       string
+				Encryption string
+				Blocks     []struct{ CID string }
+			}
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range m.Entries {
+			if e.Path == "keys/big.key" && e.Encryption == "age" && len(e.Blocks) == 1 {
+				return e.Blocks[0].CID
+			}
+		}
+		t.Fatalf("backup %d: no encrypted keys/big.key of one block", id)
+		return ""
+	}
+	blockFile := func(cid string) string {
+		var found string
+		filepath.WalkDir(filepath.Join(srv.DataDir, "blocks"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && d.Name() == cid {
+				found = p
+			}
+			return nil
+		})
+		return found
+	}
+	first := create()
+	cid := sealedCID(first.ID)
+	path := blockFile(cid)
+	if path == "" {
+		t.Fatalf("block %s is not in the block store", cid)
+	}
+	data, _ := os.ReadFile(path)
+	data[len(data)/2] ^= 0xff
+	os.WriteFile(path, data, 0o600)
+
+	out, _, code := ib(t, conf, "backup", "verify", fmt.Sprint(first.ID), "--deep")
+	if code != 1 || !strings.Contains(out, "CORRUPT "+cid+" (keys/big.key)") {
+		t.Fatalf("verify --deep of a rotten encrypted block (no identity): exit %d\n%s", code, out)
+	}
+	if rep, err := srv.Store.Scrub(context.Background(), 0, nil); err != nil || rep.Corrupt != 1 {
+		t.Fatalf("scrub: %+v %v", rep, err)
+	}
+	second := create()
+	if second.NewBlocks != 1 {
+		t.Fatalf("the backup after the scrub uploaded %d blocks, want 1 (the file encrypted again)", second.NewBlocks)
+	}
+	if again := sealedCID(second.ID); again == cid {
+		t.Fatal("the second backup still names the rotten block")
+	}
+	mustIB(t, conf, "backup", "verify", fmt.Sprint(second.ID), "--deep")
+	dst := filepath.Join(t.TempDir(), "dst")
+	mustIB(t, conf, "backup", "restore", fmt.Sprint(second.ID), "--identity", key, dst, "-q")
+	ibtest.TreesEqual(t, src, dst, nil)
+
+	mustIB(t, conf, "backup", "delete", fmt.Sprint(first.ID), "--yes")
+	rep, err := srv.Store.GC(context.Background(), 0)
+	if err != nil || rep.BlocksDeleted != 1 {
+		t.Fatalf("GC: %+v %v, want the one rotten block deleted", rep, err)
+	}
+	if blockFile(cid) != "" {
+		t.Fatalf("GC left the rotten block %s", cid)
+	}
+	mustIB(t, conf, "backup", "verify", fmt.Sprint(second.ID), "--deep")
+}

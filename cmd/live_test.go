@@ -109,6 +109,7 @@ type createResult struct {
 	Files     int64             `json:"files"`
 	Bytes     int64             `json:"bytes"`
 	Uploaded  int64             `json:"uploaded_bytes"`
+	NewBlocks int64             `json:"new_blocks"`
 	Hardlinks int64             `json:"hardlinks"`
 	Changed   []string          `json:"changed_during_read"`
 	Rereads   int64             `json:"rereads"`

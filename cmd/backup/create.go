@@ -88,9 +88,12 @@ func newCreate(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sealing, err := enc.resolve()
+			sealing, err := enc.resolve(c, cfg, o.env, lp.secrets())
 			if err != nil {
 				return err
+			}
+			if sealing != nil {
+				lp.encryptSecrets()
 			}
 			if err := checkToken(c.Context(), api); err != nil {
 				return err

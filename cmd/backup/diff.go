@@ -2,14 +2,18 @@ package backup
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
+	"filippo.io/age"
 	"github.com/spf13/cobra"
 
 	"ib/internal/apiclient"
@@ -22,6 +26,7 @@ import (
 
 func newDiff(o *common) *cobra.Command {
 	var asJSON, content bool
+	var decrypt decryptFlags
 	c := &cobra.Command{
 		Use:   "diff ID|latest [--KEY=VALUE ...] PATH | diff ID1 ID2",
 		Short: "Compare a folder with a backup, or two backups (exit 0 same, 1 different, 2 error)",
@@ -34,7 +39,7 @@ a folder here is a backup ID. Exit status 0 identical, 1 differences, 2 error, a
   ib backup diff 41 42 --json`,
 		Args: cli.Args(2, 2),
 		RunE: func(c *cobra.Command, args []string) error {
-			err := runDiff(c.Context(), o, args, asJSON, content)
+			err := runDiff(c.Context(), o, args, asJSON, content, &decrypt)
 			if _, ok := err.(cli.Exit); ok || err == nil {
 				return err
 			}
@@ -43,16 +48,21 @@ a folder here is a backup ID. Exit status 0 identical, 1 differences, 2 error, a
 	}
 	o.tagFlags(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "one JSON object per change")
-	c.Flags().BoolVar(&content, "content", false, "with a folder: hash files whose size and mtime match, to find changed content")
+	c.Flags().BoolVar(&content, "content", false, "with a folder: hash files whose size and mtime match, to find changed content (encrypted files: decrypted with --identity, else compared by size and mtime alone)")
+	decrypt.add(c)
 	return c
 }
 
-func runDiff(ctx context.Context, o *common, args []string, asJSON, content bool) error {
+func runDiff(ctx context.Context, o *common, args []string, asJSON, content bool, decrypt *decryptFlags) error {
 	tags, err := cli.ParseTags(o.tags)
 	if err != nil {
 		return err
 	}
-	api, _, err := o.client(false, quick)
+	api, settings, err := o.client(false, quick)
+	if err != nil {
+		return err
+	}
+	ids, err := decrypt.load(o.env, settings)
 	if err != nil {
 		return err
 	}
@@ -67,6 +77,7 @@ func runDiff(ctx context.Context, o *common, args []string, asJSON, content bool
 	defer old.Close()
 	var cur diff.Source
 	var opts diff.Options
+	var unread int // encrypted files --content could not decrypt
 	live := true
 	if n, perr := strconv.ParseInt(args[1], 10, 64); perr == nil && n > 0 {
 		if fi, serr := os.Stat(args[1]); serr != nil || !fi.IsDir() {
@@ -87,7 +98,7 @@ func runDiff(ctx context.Context, o *common, args []string, asJSON, content bool
 		defer l.Close()
 		cur = l
 		if content {
-			opts.Content = diff.HashLive(args[1])
+			opts.Content = sealedContent(ctx, api, ids, args[1], diff.HashLive(args[1]), &unread)
 		}
 	}
 	w := bufio.NewWriter(o.env.Stdout)
@@ -107,6 +118,9 @@ func runDiff(ctx context.Context, o *common, args []string, asJSON, content bool
 	}
 	if err != nil {
 		return fmt.Errorf("diff: %w", err)
+	}
+	if unread > 0 {
+		fmt.Fprintf(o.env.Stderr, "%s compared by size and mtime alone: pass --identity to compare their content\n", plural(int64(unread), "encrypted file"))
 	}
 	if n == 0 {
 		return nil
@@ -143,4 +157,54 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// sealedContent is diff --content for backups with encrypted files: an
+// encrypted file is fetched, decrypted with ids and compared with the live
+// file byte by byte; without ids it counts as the same (its size and
+// mtime matched) and is counted in unread. Plain files go to plain.
+func sealedContent(ctx context.Context, api *apiclient.Client, ids []age.Identity, root string, plain func(old, cur *manifest.Entry) (bool, error), unread *int) func(old, cur *manifest.Entry) (bool, error) {
+	return func(old, cur *manifest.Entry) (bool, error) {
+		if old.Encryption == "" {
+			return plain(old, cur)
+		}
+		if len(ids) == 0 {
+			*unread++
+			return true, nil
+		}
+		f, err := os.Open(filepath.Join(root, filepath.FromSlash(cur.Path)))
+		if err != nil {
+			return false, fmt.Errorf("diff: %w", err)
+		}
+		defer f.Close()
+		cw := &compareWriter{r: bufio.NewReader(f)}
+		err = catSealed(ctx, api, old, ids, cw)
+		if errors.Is(err, errDiffers) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		_, err = cw.r.ReadByte()
+		return err == io.EOF, nil // anything after: the live file is longer
+	}
+}
+
+var errDiffers = errors.New("content differs")
+
+// compareWriter compares what is written to it with what r reads.
+type compareWriter struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+func (c *compareWriter) Write(p []byte) (int, error) {
+	if cap(c.buf) < len(p) {
+		c.buf = make([]byte, len(p))
+	}
+	b := c.buf[:len(p)]
+	if _, err := io.ReadFull(c.r, b); err != nil || !bytes.Equal(b, p) {
+		return 0, errDiffers
+	}
+	return len(p), nil
 }

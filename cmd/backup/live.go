@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -54,6 +55,7 @@ type livePlan struct {
 	pre, post    hook.Hook
 	labels       manifest.Tags
 	excludes     []*ignore.Pattern
+	userExcludes []*ignore.Pattern // --exclude and the table's
 	preset       *preset.Preset
 	oneFS        bool
 	retries      int
@@ -91,7 +93,8 @@ func (l *liveFlags) resolve(c *cobra.Command, cfg config.BackupSettings, stderr 
 		p.preset = &ps
 		p.excludes = ignore.Excludes("preset "+ps.Name, ps.Exclude)
 	}
-	p.excludes = append(p.excludes, ignore.Excludes("exclude", append(cfg.Exclude, l.excludes...))...)
+	p.userExcludes = ignore.Excludes("exclude", append(cfg.Exclude, l.excludes...))
+	p.excludes = append(p.excludes, p.userExcludes...)
 	p.oneFS = l.oneFS || cfg.OneFileSystem
 	p.retries = l.changeRetries
 	if !fl.Changed("change-retries") && cfg.ChangeRetries != nil {
@@ -203,4 +206,22 @@ func liveDBWarner(w io.Writer) func(backup.LiveDB) {
 		fmt.Fprintf(w, "warning: the %s database in %s is open by a running process: a copy taken while it writes may not open. "+
 			"Use a pre hook that takes a checkpoint or a snapshot, or stops the node (README: \"Backing up a running node\")\n", l.Kind, l.Dir)
 	}
+}
+
+// secrets are the preset's secret files, when there is a preset.
+func (p *livePlan) secrets() []string {
+	if p.preset == nil {
+		return nil
+	}
+	return p.preset.Secrets
+}
+
+// encryptSecrets keeps the preset's secrets in the backup (they are
+// encrypted) instead of leaving them out.
+func (p *livePlan) encryptSecrets() {
+	if p.preset == nil {
+		return
+	}
+	kept := slices.DeleteFunc(slices.Clone(p.preset.Exclude), func(x string) bool { return slices.Contains(p.preset.Secrets, x) })
+	p.excludes = append(ignore.Excludes("preset "+p.preset.Name, kept), p.userExcludes...)
 }

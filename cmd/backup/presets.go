@@ -25,8 +25,8 @@ func newPresets(o *common) *cobra.Command {
 				if i > 0 {
 					fmt.Fprintln(w)
 				}
-				fmt.Fprintf(w, "%s\n  back up:   %s\n  excludes:  %s\n  protects:  %s\n", p.Name, p.Root,
-					strings.Join(p.Exclude, " "), strings.Join(p.Protected, " "))
+				fmt.Fprintf(w, "%s\n  back up:   %s\n  excludes:  %s\n  secrets:   %s\n  protects:  %s\n", p.Name, p.Root,
+					strings.Join(p.Exclude, " "), strings.Join(p.Secrets, " "), strings.Join(p.Protected, " "))
 				for _, l := range p.Labels {
 					fmt.Fprintf(w, "  label:     %s from %s (%q), when the node writes it\n", l.Key, l.File, l.Field)
 				}
@@ -34,8 +34,8 @@ func newPresets(o *common) *cobra.Command {
 					fmt.Fprintf(w, "  source:    %s\n", s)
 				}
 			}
-			fmt.Fprintln(w, "\nA preset's excludes are left out of every backup, before the ignore files; restore keeps its protected files\n"+
-				"where they exist in DEST unless --overwrite-protected.")
+			fmt.Fprintln(w, "\nA preset's excludes are left out of every backup, before the ignore files; with --encrypt-to its secrets are\n"+
+				"encrypted and kept instead; restore keeps its protected files where they exist in DEST unless --overwrite-protected.")
 			return nil
 		},
 	}

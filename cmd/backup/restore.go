@@ -34,7 +34,7 @@ func newRestore(o *common) *cobra.Command {
 		inPlace, verifyAll   bool
 		dryRun               bool
 		keep                 []string
-		identities           []string
+		decrypt              decryptFlags
 		skipEncrypted        bool
 	)
 	c := &cobra.Command{
@@ -76,7 +76,7 @@ func newRestore(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ids, err := loadIdentities(o.env, identities)
+			ids, err := decrypt.load(o.env, settings)
 			if err != nil {
 				return err
 			}
@@ -129,7 +129,7 @@ func newRestore(o *common) *cobra.Command {
 	f.IntVarP(&jobs, "jobs", "j", 0, "download workers (default 4)")
 	f.StringArrayVar(&subs, "path", nil, "restore only this file or folder of the backup (repeatable)")
 	f.BoolVar(&force, "force", false, "restore into a non-empty DEST, replacing what is there")
-	f.StringArrayVar(&identities, "identity", nil, "decrypt encrypted files with this age identity file (repeatable; one protected with a passphrase asks for it, or reads IB_IDENTITY_PASSPHRASE)")
+	decrypt.add(c)
 	f.BoolVar(&skipEncrypted, "skip-encrypted", false, "leave encrypted files out instead of failing without an identity")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress output")
 	f.BoolVar(&noSameOwner, "no-same-owner", false, "as root, do not give files the backup's owners (they belong to the restoring user)")

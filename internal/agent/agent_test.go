@@ -137,3 +137,35 @@ func TestWebhookFormats(t *testing.T) {
 		}
 	}
 }
+
+// A set's encryption keys become backup create's flags, and are checked
+// when the config is read: files without a recipient, a recipient without
+// files, and a recipient that is no age key are errors on their lines.
+func TestSetEncryption(t *testing.T) {
+	const r = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+	c, err := Parse("agent.toml", []byte(`[[set]]
+name = "val"
+path = "/srv/node"
+tags = { node = "val" }
+schedule = "@daily"
+encrypt_to = ["`+r+`"]
+encrypt = ["keystore/", "priv_validator_key.json"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(c.Sets[0].args(), " ")
+	if !strings.Contains(got, "--encrypt-to "+r+" --encrypt keystore/ --encrypt priv_validator_key.json -- /srv/node") {
+		t.Fatalf("args: %s", got)
+	}
+	for body, want := range map[string]string{
+		"encrypt_all = true\n":                              "agent.toml:6: set \"val\": encrypt/encrypt_all need encrypt_to",
+		"encrypt_to = [\"" + r + "\"]\n":                    "agent.toml:6: set \"val\": encrypt_to: say which files",
+		"encrypt_all = true\nencrypt_to = [\"age1nope\"]\n": "agent.toml:7: set \"val\": encrypt_to:",
+	} {
+		_, err := Parse("agent.toml", []byte("[[set]]\nname = \"val\"\npath = \"/srv/node\"\ntags = { node = \"val\" }\nschedule = \"@daily\"\n"+body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", body, err, want)
+		}
+	}
+}

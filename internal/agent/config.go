@@ -16,6 +16,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"ib/internal/block"
+	"ib/internal/encrypt"
 	"ib/internal/manifest"
 	"ib/internal/notify"
 	"ib/internal/preset"
@@ -44,6 +45,11 @@ type Set struct {
 	PostHook    string            `toml:"post_hook"`
 	HookTimeout string            `toml:"hook_timeout"`
 	Server      string            `toml:"server"`
+	// EncryptTo, Encrypt and EncryptAll are backup create's --encrypt-to,
+	// --encrypt and --encrypt-all.
+	EncryptTo  []string `toml:"encrypt_to"`
+	Encrypt    []string `toml:"encrypt"`
+	EncryptAll bool     `toml:"encrypt_all"`
 
 	sched  *Schedule
 	jitter time.Duration
@@ -206,12 +212,38 @@ func (s *Set) check() []problem {
 			bad("exclude", "exclude: %q is not a pattern", x)
 		}
 	}
+	ps = append(ps, s.checkEncrypt()...)
 	if s.Server != "" {
 		if err := notify.CheckURL(s.Server); err != nil {
 			bad("server", "server: %v", err)
 		}
 	}
 	return ps
+}
+
+// checkEncrypt checks the encryption keys of a set: files chosen and a
+// recipient to encrypt them to, each recipient valid (a file is read).
+func (s *Set) checkEncrypt() []problem {
+	chosen := s.EncryptAll || len(s.Encrypt) > 0
+	switch {
+	case chosen && len(s.EncryptTo) == 0:
+		key := "encrypt"
+		if s.EncryptAll {
+			key = "encrypt_all"
+		}
+		return []problem{{key, "encrypt/encrypt_all need encrypt_to (an age1… recipient or a recipients file; ib key generate makes one)"}}
+	case !chosen && len(s.EncryptTo) > 0:
+		return []problem{{"encrypt_to", "encrypt_to: say which files with encrypt = [\"PATTERN\"] or encrypt_all = true"}}
+	}
+	for _, x := range s.Encrypt {
+		if strings.TrimSpace(x) == "" || strings.ContainsAny(x, "\n\r") {
+			return []problem{{"encrypt", fmt.Sprintf("encrypt: %q is not a pattern", x)}}
+		}
+	}
+	if _, err := encrypt.Recipients(s.EncryptTo); len(s.EncryptTo) > 0 && err != nil {
+		return []problem{{"encrypt_to", fmt.Sprintf("encrypt_to: %v", err)}}
+	}
+	return nil
 }
 
 func (n *Notify) check() []problem {

@@ -112,6 +112,15 @@ func (set *Set) args() []string {
 	for _, x := range set.Exclude {
 		a = append(a, "--exclude", x)
 	}
+	for _, r := range set.EncryptTo {
+		a = append(a, "--encrypt-to", r)
+	}
+	for _, x := range set.Encrypt {
+		a = append(a, "--encrypt", x)
+	}
+	if set.EncryptAll {
+		a = append(a, "--encrypt-all")
+	}
 	return append(a, "--", set.Path)
 }
 

@@ -471,7 +471,18 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		return Result{}, err
 	}
 	opts.Counters.SetPhase("committing")
+	rewritten := r.late.len() > 0 // the spool's entries moved
 	done, err := r.commit(ctx, spool, head, tail, stream)
+	var rs *resealError
+	if errors.As(err, &rs) {
+		fixed, sum, ferr := r.reseal(ctx, spool, rs.paths)
+		if ferr != nil {
+			return Result{}, ferr
+		}
+		defer fixed.Close()
+		spool, cacheSum, rewritten = fixed, sum, true
+		done, err = r.commitSpool(ctx, spool, head, tail, apiclient.Committed{}, false)
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -494,7 +505,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		name, err := opts.Cache.store(opts.Tags, id, created, spool, cacheSum)
 		if err != nil {
 			opts.Log.Warn("the next backup will download this one's manifest", "err", err)
-		} else if name != "" && r.late.len() == 0 { // a rewritten spool moved the entries
+		} else if name != "" && !rewritten { // a rewritten spool moved the entries
 			if err := storeInodes(name, inodes); err != nil {
 				opts.Log.Warn("the next backup will not recognise renamed files", "err", err)
 			}

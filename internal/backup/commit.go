@@ -6,11 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"ib/internal/apiclient"
 	"io"
 	"os"
 	"path/filepath"
 
+	"ib/internal/apiclient"
 	"ib/internal/manifest"
 )
 
@@ -35,16 +35,6 @@ func commitFrame(tags, labels manifest.Tags, key string) (head, tail []byte, err
 // garbage-collected since the previous backup it reuses), it uploads them
 // from the files and commits again.
 func (r *run) commit(ctx context.Context, spool *os.File, head, tail []byte, stream *commitStream) (apiclient.Committed, error) {
-	fi, err := spool.Stat()
-	if err != nil {
-		stream.abort(err)
-		return apiclient.Committed{}, fmt.Errorf("manifest spool: %w", err)
-	}
-	length := int64(len(head)) + fi.Size() + int64(len(tail))
-	body := func() (io.ReadCloser, int64, error) {
-		return io.NopCloser(io.MultiReader(bytes.NewReader(head),
-			io.NewSectionReader(spool, 0, fi.Size()), bytes.NewReader(tail))), length, nil
-	}
 	ans, ok, err := stream.finish(tail)
 	if ok && len(ans.Missing) == 0 {
 		return ans, nil
@@ -55,14 +45,31 @@ func (r *run) commit(ctx context.Context, spool *os.File, head, tail []byte, str
 	if !ok {
 		r.opts.Log.Debug("streamed commit abandoned; committing the spooled manifest", "err", err)
 	}
-	first := true
+	return r.commitSpool(ctx, spool, head, tail, ans, ok)
+}
+
+// commitSpool commits the spooled manifest, uploading what the server
+// lacks between rounds; answered is the first round's answer when the
+// streamed commit gave one. An encrypted file reused from the previous
+// backup whose blocks the server lacks cannot be uploaded from the file
+// (its age file was made once): it is a *resealError.
+func (r *run) commitSpool(ctx context.Context, spool *os.File, head, tail []byte, ans apiclient.Committed, answered bool) (apiclient.Committed, error) {
+	fi, err := spool.Stat()
+	if err != nil {
+		return apiclient.Committed{}, fmt.Errorf("manifest spool: %w", err)
+	}
+	length := int64(len(head)) + fi.Size() + int64(len(tail))
+	body := func() (io.ReadCloser, int64, error) {
+		return io.NopCloser(io.MultiReader(bytes.NewReader(head),
+			io.NewSectionReader(spool, 0, fi.Size()), bytes.NewReader(tail))), length, nil
+	}
 	for round := 1; ; round++ {
-		if !(first && ok) { // a streamed answer of missing blocks counts as the first round
+		if !answered {
 			if ans, err = r.api.Commit(ctx, body, r.header); err != nil {
 				return apiclient.Committed{}, fmt.Errorf("commit: %w", err)
 			}
 		}
-		first = false
+		answered = false
 		if len(ans.Missing) == 0 {
 			return ans, nil
 		}
@@ -76,9 +83,19 @@ func (r *run) commit(ctx context.Context, spool *os.File, head, tail []byte, str
 	}
 }
 
+// resealError names the reused encrypted files whose blocks the server
+// lacks: they are encrypted again, the manifest rewritten, and the backup
+// commits that.
+type resealError struct{ paths map[string]bool }
+
+func (e *resealError) Error() string {
+	return fmt.Sprintf("the server lacks blocks of %d encrypted files reused from the previous backup", len(e.paths))
+}
+
 // uploadFromSpool finds the missing CIDs' files in the spooled manifest and
 // uploads those blocks.
 func (r *run) uploadFromSpool(ctx context.Context, spool *os.File, size int64, missing []string) error {
+	reseal := map[string]bool{}
 	want := make(map[string]bool, len(missing))
 	for _, c := range missing {
 		want[c] = true
@@ -95,7 +112,10 @@ func (r *run) uploadFromSpool(ctx context.Context, spool *os.File, size int64, m
 		}
 		var off int64
 		for _, b := range e.Blocks {
-			if want[b.CID] {
+			if want[b.CID] && e.Encryption != "" && !r.sealed.has(e.Path) {
+				delete(want, b.CID)
+				reseal[e.Path] = true
+			} else if want[b.CID] {
 				delete(want, b.CID)
 				s := source{cid: b.CID, path: e.Path, abs: r.sealed.source(e.Path, filepath.Join(r.root, filepath.FromSlash(e.Path))), off: off, size: b.Size}
 				var err error
@@ -115,6 +135,9 @@ func (r *run) uploadFromSpool(ctx context.Context, spool *os.File, size int64, m
 		for c := range want {
 			return fmt.Errorf("commit: the server lacks block %s, which this backup does not hold", c)
 		}
+	}
+	if len(reseal) > 0 {
+		return &resealError{paths: reseal}
 	}
 	return nil
 }

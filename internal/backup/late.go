@@ -51,6 +51,19 @@ func (l *lateSet) len() int {
 // fresh spool, which it returns with its SHA-256 (for the cache).
 func (r *run) fixLate(ctx context.Context, spool *os.File) (*os.File, []byte, error) {
 	r.opts.Log.Info("files changed after they were read; reading them again", "count", r.late.len())
+	return r.rewriteSpool(ctx, spool, &rewrite{late: r.late.paths})
+}
+
+// reseal encrypts the files named again (their old blocks are gone from
+// the server) and rewrites the manifest as fixLate does.
+func (r *run) reseal(ctx context.Context, spool *os.File, paths map[string]bool) (*os.File, []byte, error) {
+	r.opts.Log.Warn("the server lacks blocks of unchanged encrypted files; encrypting them again", "count", len(paths))
+	return r.rewriteSpool(ctx, spool, &rewrite{reseal: paths})
+}
+
+// rewriteSpool writes the spool's entries, as x changes them, into a fresh
+// unlinked spool, and returns it with its SHA-256.
+func (r *run) rewriteSpool(ctx context.Context, spool *os.File, x *rewrite) (*os.File, []byte, error) {
 	fi, err := spool.Stat()
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest spool: %w", err)
@@ -64,7 +77,8 @@ func (r *run) fixLate(ctx context.Context, spool *os.File) (*os.File, []byte, er
 	bw := bufio.NewWriterSize(io.MultiWriter(out, sum), 256<<10)
 	rd := io.MultiReader(bytes.NewReader([]byte(`{"entries":[`)), io.NewSectionReader(spool, 0, fi.Size()), bytes.NewReader([]byte("]}")))
 	mr := manifest.NewReader(bufReader(rd), nil)
-	fix := &rewrite{r: r, enc: json.NewEncoder(bw), w: bw, fixed: map[string]*manifest.Entry{}, gone: map[string]string{}}
+	fix := x
+	fix.r, fix.enc, fix.w, fix.fixed, fix.gone = r, json.NewEncoder(bw), bw, map[string]*manifest.Entry{}, map[string]string{}
 	for {
 		e, err := mr.Next()
 		if err == io.EOF {
@@ -86,19 +100,29 @@ func (r *run) fixLate(ctx context.Context, spool *os.File) (*os.File, []byte, er
 	return out, sum.Sum(nil), nil
 }
 
-// rewrite copies the manifest's entries, replacing the late files'.
+// rewrite copies the manifest's entries, replacing the late files' (read
+// again) or the files to reseal (encrypted again).
 type rewrite struct {
-	r     *run
-	enc   *json.Encoder
-	w     io.Writer
-	n     int
-	fixed map[string]*manifest.Entry // late file path → its new entry
-	gone  map[string]string          // vanished file → the hard link that took its place ("" none yet)
+	late   map[string]bool
+	reseal map[string]bool
+	r      *run
+	enc    *json.Encoder
+	w      io.Writer
+	n      int
+	fixed  map[string]*manifest.Entry // late file path → its new entry
+	gone   map[string]string          // vanished file → the hard link that took its place ("" none yet)
 }
 
 func (x *rewrite) entry(ctx context.Context, e *manifest.Entry) error {
 	switch {
-	case e.Type == manifest.TypeFile && x.r.late.paths[e.Path]:
+	case e.Type == manifest.TypeFile && x.reseal[e.Path]:
+		old := *e
+		if err := x.r.sealAgain(ctx, e); err != nil {
+			return err
+		}
+		x.fixed[e.Path] = e
+		x.r.recount(&old, e)
+	case e.Type == manifest.TypeFile && x.late[e.Path]:
 		old := *e
 		vanished, err := x.r.copyFile(ctx, e)
 		if err != nil {
@@ -116,6 +140,7 @@ func (x *rewrite) entry(ctx context.Context, e *manifest.Entry) error {
 		if nf, ok := x.fixed[e.Target]; ok {
 			old := *e
 			e.Mode, e.MTime, e.UID, e.GID, e.Size, e.Blocks, e.ChangedDuringRead = nf.Mode, nf.MTime, nf.UID, nf.GID, nf.Size, nf.Blocks, nf.ChangedDuringRead
+			e.Encryption, e.PlainSize = nf.Encryption, nf.PlainSize
 			x.r.recount(&old, e)
 		} else if heir, ok := x.gone[e.Target]; ok {
 			if heir != "" {

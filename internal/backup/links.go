@@ -43,7 +43,7 @@ func (r *run) plan(it *scan.Item, prev *prevManifest, links map[scan.FileID]*job
 	if it.Type == manifest.TypeFile && j.entry.Size > 0 {
 		seal := r.opts.Encrypt.Wants(it.Path)
 		if p := prev.find(it.Path); p != nil && p.Type == manifest.TypeFile && !p.ChangedDuringRead &&
-			plainSize(p) == j.entry.Size && p.MTime.Equal(j.entry.MTime) && (p.Encryption != "") == seal {
+			p.FileSize() == j.entry.Size && p.MTime.Equal(j.entry.MTime) && (p.Encryption != "") == seal {
 			// Unchanged, and sealed then as now: its old blocks, not
 			// encrypted again.
 			j.entry.Blocks, j.entry.Size, j.entry.Encryption, j.entry.PlainSize = p.Blocks, p.Size, p.Encryption, p.PlainSize
@@ -60,14 +60,6 @@ func (r *run) plan(it *scan.Item, prev *prevManifest, links map[scan.FileID]*job
 		close(j.done)
 	}
 	return j
-}
-
-// plainSize is the size of an entry's file on disk.
-func plainSize(e *manifest.Entry) int64 {
-	if e.Encryption != "" {
-		return e.PlainSize
-	}
-	return e.Size
 }
 
 // takeLink gives a hard link its first name's content, once that is read

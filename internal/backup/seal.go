@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -64,6 +65,14 @@ func (s *sealedSpools) set(path, spool string) {
 		os.Remove(old)
 	}
 	s.paths[path] = spool
+}
+
+// has reports whether path was sealed in this run.
+func (s *sealedSpools) has(path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.paths[path]
+	return ok
 }
 
 // source is where the bytes of path's blocks are: its spool when sealed.
@@ -168,4 +177,19 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// sealAgain encrypts a file reused from the previous backup again, into a
+// new spool its blocks upload from: e takes the new blocks and sizes.
+func (r *run) sealAgain(ctx context.Context, e *manifest.Entry) error {
+	j := &job{item: &scan.Item{Path: e.Path, Abs: r.abs(e.Path)}, entry: *e}
+	err := r.readSealed(ctx, j, make([]byte, 1<<20))
+	if errors.Is(err, errVanished) {
+		return fmt.Errorf("encrypt %s again (the server lost its blocks): it is gone; back up again", e.Path)
+	}
+	if err != nil {
+		return fmt.Errorf("encrypt %s again (the server lost its blocks): %w", e.Path, err)
+	}
+	*e = j.entry
+	return nil
 }

@@ -220,6 +220,8 @@ type Client struct {
 	RJobs  int
 	// Backups are the client config's [[backup]] tables.
 	Backups config.Client
+	// Identity is the config's age identity file, if any.
+	Identity string
 }
 
 // ResolveClient reads the client config and applies env and flags. The
@@ -239,7 +241,7 @@ func (e *Env) ResolveClient(serverFlag, tokenFlag, caFlag string) (Client, error
 		// cannot write only misses the migration).
 		config.Save(path, f)
 	}
-	c := Client{Server: f.Server, Jobs: f.Jobs, RJobs: f.RestoreJobs, Backups: config.Client{Backups: f.Backups}}
+	c := Client{Server: f.Server, Jobs: f.Jobs, RJobs: f.RestoreJobs, Backups: config.Client{Backups: f.Backups}, Identity: f.Identity}
 	if v := e.Getenv("IB_SERVER"); v != "" {
 		c.Server = v
 	}
@@ -313,6 +315,26 @@ func Group(c *cobra.Command) *cobra.Command {
 		return c.Help()
 	}
 	return c
+}
+
+// NewPassphrase is Passphrase for a passphrase to encrypt with: on a
+// terminal it is asked twice, and must match.
+func NewPassphrase(env *Env, envVar, prompt string) func() (string, error) {
+	ask := Passphrase(env, envVar, prompt)
+	return func() (string, error) {
+		p, err := ask()
+		if err != nil || env.Getenv(envVar) != "" {
+			return p, err
+		}
+		again, err := Passphrase(env, envVar, "again")()
+		if err != nil {
+			return "", err
+		}
+		if again != p {
+			return "", errors.New("the passphrases do not match")
+		}
+		return p, nil
+	}
 }
 
 // Passphrase returns how to get a passphrase: the variable envVar, else a

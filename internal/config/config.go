@@ -34,6 +34,9 @@ type Client struct {
 	// Server. LoadClient moves it under Servers.
 	Token   string                  `toml:"token,omitempty"`
 	Servers map[string]ClientServer `toml:"servers,omitempty"`
+	// Identity is the age identity file restore, cat and diff decrypt
+	// encrypted files with when no --identity is given.
+	Identity string `toml:"identity,omitempty"`
 	// Backups are settings of `backup create` by tag set, as [[backup]]
 	// tables: the first whose tags are all among a backup's tags applies
 	// (flags override it).
@@ -52,6 +55,11 @@ type BackupSettings struct {
 	OneFileSystem bool              `toml:"one_file_system,omitempty"`
 	ChangeRetries *int              `toml:"change_retries,omitempty"`
 	OnChange      string            `toml:"on_change,omitempty"`
+	// EncryptTo, Encrypt and EncryptAll are --encrypt-to, --encrypt and
+	// --encrypt-all (flags add patterns; --encrypt-to replaces EncryptTo).
+	EncryptTo  []string `toml:"encrypt_to,omitempty"`
+	Encrypt    []string `toml:"encrypt,omitempty"`
+	EncryptAll bool     `toml:"encrypt_all,omitempty"`
 }
 
 // BackupFor returns the first [[backup]] table whose tags are all among

@@ -130,7 +130,7 @@ func kind(t manifest.Type) manifest.Type {
 
 // change compares the entries of one path.
 func change(a, b *manifest.Entry, o Options) (Change, bool, error) {
-	ch := Change{Path: b.Path, Type: b.Type, Size: b.Size}
+	ch := Change{Path: b.Path, Type: b.Type, Size: b.FileSize()}
 	if kind(a.Type) != kind(b.Type) {
 		ch.Op = Retyped
 		return ch, true, nil
@@ -167,9 +167,9 @@ func change(a, b *manifest.Entry, o Options) (Change, bool, error) {
 // and mtime, and by Options.Content when those match.
 func contentChanged(a, b *manifest.Entry, o Options) (bool, error) {
 	switch {
-	case a.Size != b.Size:
+	case a.FileSize() != b.FileSize():
 		return true, nil
-	case a.Size == 0:
+	case a.FileSize() == 0:
 		return false, nil
 	case len(a.Blocks) > 0 && len(b.Blocks) > 0:
 		return !slices.Equal(a.Blocks, b.Blocks), nil
@@ -208,15 +208,15 @@ func pairs(removed, added []*manifest.Entry, fn func(Change) error) error {
 			if olds := gone[blockKey(e)]; len(olds) > 0 {
 				gone[blockKey(e)] = olds[1:]
 				renamed[olds[0]] = true
-				out = append(out, Change{Op: Renamed, Path: e.Path, From: olds[0].Path, Type: e.Type, Size: e.Size})
+				out = append(out, Change{Op: Renamed, Path: e.Path, From: olds[0].Path, Type: e.Type, Size: e.FileSize()})
 				continue
 			}
 		}
-		out = append(out, Change{Op: Added, Path: e.Path, Type: e.Type, Size: e.Size})
+		out = append(out, Change{Op: Added, Path: e.Path, Type: e.Type, Size: e.FileSize()})
 	}
 	for _, e := range removed {
 		if !renamed[e] {
-			out = append(out, Change{Op: Removed, Path: e.Path, Type: e.Type, Size: e.Size})
+			out = append(out, Change{Op: Removed, Path: e.Path, Type: e.Type, Size: e.FileSize()})
 		}
 	}
 	slices.SortStableFunc(out, func(x, y Change) int {

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -178,4 +179,30 @@ func Reader(src io.Reader, ids []age.Identity) (io.Reader, error) {
 		return nil, fmt.Errorf("none of the identities given can decrypt it (encrypted to other keys): %w", err)
 	}
 	return r, err
+}
+
+// Lazy is an identity read by load when it is first needed: an identity
+// file named in a config costs nothing (no passphrase asked) until an
+// encrypted file is met. A load error is returned from each use.
+func Lazy(load func() ([]age.Identity, error)) age.Identity {
+	return &lazy{load: sync.OnceValues(load)}
+}
+
+type lazy struct {
+	load func() ([]age.Identity, error)
+}
+
+func (l *lazy) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
+	ids, err := l.load()
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		key, err := id.Unwrap(stanzas)
+		if errors.Is(err, age.ErrIncorrectIdentity) {
+			continue
+		}
+		return key, err
+	}
+	return nil, age.ErrIncorrectIdentity
 }

@@ -56,6 +56,15 @@ type Entry struct {
 // file (age-encryption.org/v1).
 const EncryptionAge = "age"
 
+// FileSize is the size of the file on disk: PlainSize for an encrypted
+// file, whose Size is its age file's.
+func (e *Entry) FileSize() int64 {
+	if e.Encryption != "" {
+		return e.PlainSize
+	}
+	return e.Size
+}
+
 // Unix permission bits as stored in Entry.Mode.
 const (
 	modeSetuid = 04000

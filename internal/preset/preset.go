@@ -26,6 +26,9 @@ type Preset struct {
 	Root string `json:"root"`
 	// Exclude: secrets and per-host files, left out of every backup.
 	Exclude []string `json:"exclude"`
+	// Secrets: the excludes that are keys. With --encrypt-to they are
+	// encrypted rather than left out (each is also in Exclude).
+	Secrets []string `json:"secrets"`
 	// Protected: files restore never overwrites in an existing DEST
 	// without --overwrite-protected.
 	Protected []string `json:"protected"`
@@ -53,6 +56,7 @@ var All = []Preset{
 			"/data/priv_validator_state.json", // the last height/round/step signed
 			"LOCK",                            // LevelDB lock files
 		},
+		Secrets: []string{"/config/node_key.json", "/config/priv_validator_key.json"},
 		Protected: []string{
 			"/data/priv_validator_state.json",
 			"/config/priv_validator_key.json",
@@ -68,6 +72,7 @@ var All = []Preset{
 		Name:      "geth",
 		Root:      "the datadir (e.g. ~/.ethereum): geth/, keystore/",
 		Exclude:   []string{"/geth/nodekey", "/geth/jwtsecret", "/keystore/", "/geth.ipc", "LOCK", "FLOCK"},
+		Secrets:   []string{"/geth/nodekey", "/geth/jwtsecret", "/keystore/"},
 		Protected: []string{"/geth/nodekey"},
 		Sources:   []string{"geth docs, Backup & Restore and Data directory: nodekey, keystore, jwtsecret, the LOCK/FLOCK files"},
 	},
@@ -75,6 +80,7 @@ var All = []Preset{
 		Name:      "reth",
 		Root:      "the datadir (e.g. ~/.local/share/reth/mainnet): db/, static_files/",
 		Exclude:   []string{"/discovery-secret", "/jwt.hex", "mdbx.lck", "/reth.ipc"},
+		Secrets:   []string{"/discovery-secret", "/jwt.hex"},
 		Protected: []string{"/discovery-secret"},
 		Sources:   []string{"reth book, Data directory: db/ (MDBX), static_files/, discovery-secret, jwt.hex"},
 	},
@@ -82,6 +88,7 @@ var All = []Preset{
 		Name:      "erigon",
 		Root:      "the datadir: chaindata/, snapshots/, nodes/",
 		Exclude:   []string{"/nodekey", "/nodes/", "/jwt.hex", "mdbx.lck", "/LOCK"},
+		Secrets:   []string{"/nodekey", "/jwt.hex"},
 		Protected: []string{"/nodekey"},
 		Sources:   []string{"erigon docs, Datadir structure: chaindata (MDBX), snapshots, nodes, jwt.hex, LOCK"},
 	},
@@ -89,6 +96,7 @@ var All = []Preset{
 		Name:      "tezos",
 		Root:      "the octez node's data dir (e.g. ~/.tezos-node): context/, store/",
 		Exclude:   []string{"/identity.json", "/lock", "/peers.json"},
+		Secrets:   []string{"/identity.json"},
 		Protected: []string{"/identity.json"},
 		Labels:    []Label{{Key: "data_version", File: "version.json", Field: "version"}},
 		Sources:   []string{"Octez docs, Snapshots and The node's data directory: identity.json (the node's proof-of-work identity), lock, peers.json, version.json"},
@@ -97,6 +105,7 @@ var All = []Preset{
 		Name:      "solana",
 		Root:      "the validator's --ledger directory",
 		Exclude:   []string{"*keypair*.json", "/admin.rpc", "LOCK", "/ledger.lock"},
+		Secrets:   []string{"*keypair*.json"},
 		Protected: []string{"tower-*.bin"},
 		Sources:   []string{"Agave docs, Validator operations: the tower file (tower-1_9-<identity>.bin) records votes; an old one risks lockout violations; keypairs stay off backups"},
 	},
@@ -105,6 +114,7 @@ var All = []Preset{
 		Root: "the datadir (e.g. ~/.bitcoin): blocks/, chainstate/",
 		Exclude: []string{"/wallet.dat", "/wallets/", "/.lock", "/.cookie", "/debug.log",
 			"/onion_v3_private_key", "/i2p_private_key", "LOCK"},
+		Secrets:   []string{"/wallet.dat", "/wallets/", "/onion_v3_private_key", "/i2p_private_key"},
 		Protected: []string{"/wallet.dat", "/wallets/"},
 		Sources:   []string{"Bitcoin Core doc/files.md: blocks/, chainstate/, wallets/, .lock, .cookie, onion_v3_private_key, debug.log"},
 	},
