@@ -425,3 +425,26 @@ func TestEncryptedScrubAndGC(t *testing.T) {
 	}
 	mustIB(t, conf, "backup", "verify", fmt.Sprint(second.ID), "--deep")
 }
+
+// TestEncryptClearLinkWarns: a file --encrypt chooses that is a hard link
+// to a name met first that it does not choose is stored once, in the clear
+// under that name; backup create says so, naming both.
+func TestEncryptClearLinkWarns(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	conf := t.TempDir()
+	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
+	recipient := strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", filepath.Join(t.TempDir(), "k")))
+	src := t.TempDir()
+	ibtest.WriteFile(t, filepath.Join(src, "a-copy.json"), []byte("secret"), 0o600, time.Unix(1_700_000_000, 0))
+	if err := os.Link(filepath.Join(src, "a-copy.json"), filepath.Join(src, "keys.json")); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := ib(t, conf, "backup", "create", "-q", "--node=l", "--encrypt", "keys.json", "--encrypt-to", recipient, src)
+	if code != 0 || !strings.Contains(errs, "keys.json = a-copy.json") || !strings.Contains(errs, "in the clear") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errs)
+	}
+	_, errs, _ = ib(t, conf, "backup", "create", "-q", "--node=l2", "--encrypt", "*.json", "--encrypt-to", recipient, src)
+	if strings.Contains(errs, "in the clear") {
+		t.Fatalf("both names encrypted, yet:\n%s", errs)
+	}
+}

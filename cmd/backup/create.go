@@ -134,6 +134,7 @@ func newCreate(o *common) *cobra.Command {
 				return err
 			}
 			warnSecrets(o.env.Stderr, res)
+			warnClearLinks(o.env.Stderr, res)
 			printCaveats(o.env.Stderr, res)
 			if asJSON {
 				if perr := printJSON(o.env.Stdout, res); perr != nil {
@@ -256,6 +257,19 @@ func warnSecrets(w io.Writer, res backup.Result) {
 	fmt.Fprintf(w, "Anyone who can read this server can download them. Leave them out with a line each in the\n"+
 		"folder's .ibignore (e.g. %s), and delete this backup (ib backup delete %d); or run the server\n"+
 		"with --private and give read tokens only to those who may see them.\n", res.Secrets[0], res.ID)
+}
+
+// warnClearLinks names the hard links --encrypt chose whose first name it
+// did not: a file's content is stored once, under its first name.
+func warnClearLinks(w io.Writer, res backup.Result) {
+	if len(res.ClearLinks) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "WARNING: %d file(s) chosen by --encrypt are hard links to a name it does not choose, and are stored in the clear under that name:\n", len(res.ClearLinks))
+	for _, l := range res.ClearLinks[:min(10, len(res.ClearLinks))] {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
+	fmt.Fprintln(w, "Add the other name to --encrypt (a hard link's content is stored once, under the name met first).")
 }
 
 // checkToken asks the server what the token may do before anything is

@@ -149,6 +149,10 @@ type Result struct {
 	// (the first 100; SecretCount counts them all).
 	Secrets     []string `json:"-"`
 	SecretCount int      `json:"-"`
+	// ClearLinks are names --encrypt chose that are hard links to a
+	// first name it did not choose: their content is stored once, in the
+	// clear, under that name (the first 100).
+	ClearLinks []string `json:"-"`
 }
 
 // ErrFileChanged reports a file whose content changed between hashing and

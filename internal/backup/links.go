@@ -32,6 +32,9 @@ func (r *run) plan(it *scan.Item, prev *prevManifest, links map[scan.FileID]*job
 	if it.Type == manifest.TypeFile {
 		if id, ok := scan.LinkID(it.Info); ok {
 			if first, seen := links[id]; seen {
+				if r.opts.Encrypt.Wants(it.Path) && !r.opts.Encrypt.Wants(first.entry.Path) && len(r.res.ClearLinks) < 100 {
+					r.res.ClearLinks = append(r.res.ClearLinks, it.Path+" = "+first.entry.Path)
+				}
 				j.link = first
 				j.entry.Type, j.entry.Target = manifest.TypeHardlink, first.entry.Path
 				close(j.done)
