@@ -30,6 +30,8 @@ type common struct {
 	tags   []string
 	quiet  bool
 	debug  bool
+	// limitUp and limitDown are --limit-upload and --limit-download.
+	limitUp, limitDown string
 }
 
 // New returns the backup command group.
@@ -43,6 +45,8 @@ func New(env *cli.Env) *cobra.Command {
 	c.PersistentFlags().StringVar(&o.token, "token", "", "write token (default: IB_TOKEN, then the client config)")
 	c.PersistentFlags().BoolVar(&o.debug, "debug", false, "log at debug level (retries of failed requests among them)")
 	c.PersistentFlags().StringVar(&o.caCert, "ca-cert", "", "trust server certificates signed by this CA (PEM; default: IB_CA_CERT, then the client config)")
+	c.PersistentFlags().StringVar(&o.limitUp, "limit-upload", "", "at most RATE bytes per second sent, over all workers (e.g. 50MiB; default: limit_upload in the client config, else none)")
+	c.PersistentFlags().StringVar(&o.limitDown, "limit-download", "", "at most RATE bytes per second received, over all workers (e.g. 50MiB; default: limit_download in the client config, else none)")
 	c.AddCommand(newCreate(o), newList(o), newShow(o), newRestore(o), newDelete(o), newPrune(o), newVerify(o), newPresets(o), newDiff(o), newCat(o))
 	return c
 }
@@ -103,6 +107,9 @@ const (
 func (o *common) client(write, wait bool) (*apiclient.Client, cli.Client, error) {
 	s, err := o.env.ResolveClient(o.server, o.token, o.caCert)
 	if err != nil {
+		return nil, s, err
+	}
+	if err := s.SetLimits(o.limitUp, o.limitDown); err != nil {
 		return nil, s, err
 	}
 	if write && s.Token == "" {

@@ -150,18 +150,20 @@ tags = { node = "val" }
 schedule = "@daily"
 encrypt_to = ["`+r+`"]
 encrypt = ["keystore/", "priv_validator_key.json"]
+limit_upload = "20MiB"
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(c.Sets[0].args(), " ")
-	if !strings.Contains(got, "--encrypt-to "+r+" --encrypt keystore/ --encrypt priv_validator_key.json -- /srv/node") {
+	if !strings.Contains(got, "--encrypt-to "+r+" --encrypt keystore/ --encrypt priv_validator_key.json -- /srv/node") || !strings.Contains(got, "--limit-upload 20MiB") {
 		t.Fatalf("args: %s", got)
 	}
 	for body, want := range map[string]string{
 		"encrypt_all = true\n":                              "agent.toml:6: set \"val\": encrypt/encrypt_all need encrypt_to",
 		"encrypt_to = [\"" + r + "\"]\n":                    "agent.toml:6: set \"val\": encrypt_to: say which files",
 		"encrypt_all = true\nencrypt_to = [\"age1nope\"]\n": "agent.toml:7: set \"val\": encrypt_to:",
+		"limit_upload = \"fast\"\n":                         "agent.toml:6: set \"val\": limit_upload: invalid rate",
 	} {
 		_, err := Parse("agent.toml", []byte("[[set]]\nname = \"val\"\npath = \"/srv/node\"\ntags = { node = \"val\" }\nschedule = \"@daily\"\n"+body))
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -20,6 +20,7 @@ import (
 	"ib/internal/manifest"
 	"ib/internal/notify"
 	"ib/internal/preset"
+	"ib/internal/throttle"
 )
 
 // Config is agent.toml.
@@ -50,6 +51,8 @@ type Set struct {
 	EncryptTo  []string `toml:"encrypt_to"`
 	Encrypt    []string `toml:"encrypt"`
 	EncryptAll bool     `toml:"encrypt_all"`
+	// LimitUpload is --limit-upload ("50MiB": bytes per second).
+	LimitUpload string `toml:"limit_upload"`
 
 	sched  *Schedule
 	jitter time.Duration
@@ -213,6 +216,9 @@ func (s *Set) check() []problem {
 		}
 	}
 	ps = append(ps, s.checkEncrypt()...)
+	if _, err := throttle.ParseRate(s.LimitUpload); err != nil {
+		bad("limit_upload", "limit_upload: %v", err)
+	}
 	if s.Server != "" {
 		if err := notify.CheckURL(s.Server); err != nil {
 			bad("server", "server: %v", err)

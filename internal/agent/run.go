@@ -109,6 +109,7 @@ func (set *Set) args() []string {
 	opt("--post-hook", set.PostHook)
 	opt("--hook-timeout", set.HookTimeout)
 	opt("--server", set.Server)
+	opt("--limit-upload", set.LimitUpload)
 	for _, x := range set.Exclude {
 		a = append(a, "--exclude", x)
 	}

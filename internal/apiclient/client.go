@@ -26,6 +26,7 @@ import (
 
 	"ib/internal/api"
 	"ib/internal/manifest"
+	"ib/internal/throttle"
 )
 
 // Retry is the backoff policy.
@@ -55,6 +56,10 @@ type Client struct {
 	// OnWarn, if set, hears once that the token goes over plain HTTP to a
 	// host that is not this machine.
 	OnWarn func(msg string)
+	// Upload and Download, if set, cap the bytes per second of request
+	// and response bodies over every request at once (--limit-upload,
+	// --limit-download).
+	Upload, Download *throttle.Bucket
 
 	readAuth atomic.Bool // the server wants the token on reads too
 	warned   sync.Once
@@ -258,7 +263,7 @@ func (c *Client) once(ctx context.Context, r request, u string) (*http.Response,
 			// the body cannot be made (a local file is gone): no retry helps
 			return nil, permanentError{err}
 		}
-		body, length = b, n
+		body, length = c.Upload.Reader(ctx, b), n
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 	if err != nil {
@@ -281,6 +286,9 @@ func (c *Client) once(ctx context.Context, r request, u string) (*http.Response,
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
+	if err == nil {
+		resp.Body = c.Download.Reader(ctx, resp.Body)
+	}
 	if err != nil {
 		// A body whose reader says its error is permanent (a local file
 		// that changed or vanished) is not retried.

@@ -22,6 +22,7 @@ import (
 	"ib/internal/config"
 	"ib/internal/lock"
 	"ib/internal/manifest"
+	"ib/internal/throttle"
 )
 
 // Env is the world a command runs in.
@@ -222,6 +223,27 @@ type Client struct {
 	Backups config.Client
 	// Identity is the config's age identity file, if any.
 	Identity string
+	// LimitUp and LimitDown are bytes per second (0: no limit).
+	LimitUp, LimitDown int64
+}
+
+// SetLimits takes --limit-upload and --limit-download over the config's
+// limits ("" leaves a limit as it is).
+func (c *Client) SetLimits(up, down string) error {
+	for _, l := range []struct {
+		flag, v string
+		to      *int64
+	}{{"--limit-upload", up, &c.LimitUp}, {"--limit-download", down, &c.LimitDown}} {
+		if l.v == "" {
+			continue
+		}
+		n, err := throttle.ParseRate(l.v)
+		if err != nil {
+			return Usagef("%s: %v", l.flag, err)
+		}
+		*l.to = n
+	}
+	return nil
 }
 
 // ResolveClient reads the client config and applies env and flags. The
@@ -242,6 +264,12 @@ func (e *Env) ResolveClient(serverFlag, tokenFlag, caFlag string) (Client, error
 		config.Save(path, f)
 	}
 	c := Client{Server: f.Server, Jobs: f.Jobs, RJobs: f.RestoreJobs, Backups: config.Client{Backups: f.Backups}, Identity: f.Identity}
+	if c.LimitUp, err = throttle.ParseRate(f.LimitUpload); err != nil {
+		return Client{}, Usagef("%s: limit_upload: %v", path, err)
+	}
+	if c.LimitDown, err = throttle.ParseRate(f.LimitDownload); err != nil {
+		return Client{}, Usagef("%s: limit_download: %v", path, err)
+	}
 	if v := e.Getenv("IB_SERVER"); v != "" {
 		c.Server = v
 	}
@@ -284,6 +312,7 @@ func (c Client) APIClient(log *slog.Logger) (*apiclient.Client, error) {
 		log.Debug("retrying", "op", op, "err", err, "in", wait.Round(time.Millisecond))
 	}
 	api.OnWarn = func(msg string) { log.Warn(msg) }
+	api.Upload, api.Download = throttle.New(c.LimitUp), throttle.New(c.LimitDown)
 	return api, nil
 }
 

@@ -37,6 +37,10 @@ type Client struct {
 	// Identity is the age identity file restore, cat and diff decrypt
 	// encrypted files with when no --identity is given.
 	Identity string `toml:"identity,omitempty"`
+	// LimitUpload and LimitDownload cap this machine's transfer rates
+	// ("50MiB": bytes per second) unless --limit-upload/--limit-download.
+	LimitUpload   string `toml:"limit_upload,omitempty"`
+	LimitDownload string `toml:"limit_download,omitempty"`
 	// Backups are settings of `backup create` by tag set, as [[backup]]
 	// tables: the first whose tags are all among a backup's tags applies
 	// (flags override it).
