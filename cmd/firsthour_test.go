@@ -215,7 +215,12 @@ func TestCommandLineNiceties(t *testing.T) {
 		t.Errorf("completion of --tag:\n%s", out)
 	}
 	p := startProc(t, "http")
-	if !strings.Contains(p.log.String(), "retention 90d: backups older than that are deleted, but the newest 1 of each tag set; pruning every 1d") {
+	// The pruner says it as it starts, beside "ib server started".
+	want := "retention 90d: backups older than that are deleted, but the newest 1 of each tag set; pruning every 1d"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.log.String(), want) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(p.log.String(), want) {
 		t.Errorf("start log does not state the retention:\n%s", p.log)
 	}
 }
