@@ -1,0 +1,183 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// missingAskers is how many missing-queries may be in flight at once: on
+// a long link one at a time capped a backup of many small files at a
+// batch per round trip.
+const missingAskers = 4
+
+// batchMissing asks the server about new CIDs in batches (as many as are
+// waiting, up to 1000, so that slow hashing still gets quick answers; up
+// to missingAskers at once) and passes the missing ones on to the
+// uploaders, each CID once: large blocks alone, small ones in packs.
+func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- []source) error {
+	g, ctx := errgroup.WithContext(ctx)
+	batches := make(chan []source, missingAskers)
+	found := make(chan []source, missingAskers)
+	var inFlight atomic.Int64
+	g.Go(func() error {
+		defer close(batches)
+		return collectBatches(ctx, in, batches, &inFlight)
+	})
+	asked := make(chan struct{})
+	var askers errgroup.Group
+	for range missingAskers {
+		askers.Go(func() error {
+			for batch := range batches {
+				missing, err := r.askMissing(ctx, batch)
+				// Answered before it is passed on: a packer that sees
+				// nothing in flight finds every answer in found.
+				inFlight.Add(-1)
+				if err != nil {
+					return err
+				}
+				select {
+				case found <- missing:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		err := askers.Wait()
+		close(found)
+		close(asked)
+		return err
+	})
+	g.Go(func() error { return packMissing(ctx, found, out, &inFlight) })
+	err := g.Wait()
+	<-asked
+	return err
+}
+
+// collectBatches reads CIDs into batches of the ones not asked about yet.
+func collectBatches(ctx context.Context, in <-chan source, batches chan<- []source, inFlight *atomic.Int64) error {
+	const maxBatch = 1000
+	const maxRemembered = 200_000
+	asked := map[string]struct{}{}
+	for {
+		first, ok := <-in
+		if !ok {
+			return nil
+		}
+		batch := []source{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case s, ok := <-in:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, s)
+			default:
+				break drain
+			}
+		}
+		if len(asked) > maxRemembered {
+			clear(asked) // at worst a block is uploaded twice; puts are idempotent
+		}
+		fresh := batch[:0]
+		for _, s := range batch {
+			if _, done := asked[s.cid]; !done {
+				asked[s.cid] = struct{}{}
+				fresh = append(fresh, s)
+			}
+		}
+		if len(fresh) == 0 {
+			continue
+		}
+		inFlight.Add(1)
+		select {
+		case batches <- fresh:
+		case <-ctx.Done():
+			inFlight.Add(-1)
+			return ctx.Err()
+		}
+	}
+}
+
+// askMissing asks the server which of a batch's blocks it lacks.
+func (r *run) askMissing(ctx context.Context, batch []source) ([]source, error) {
+	cids := make([]string, len(batch))
+	byCID := make(map[string]source, len(batch))
+	for i, s := range batch {
+		cids[i] = s.cid
+		byCID[s.cid] = s
+	}
+	missing, err := r.api.Missing(ctx, cids)
+	if err != nil {
+		return nil, fmt.Errorf("ask server for missing blocks: %w", err)
+	}
+	out := make([]source, 0, len(missing))
+	for _, c := range missing {
+		s, ok := byCID[c]
+		if !ok {
+			return nil, fmt.Errorf("server answered with a CID it was not asked about: %s", c)
+		}
+		delete(byCID, c) // an answer naming a CID twice uploads it once
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// packMissing sends large missing blocks alone and gathers small ones into
+// packs. A pack fills while answers keep coming or questions are in
+// flight, and goes as soon as neither is.
+func packMissing(ctx context.Context, found <-chan []source, out chan<- []source, inFlight *atomic.Int64) error {
+	var pack []source
+	var packBytes int64
+	send := func(p []source) error {
+		select {
+		case out <- p:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		var missing []source
+		var ok bool
+		select {
+		case missing, ok = <-found:
+		default:
+			if len(pack) > 0 && inFlight.Load() == 0 {
+				if err := send(pack); err != nil {
+					return err
+				}
+				pack, packBytes = nil, 0
+			}
+			missing, ok = <-found
+		}
+		if !ok {
+			if len(pack) > 0 {
+				return send(pack)
+			}
+			return nil
+		}
+		for _, s := range missing {
+			if s.size >= packLimit {
+				if err := send([]source{s}); err != nil {
+					return err
+				}
+				continue
+			}
+			pack = append(pack, s)
+			packBytes += s.size
+			if packBytes >= packBytesMax || len(pack) >= packBlocksMax {
+				if err := send(pack); err != nil {
+					return err
+				}
+				pack, packBytes = nil, 0
+			}
+		}
+	}
+}
