@@ -198,6 +198,9 @@ type job struct {
 	// it takes.
 	link     *job
 	vanished bool // removed before it was read: left out
+	// data is a small file's content as read (see keepSmall), handed to
+	// its upload.
+	data []byte
 }
 
 // source is where a block's bytes are on this machine.
@@ -207,6 +210,7 @@ type source struct {
 	abs  string
 	off  int64
 	size int64
+	data []byte // the block's bytes as hashed, for a small file; else read from abs
 }
 
 type run struct {
@@ -394,6 +398,10 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 			var off int64
 			for _, b := range j.entry.Blocks {
 				s := source{cid: b.CID, path: j.entry.Path, abs: r.sealed.source(j.entry.Path, j.item.Abs), off: off, size: b.Size}
+				if len(j.entry.Blocks) == 1 && int64(len(j.data)) == b.Size {
+					s.data = j.data
+				}
+				j.data = nil
 				off += b.Size
 				select {
 				case newBlocks <- s:
@@ -623,20 +631,25 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 	buf := make([]byte, 0, packLimit)
 	sent := 0
 	for _, s := range pack {
-		data, err := readRange(s, buf[:0])
-		if errors.Is(err, ErrFileChanged) {
-			r.late.add(s.path) // the rest of the pack goes on
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		r.readB.Add(int64(len(data)))
-		if block.Sum(data).String() != s.cid {
-			r.late.add(s.path)
-			continue
+		data := s.data // hashed from these very bytes
+		if data == nil {
+			var err error
+			data, err = readRange(s, buf[:0])
+			if errors.Is(err, ErrFileChanged) {
+				r.late.add(s.path) // the rest of the pack goes on
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			r.readB.Add(int64(len(data)))
+			if block.Sum(data).String() != s.cid {
+				r.late.add(s.path)
+				continue
+			}
 		}
 		sent++
+		var err error
 		if wire, err = r.comp.AppendWire(ctx, wire[:0], data); err != nil {
 			return err
 		}

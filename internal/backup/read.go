@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,7 +34,15 @@ type readOnce struct {
 	blocks []manifest.Block
 	size   int64
 	stable bool
+	// data is the content of a file of at most keepSmall bytes, kept from
+	// this read so that its upload neither opens nor hashes it again.
+	data []byte
 }
+
+// keepSmall is the largest file whose bytes the read keeps for the
+// upload. Small enough that the queues between reading and uploading
+// (at most ~12,000 blocks) hold under 50 MiB of them.
+const keepSmall = 4 << 10
 
 // readFile hashes a walked file into j.entry, reading it again while it
 // changes under the read. It returns errVanished for a file that is gone.
@@ -47,6 +56,7 @@ func (r *run) readFile(ctx context.Context, j *job, buf []byte) error {
 			return err
 		}
 		r.setContent(&j.entry, rd)
+		j.data = rd.data
 		if rd.stable {
 			return nil
 		}
@@ -152,5 +162,8 @@ func (r *run) hashFile(ctx context.Context, abs string, buf []byte) (readOnce, e
 		return readOnce{}, fmt.Errorf("read %s: %w", abs, err)
 	}
 	rd.stable = !short && scan.StampOf(pre) == scan.StampOf(post)
+	if rd.size > 0 && rd.size <= keepSmall && int64(len(buf)) >= rd.size && len(rd.blocks) == 1 {
+		rd.data = bytes.Clone(buf[:rd.size]) // read in one piece: buf holds it all
+	}
 	return rd, nil
 }

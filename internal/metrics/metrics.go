@@ -54,7 +54,7 @@ func New(src Source) *Metrics {
 			Help: "Bytes sent in API response bodies (blocks, manifests, files, archives)."}),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ib_http_request_duration_seconds",
 			Help:    "Duration of HTTP requests by route, method and status.",
-			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 120}}, []string{"route", "method", "status"}),
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .2, .5, 1, 5, 30, 120}}, []string{"route", "method", "status"}),
 		pruneRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ib_prune_runs_total",
 			Help: "Retention and garbage collection runs by result."}, []string{"result"}),
 		pruneDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ib_prune_duration_seconds",
