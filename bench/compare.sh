@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# compare.sh — ib against restic, one run, same machine, with the ratios of issue #8:
-#   1. bench/core.sh on the shared dataset (initial, no-change, 5% changed, restore), ratios ib/restic;
+# compare.sh — ib against its peers, one run, same machine (issues 8, 17 and 21):
+#   1. bench/core.sh on the shared dataset (initial, no-change, 5% changed, restore), ratios ib/restic,
+#      and the same steps as ratios to kopia 0.23 through restic 0.14 (kopia does not install here:
+#      shared/bench/BASELINES.md measured it at 0.41 x restic 0.14 for 5% changed, 0.30 x for
+#      no change, 0.85 x initial, 1.85 x restore, in one run);
 #   2. a tree of TINY small files (default 1,000,000, of 1-200 bytes, 1,000 folders): initial and
 #      no-change backups and a restore, with wall time and peak RSS of both tools, and ib's
-#      `backup diff` of the live tree against its backup (issue 17: <= 1.5 x the no-change backup).
+#      `backup diff` of the live tree against its backup (issue 17: <= 1.5 x the no-change backup);
+#   3. bench/net.sh: backup and restore through a shaping proxy (20/80 ms, 1 Gbit/100 Mbit) and the
+#      --limit-upload/--limit-download check (SKIP_NET=1 skips it: ~15 minutes);
+#   4. bench/clients.sh: 50 clients at once against one server (SKIP_CLIENTS=1 skips it).
 # Usage: bench/compare.sh [WORK_DIR]    (TINY=100000 for a quicker second table; SKIP_CORE=1)
 # Needs what core.sh needs. Benchmarks never run in CI.
 set -euo pipefail
@@ -28,6 +34,14 @@ if [ -f "$W/results.txt" ]; then
         printf "%-20s %10.2f %10.2f %8.2f %10d %10d %8.2f\n", s, wall[a], wall[b], wall[a] / wall[b], rss[a], rss[b], rss[a] / rss[b]
       }
       for (l in wall) if (l ~ /level/) printf "%-20s %10.2f %10.2f %8.2f\n", substr(l, 4), wall[l], wall["restic_backup1"], wall[l] / wall["restic_backup1"]
+      # kopia 0.23 / restic 0.14 in one run (shared/bench/BASELINES.md)
+      k["backup1"] = 0.85; k["backup2_nochange"] = 0.30; k["backup3_5pct"] = 0.41; k["restore"] = 1.85
+      printf "\n%-20s %10s %12s %10s\n", "step", "ib/restic", "kopia/restic", "ib/kopia"
+      for (i = 1; i <= 4; i++) {
+        s = steps[i]; a = "ib_" s; b = "restic_" s
+        if (!(a in wall) || !(b in wall)) continue
+        printf "%-20s %10.2f %12.2f %10.2f\n", s, wall[a] / wall[b], k[s], wall[a] / wall[b] / k[s]
+      }
     }' "$W/results.txt"
 fi
 
@@ -73,3 +87,13 @@ row restic_tiny_restore restic restore latest -q --target "$W/tiny-restore-resti
 diff -r -q "$T" "$W/tiny-restore-ib" >/dev/null && echo "ib restore: identical to the source" || echo "ib restore DIFFERS from the source"
 rm -rf "$W/tiny-restore-ib" "$W/tiny-restore-restic"
 echo "ib server peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2/1024}' /proc/$SERVER/status)"
+kill $SERVER 2>/dev/null || true
+if [ "${SKIP_NET:-0}" != 1 ]; then
+  echo "== shaped links (bench/net.sh)"
+  "$HERE/net.sh" "$W" >/dev/null
+  cat "$W/net-results.txt"
+fi
+if [ "${SKIP_CLIENTS:-0}" != 1 ]; then
+  echo "== 50 clients at once (bench/clients.sh)"
+  "$HERE/clients.sh" "$W"
+fi

@@ -180,6 +180,8 @@ type run struct {
 	links []hardLink // made once every file is written
 	delta deltaStats
 	prev  *manifest.Cursor // the backup last restored into DEST (known.go)
+	// elastic adds block fetchers on a long link (elastic.go).
+	elastic elastic
 }
 
 // Run restores backup id into dest.
@@ -383,16 +385,23 @@ func prepare(dest string, force bool) (destState, error) {
 func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error {
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan blockJob, 64)
-	for range r.opts.Jobs {
-		g.Go(func() error {
-			for j := range jobs {
-				if err := r.fetchBlock(gctx, j); err != nil {
-					return err
-				}
+	fetcher := func() error {
+		for j := range jobs {
+			if err := r.fetchBlock(gctx, j); err != nil {
+				return err
 			}
-			return nil
-		})
+		}
+		return nil
 	}
+	for range r.opts.Jobs {
+		g.Go(fetcher)
+	}
+	r.elastic = elastic{jobs: r.opts.Jobs, grow: func(n int) {
+		r.opts.Log.Debug("long round trips: more block fetchers", "added", n)
+		for range n {
+			g.Go(fetcher) // from a running fetcher: the group is not done
+		}
+	}}
 	// Packs of small files have fetchers of their own, more than Jobs: a
 	// pack is a round trip for at most 2 MiB, and four at a time left a
 	// long link idle (80% of 1 Gbit/s at 80 ms).
@@ -711,10 +720,12 @@ func isAPIError(err error) bool {
 }
 
 func (r *run) fetchOnce(ctx context.Context, j blockJob, want cid.Cid) error {
+	start := time.Now()
 	rc, err := r.api.GetBlock(ctx, j.b.CID)
 	if err != nil {
 		return err
 	}
+	r.elastic.observe(time.Since(start))
 	defer rc.Close()
 	// Large writes: a write system call per 32 KiB copy buffer costs more
 	// than the copy itself.
