@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # clients.sh — many clients against one server at once (issue 21): N `ib backup create`
-# processes (default 50), each of its own small tree, start together; then all of them again
+# processes (default 50, at nice 19: the clients of a real server run elsewhere, here they share
+# its two cores), each of its own small tree, start together; then all of them again
 # with nothing changed (the daily case: commits only). Prints per round: wall, failures, the
 # server's CPU seconds, and from the server's request histogram the count, p50 and p99 of
 # POST /blocks/missing, PUT blocks/packs and commits (interpolated within buckets).
-# Usage: bench/clients.sh [WORK_DIR]   CLIENTS=50 FILES=400 (per tree) DB= (postgres://… to
+# Usage: bench/clients.sh [WORK_DIR]   CLIENTS=50 FILES=400 (per tree) IB_BIN= DB= (postgres://… to
 # put the metadata in PostgreSQL instead of SQLite). Needs go, curl, python3. Never in CI.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -13,8 +14,8 @@ W=$(realpath -m "${1:-/tmp/ib-bench}")/clients
 N=${CLIENTS:-50}
 FILES=${FILES:-400}
 mkdir -p "$W/logs"
-(cd "$REPO" && go build -o "$W/ib" .)
-IB=$W/ib
+IB=${IB_BIN:-$W/ib}   # IB_BIN: an ib built elsewhere (to compare two versions)
+[ -n "${IB_BIN:-}" ] || (cd "$REPO" && go build -o "$W/ib" .)
 if [ ! -f "$W/trees-$N-$FILES.done" ]; then
   rm -rf "$W/trees"
   python3 - "$W/trees" "$N" "$FILES" <<'PY'
@@ -49,7 +50,7 @@ round() { # NAME
   scrape "$W/logs/$name.before"; c0=$(srv_cpu); start=$(date +%s.%N)
   local pids=()
   for c in $(seq 0 $((N - 1))); do
-    IB_CACHE_DIR=$W/cache-$c "$IB" backup create -q --bench=clients --client="$c" "$W/trees/c$(printf %03d "$c")" >"$W/logs/$name-$c.out" 2>&1 &
+    IB_CACHE_DIR=$W/cache-$c nice -n 19 "$IB" backup create -q --bench=clients --client="$c" "$W/trees/c$(printf %03d "$c")" >"$W/logs/$name-$c.out" 2>&1 &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done

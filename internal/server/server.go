@@ -167,6 +167,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	st.SetIndexDir(filepath.Join(opts.DataDir, "lz4index"))
+	st.SetSeenFresh(opts.GCGrace / 2) // a missing-query writes only for blocks unseen that long
 	m := metrics.New(st)
 	st.SetHooks(m.Hooks())
 	jobs := activity.New(db, opts.Log, opts.JobsKeep)

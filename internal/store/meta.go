@@ -24,9 +24,11 @@ type Meta interface {
 // BlockRows are the block rows.
 type BlockRows interface {
 	// Present returns which of cids have a block row not marked corrupt,
-	// and refreshes their last-seen time in the same statement, so that
-	// GC spares a block a client was just told it need not upload.
-	Present(ctx context.Context, cids [][]byte) (map[string]bool, error)
+	// and refreshes the last-seen time of those last seen before
+	// staleBefore (unix ns), so that GC spares a block a client was just
+	// told it need not upload; a row GC removes before its refresh is not
+	// present. It takes no write for rows seen since staleBefore.
+	Present(ctx context.Context, cids [][]byte, staleBefore int64) (map[string]bool, error)
 	// PutBlocks records blocks whose bytes are stored (inline, or already
 	// durable in the block store) and reports which rows are new.
 	// Recording a block again refreshes its last-seen time and gives a

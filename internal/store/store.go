@@ -63,8 +63,11 @@ type Store struct {
 	log     *slog.Logger
 	now     func() time.Time
 	locks   cidLocks
-	totals  totals
-	hooks   Hooks
+	// seenFresh: a block seen (uploaded or asked about) this recently is
+	// not marked seen again by a missing-query (SetSeenFresh).
+	seenFresh time.Duration
+	totals    totals
+	hooks     Hooks
 }
 
 // New returns a store over an open database and block store; temporary
@@ -80,6 +83,13 @@ func New(ctx context.Context, db Meta, blocks blockstore.Store, tmpDir string, l
 	}
 	return st, nil
 }
+
+// SetSeenFresh makes missing-queries refresh the last-seen time only of
+// blocks not seen for d: with d at most half the GC grace, a block a client
+// is told it need not upload stays at least half the grace out of GC's
+// reach, and the daily missing-queries of many clients take no write. 0
+// refreshes every block asked about.
+func (s *Store) SetSeenFresh(d time.Duration) { s.seenFresh = max(d, 0) }
 
 // SetClock replaces the clock of the store and its database (tests move
 // time instead of sleeping).
@@ -110,7 +120,7 @@ func (s *Store) Missing(ctx context.Context, cids []string) ([]string, error) {
 		}
 		bin[i] = parsed.Bytes()
 	}
-	present, err := s.db.Present(ctx, bin)
+	present, err := s.db.Present(ctx, bin, s.now().Add(-s.seenFresh).UnixNano())
 	if err != nil {
 		return nil, err
 	}

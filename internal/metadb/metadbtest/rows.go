@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -90,6 +91,45 @@ func testSameKeyAtOnce(t *testing.T, b Backend) {
 	}
 }
 
+// testSeenRefresh: Present refreshes the last-seen time of a block seen
+// before staleBefore, and writes nothing for one seen since (GC's
+// candidates tell the difference).
+func testSeenRefresh(t *testing.T, b Backend) {
+	f := newFixture(t, b)
+	ctx := context.Background()
+	t0 := f.clock
+	a := f.put(t, []byte("seen block"))
+	p, _ := block.ParseCID(a.CID)
+	cid := p.Bytes()
+	candidate := func(cutoff time.Time) bool {
+		cs, err := f.db.GCCandidates(ctx, 0, cutoff, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if string(c.CID) == string(cid) {
+				return true
+			}
+		}
+		return false
+	}
+	f.clock = t0.Add(10 * time.Minute)
+	present, err := f.db.Present(ctx, [][]byte{cid}, t0.Add(5*time.Minute).UnixNano())
+	if err != nil || !present[string(cid)] {
+		t.Fatalf("present: %v %v", present, err)
+	}
+	if candidate(t0.Add(9 * time.Minute)) {
+		t.Fatal("a block last seen before staleBefore was not refreshed")
+	}
+	f.clock = t0.Add(20 * time.Minute)
+	if present, _ = f.db.Present(ctx, [][]byte{cid}, t0.Add(5*time.Minute).UnixNano()); !present[string(cid)] {
+		t.Fatal("a fresh block is not present")
+	}
+	if !candidate(t0.Add(15 * time.Minute)) {
+		t.Fatal("a block seen since staleBefore was refreshed again")
+	}
+}
+
 // testBlocks: Present answers only for stored blocks not marked corrupt;
 // a corrupt block is Known, healed by a new upload; Block and InlineBlocks
 // return the rows.
@@ -99,14 +139,14 @@ func testBlocks(t *testing.T, b Backend) {
 	a, c := f.put(t, []byte("block a")), f.put(t, []byte("block c"))
 	bin := func(m manifest.Block) []byte { p, _ := block.ParseCID(m.CID); return p.Bytes() }
 	none := block.Sum([]byte("none")).Bytes()
-	present, err := f.db.Present(ctx, [][]byte{bin(a), none, bin(c)})
+	present, err := f.db.Present(ctx, [][]byte{bin(a), none, bin(c)}, math.MaxInt64)
 	if err != nil || !present[string(bin(a))] || !present[string(bin(c))] || present[string(none)] || len(present) != 2 {
 		t.Fatalf("present: %v, %v", present, err)
 	}
 	if err := f.db.MarkCorrupt(ctx, bin(a)); err != nil {
 		t.Fatal(err)
 	}
-	present, _ = f.db.Present(ctx, [][]byte{bin(a), bin(c)})
+	present, _ = f.db.Present(ctx, [][]byte{bin(a), bin(c)}, math.MaxInt64)
 	known, _ := f.db.Known(ctx, [][]byte{bin(a), bin(c), none})
 	if present[string(bin(a))] || !known[string(bin(a))] || !known[string(bin(c))] || len(known) != 2 {
 		t.Fatalf("corrupt block: present %v, known %v", present, known)
@@ -116,7 +156,7 @@ func testBlocks(t *testing.T, b Backend) {
 		t.Fatalf("scrub page skips corrupt blocks: %+v, %v", page, err)
 	}
 	f.put(t, []byte("block a")) // the upload heals it
-	if present, _ = f.db.Present(ctx, [][]byte{bin(a)}); !present[string(bin(a))] {
+	if present, _ = f.db.Present(ctx, [][]byte{bin(a)}, math.MaxInt64); !present[string(bin(a))] {
 		t.Fatal("a corrupt block uploaded again is still not present")
 	}
 	row, err := f.db.Block(ctx, bin(c))

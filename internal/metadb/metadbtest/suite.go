@@ -50,6 +50,7 @@ func Run(t *testing.T, b Backend) {
 		{"CommitMissingAndKey", testCommitMissingAndKey},
 		{"SameKeyAtOnce", testSameKeyAtOnce},
 		{"Blocks", testBlocks},
+		{"SeenRefresh", testSeenRefresh},
 		{"PutBlocksConcurrent", testPutBlocksConcurrent},
 		{"Reads", testReads},
 		{"DeleteAndGC", testDeleteAndGC},

@@ -13,27 +13,50 @@ import (
 	"ib/internal/metadb"
 )
 
-// Present returns which of cids are stored, and refreshes their last-seen
-// time in the same statement: one `= ANY` UPDATE over the CIDs in order.
-// (Split over several connections it was slower on two cores: each
-// connection plans its own statement; an update of seen_at alone stays on
-// its page, see the fillfactor of blocks.)
-func (db *DB) Present(ctx context.Context, cids [][]byte) (map[string]bool, error) {
+// Present returns which of cids are stored and not corrupt: one `= ANY`
+// SELECT over the CIDs in order, which writes nothing; only rows last seen
+// before staleBefore (unix ns) are refreshed, in one UPDATE, and of those
+// only the rows still there count as present. (The UPDATE of every row
+// asked about made a 10,000-CID query 134 ms instead of 49 ms.)
+func (db *DB) Present(ctx context.Context, cids [][]byte, staleBefore int64) (map[string]bool, error) {
 	present := make(map[string]bool, len(cids))
 	if len(cids) == 0 {
 		return present, nil
 	}
 	sorted := slices.Clone(cids)
 	slices.SortFunc(sorted, bytes.Compare)
-	rows, err := db.pool.Query(ctx, "UPDATE blocks SET seen_at = $1 WHERE cid = ANY($2) AND NOT corrupt RETURNING cid", db.now().UnixNano(), sorted)
+	rows, err := db.pool.Query(ctx, "SELECT cid, seen_at FROM blocks WHERE cid = ANY($1) AND NOT corrupt", sorted)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: blocks present: %w", err)
 	}
-	found, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	type seenRow struct {
+		CID  []byte
+		Seen int64
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[seenRow])
 	if err != nil {
 		return nil, fmt.Errorf("postgres: blocks present: %w", err)
 	}
-	for _, c := range found {
+	var stale [][]byte
+	for _, r := range found {
+		if r.Seen < staleBefore {
+			stale = append(stale, r.CID)
+		} else {
+			present[string(r.CID)] = true
+		}
+	}
+	if len(stale) == 0 {
+		return present, nil
+	}
+	rows, err = db.pool.Query(ctx, "UPDATE blocks SET seen_at = $1 WHERE cid = ANY($2) AND NOT corrupt RETURNING cid", db.now().UnixNano(), stale)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: blocks present: %w", err)
+	}
+	refreshed, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: blocks present: %w", err)
+	}
+	for _, c := range refreshed {
 		present[string(c)] = true
 	}
 	return present, nil

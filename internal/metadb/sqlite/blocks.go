@@ -14,67 +14,97 @@ import (
 // queryBatch bounds the number of parameters of one statement.
 const queryBatch = 500
 
-// Present returns which of cids are stored, and refreshes their last-seen
-// time so that garbage collection spares a block a client was just told
-// it need not upload.
-func (db *DB) Present(ctx context.Context, cids [][]byte) (_ map[string]bool, err error) {
+// Present returns which of cids are stored and not corrupt. It reads on a
+// reader connection, so a missing-query never waits for the writer; only
+// rows last seen before staleBefore (unix ns) are refreshed, in one write,
+// and of those only the rows still there count as present (GC may have
+// removed one between the read and the write).
+func (db *DB) Present(ctx context.Context, cids [][]byte, staleBefore int64) (map[string]bool, error) {
 	present := make(map[string]bool, len(cids))
-	if len(cids) == 0 {
+	var stale [][]byte
+	for start := 0; start < len(cids); start += queryBatch {
+		batch := cids[start:min(start+queryBatch, len(cids))]
+		args := make([]any, len(batch))
+		for i, c := range batch {
+			args[i] = c
+		}
+		rows, err := db.r.QueryContext(ctx, "SELECT cid, seen_at FROM blocks WHERE corrupt = 0 AND cid IN ("+placeholders(len(batch))+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: blocks present: %w", err)
+		}
+		for rows.Next() {
+			var c []byte
+			var seen int64
+			if err := rows.Scan(&c, &seen); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: blocks present: %w", err)
+			}
+			if seen < staleBefore {
+				stale = append(stale, c)
+			} else {
+				present[string(c)] = true
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("sqlite: blocks present: %w", err)
+		}
+	}
+	if len(stale) == 0 {
 		return present, nil
 	}
+	refreshed, err := db.refreshSeen(ctx, stale)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range refreshed {
+		present[string(c)] = true
+	}
+	return present, nil
+}
+
+// refreshSeen sets the last-seen time of the rows of cids (not corrupt),
+// in one transaction, and returns those it found.
+func (db *DB) refreshSeen(ctx context.Context, cids [][]byte) (_ [][]byte, err error) {
 	now := db.now().UnixNano()
-	// One transaction and one prepared statement for all the batches: a
-	// commit and a parse per 500 CIDs were most of the time.
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: blocks present: %w", err)
+		return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			tx.Rollback()
 		}
 	}()
-	var st *sql.Stmt
+	var found [][]byte
 	for start := 0; start < len(cids); start += queryBatch {
 		batch := cids[start:min(start+queryBatch, len(cids))]
-		args := make([]any, 0, queryBatch+1)
+		args := make([]any, 0, len(batch)+1)
 		args = append(args, now)
 		for _, c := range batch {
 			args = append(args, c)
 		}
-		for len(args) < queryBatch+1 { // padded, so one statement serves every batch
-			args = append(args, batch[0])
-		}
-		if st == nil {
-			q := "UPDATE blocks SET seen_at = ? WHERE corrupt = 0 AND cid IN (" + placeholders(queryBatch) + ") RETURNING cid"
-			if st, err = tx.PrepareContext(ctx, q); err != nil {
-				return nil, fmt.Errorf("sqlite: blocks present: %w", err)
-			}
-			defer st.Close()
-		}
-		rows, err := st.QueryContext(ctx, args...)
+		rows, err := tx.QueryContext(ctx, "UPDATE blocks SET seen_at = ? WHERE corrupt = 0 AND cid IN ("+placeholders(len(batch))+") RETURNING cid", args...)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: blocks present: %w", err)
+			return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
 		}
 		for rows.Next() {
 			var c []byte
 			if err := rows.Scan(&c); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("sqlite: blocks present: %w", err)
+				return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
 			}
-			present[string(c)] = true
+			found = append(found, c)
 		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("sqlite: blocks present: %w", err)
-		}
+		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("sqlite: blocks present: %w", err)
+			return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: blocks present: %w", err)
+		return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
 	}
-	return present, nil
+	return found, nil
 }
 
 // PutBlock records a block whose bytes are stored (inline in b.Inline, or
