@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ func newCreate(o *common) *cobra.Command {
   ib backup create --tag server=eu-1 --node=geth /srv/geth`,
 		Args: cli.Args(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
+			softMemoryLimit()
 			tags, err := cli.ParseTags(o.tags)
 			if err != nil {
 				return err
@@ -353,4 +355,17 @@ func runHooked(ctx context.Context, o *common, api *apiclient.Client, lp *livePl
 		return res, fmt.Errorf("backup %s to %s: %w", path, api.URL(), err)
 	}
 	return res, warnChanged(o.env.Stderr, res)
+}
+
+// clientMemoryLimit is the Go heap a backup aims to stay under (unless
+// GOMEMLIMIT says otherwise): with the default GC pacing a backup of a
+// million tiny files, whose live heap peaks near 100 MiB, let its heap grow
+// to twice that and its RSS to 268 MiB; the limit makes the collector run
+// sooner instead (it then costs a few percent of one core).
+const clientMemoryLimit = 160 << 20
+
+func softMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(clientMemoryLimit)
+	}
 }

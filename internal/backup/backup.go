@@ -299,7 +299,10 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 	order := make(chan *job, 4096)
 	work := make(chan *job, 256)
 	newBlocks := make(chan source, 4096)
-	uploads := make(chan []source, 2*opts.Jobs)
+	// Packs waiting for an upload worker: a few are enough to keep every
+	// worker busy, and each holds up to packBlocksMax sources (with the
+	// bytes of small files: see keepSmall).
+	uploads := make(chan []source, max(opts.Jobs/2, 2))
 
 	g.Go(func() error { // walk and merge-join with the previous manifest
 		defer close(order)
@@ -615,7 +618,7 @@ func (r *run) prescan(ctx context.Context) {
 const (
 	packLimit     = 256 << 10
 	packBytesMax  = 2 << 20
-	packBlocksMax = 8000
+	packBlocksMax = 4000
 )
 
 // uploadPack reads small blocks, checks that they still hash to their CIDs,
