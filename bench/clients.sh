@@ -81,6 +81,19 @@ def quantile(cum, q):
         prev_le, prev_c = le, cum[le]
     return total, les[-2]
 print(f"== {name}: {end - start:.2f} s wall, {fails} client(s) failed, server CPU {c1 - c0:.1f} s")
+def series(path, name):
+    for l in open(path):
+        if l.startswith(name + " "): return float(l.split()[-1])
+    return None
+for pool in ("sqlite_writer", "sqlite_readers"):
+    w0 = series(before, f'go_sql_wait_duration_seconds_total{{db_name="{pool}"}}')
+    w1 = series(after, f'go_sql_wait_duration_seconds_total{{db_name="{pool}"}}')
+    n0 = series(before, f'go_sql_wait_count_total{{db_name="{pool}"}}')
+    n1 = series(after, f'go_sql_wait_count_total{{db_name="{pool}"}}')
+    if None not in (w0, w1, n0, n1):
+        waited, n = w1 - w0, n1 - n0
+        print(f"   {pool}: {int(n)} waits for a connection, {waited:.1f} s waited in all"
+              f" ({waited / (end - start):.1f} waiting on average; {1000 * waited / max(n, 1):.0f} ms per wait)")
 print(f"   {'request':44s} {'count':>7s} {'p50_ms':>8s} {'p99_ms':>8s}")
 for key in sorted(b1):
     cum = {le: b1[key][le] - b0.get(key, {}).get(le, 0) for le in b1[key]}

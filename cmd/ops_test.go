@@ -140,6 +140,14 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want 1", name, v)
 		}
 	}
+	// SQLite's one writer: the commit, the block rows and the jobs used it
+	if v := value(`go_sql_max_open_connections{db_name="sqlite_writer"}`); v != 1 {
+		t.Errorf("the writer pool has %v connections, want 1", v)
+	}
+	if v := value(`go_sql_open_connections{db_name="sqlite_writer"}`); v != 1 {
+		t.Errorf("the writer pool has %v open connections, want 1", v)
+	}
+	value(`go_sql_wait_duration_seconds_total{db_name="sqlite_writer"}`)
 	if v := value("ib_storage_bytes"); v < size {
 		t.Errorf("ib_storage_bytes = %v, want at least %d (random data)", v, size)
 	}

@@ -44,6 +44,10 @@ type Metrics struct {
 	corrupt       prometheus.Counter
 }
 
+// Register adds collectors of other parts (the database's connection
+// pools) to the registry.
+func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
+
 // New registers every collector on a new registry.
 func New(src Source) *Metrics {
 	m := &Metrics{

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,8 +17,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"ib/frontend"
+
 	"ib/internal/activity"
 	"ib/internal/alerts"
 	"ib/internal/auth"
@@ -170,6 +173,13 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	st.SetSeenFresh(opts.GCGrace / 2) // a missing-query writes only for blocks unseen that long
 	m := metrics.New(st)
 	st.SetHooks(m.Hooks())
+	if p, ok := db.(interface{ Pools() map[string]*sql.DB }); ok {
+		for name, pool := range p.Pools() {
+			// go_sql_wait_duration_seconds_total{db_name="sqlite_writer"}:
+			// the time requests spent queued for SQLite's one writer.
+			m.Register(collectors.NewDBStatsCollector(pool, name))
+		}
+	}
 	jobs := activity.New(db, opts.Log, opts.JobsKeep)
 	opts.Alerts.DataDir = opts.DataDir
 	alerter, err := alerts.New(ctx, opts.Alerts, db, opts.Log, st.LastBackups)

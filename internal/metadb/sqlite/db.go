@@ -33,6 +33,12 @@ type DB struct {
 	names map[string]int64
 }
 
+// Pools are the database's connection pools by name, for their metrics:
+// the writer's wait time is how long work queued for SQLite's one writer.
+func (db *DB) Pools() map[string]*sql.DB {
+	return map[string]*sql.DB{"sqlite_writer": db.w, "sqlite_readers": db.r}
+}
+
 // Open opens or creates the database at path and migrates it.
 func Open(ctx context.Context, path string) (*DB, error) {
 	dsn := func(extra string) string {
