@@ -21,90 +21,94 @@ const queryBatch = 500
 // removed one between the read and the write).
 func (db *DB) Present(ctx context.Context, cids [][]byte, staleBefore int64) (map[string]bool, error) {
 	present := make(map[string]bool, len(cids))
+	if len(cids) == 0 {
+		return present, nil
+	}
 	var stale [][]byte
-	for start := 0; start < len(cids); start += queryBatch {
-		batch := cids[start:min(start+queryBatch, len(cids))]
-		args := make([]any, len(batch))
-		for i, c := range batch {
-			args[i] = c
+	err := eachBatch(ctx, db.r.PrepareContext, "SELECT cid, seen_at FROM blocks WHERE corrupt = 0 AND cid IN (%s)", nil, cids, func(rows *sql.Rows) error {
+		var c []byte
+		var seen int64
+		if err := rows.Scan(&c, &seen); err != nil {
+			return err
 		}
-		rows, err := db.r.QueryContext(ctx, "SELECT cid, seen_at FROM blocks WHERE corrupt = 0 AND cid IN ("+placeholders(len(batch))+")", args...)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: blocks present: %w", err)
+		if seen < staleBefore {
+			stale = append(stale, c)
+		} else {
+			present[string(c)] = true
 		}
-		for rows.Next() {
-			var c []byte
-			var seen int64
-			if err := rows.Scan(&c, &seen); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("sqlite: blocks present: %w", err)
-			}
-			if seen < staleBefore {
-				stale = append(stale, c)
-			} else {
-				present[string(c)] = true
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("sqlite: blocks present: %w", err)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: blocks present: %w", err)
 	}
 	if len(stale) == 0 {
 		return present, nil
 	}
-	refreshed, err := db.refreshSeen(ctx, stale)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range refreshed {
-		present[string(c)] = true
+	if err := db.refreshSeen(ctx, stale, present); err != nil {
+		return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
 	}
 	return present, nil
 }
 
-// refreshSeen sets the last-seen time of the rows of cids (not corrupt),
-// in one transaction, and returns those it found.
-func (db *DB) refreshSeen(ctx context.Context, cids [][]byte) (_ [][]byte, err error) {
-	now := db.now().UnixNano()
+// refreshSeen sets the last-seen time of the rows of cids (not corrupt) in
+// one transaction, and marks those it found in present.
+func (db *DB) refreshSeen(ctx context.Context, cids [][]byte, present map[string]bool) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
+		return err
 	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
+	err = eachBatch(ctx, tx.PrepareContext, "UPDATE blocks SET seen_at = ? WHERE corrupt = 0 AND cid IN (%s) RETURNING cid", []any{db.now().UnixNano()}, cids, func(rows *sql.Rows) error {
+		var c []byte
+		if err := rows.Scan(&c); err != nil {
+			return err
 		}
-	}()
-	var found [][]byte
+		present[string(c)] = true
+		return nil
+	})
+	if err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// eachBatch runs query (whose %s becomes queryBatch placeholders, after the
+// lead arguments) over cids a batch at a time, with one prepared statement
+// for all the batches: the last batch is padded with a repeated CID (an IN
+// list ignores it), since a parse per batch was most of the time of a
+// missing-query. scan reads each row.
+func eachBatch(ctx context.Context, prepare func(context.Context, string) (*sql.Stmt, error), query string, lead []any, cids [][]byte, scan func(*sql.Rows) error) error {
+	st, err := prepare(ctx, fmt.Sprintf(query, placeholders(queryBatch)))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	args := make([]any, 0, len(lead)+queryBatch)
 	for start := 0; start < len(cids); start += queryBatch {
 		batch := cids[start:min(start+queryBatch, len(cids))]
-		args := make([]any, 0, len(batch)+1)
-		args = append(args, now)
+		args = append(args[:0], lead...)
 		for _, c := range batch {
 			args = append(args, c)
 		}
-		rows, err := tx.QueryContext(ctx, "UPDATE blocks SET seen_at = ? WHERE corrupt = 0 AND cid IN ("+placeholders(len(batch))+") RETURNING cid", args...)
+		for len(args) < len(lead)+queryBatch {
+			args = append(args, batch[0])
+		}
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
+			return err
 		}
 		for rows.Next() {
-			var c []byte
-			if err := rows.Scan(&c); err != nil {
+			if err := scan(rows); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
+				return err
 			}
-			found = append(found, c)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
+			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: blocks seen: %w", err)
-	}
-	return found, nil
+	return nil
 }
 
 // PutBlock records a block whose bytes are stored (inline in b.Inline, or
