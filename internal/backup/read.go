@@ -37,6 +37,8 @@ type readOnce struct {
 	// data is the content of a file of at most keepSmall bytes, kept from
 	// this read so that its upload neither opens nor hashes it again.
 	data []byte
+	// plain is a sealed file's own size (the blocks are its age file's).
+	plain int64
 }
 
 // keepSmall is the largest file whose bytes the read keeps for the
@@ -47,16 +49,23 @@ const keepSmall = 4 << 10
 // readFile hashes a walked file into j.entry, reading it again while it
 // changes under the read. It returns errVanished for a file that is gone.
 func (r *run) readFile(ctx context.Context, j *job, buf []byte) error {
-	if r.opts.Encrypt.Wants(j.entry.Path) {
-		return r.readSealed(ctx, j, buf)
-	}
+	seal := r.opts.Encrypt.Wants(j.entry.Path)
 	for attempt := 0; ; attempt++ {
-		rd, err := r.hashFile(ctx, j.item.Abs, buf)
+		var rd readOnce
+		var err error
+		if seal {
+			rd, err = r.sealOnce(ctx, j.entry.Path, j.item.Abs, buf)
+		} else {
+			rd, err = r.hashFile(ctx, j.item.Abs, buf)
+		}
 		if err != nil {
 			return err
 		}
 		r.setContent(&j.entry, rd)
 		j.data = rd.data
+		if seal {
+			j.entry.Encryption, j.entry.PlainSize = manifest.EncryptionAge, rd.plain
+		}
 		if rd.stable {
 			return nil
 		}

@@ -11,6 +11,7 @@ import (
 
 	"filippo.io/age"
 
+	"ib/internal/ctxio"
 	"ib/internal/encrypt"
 	"ib/internal/ignore"
 	"ib/internal/manifest"
@@ -94,30 +95,31 @@ func (s *sealedSpools) removeAll() {
 	s.paths = nil
 }
 
-// sealOnce encrypts a file into a new spool and cuts the spool into
-// blocks: one read of the file, with the same stat before and after as
-// hashFile takes.
-func (r *run) sealOnce(ctx context.Context, path, abs string, buf []byte) (readOnce, string, int64, error) {
+// sealOnce encrypts a file into a new spool, cuts the spool into blocks
+// and keeps it as the source of path's uploads: one read of the file, with
+// the same stat before and after as hashFile takes. rd.plain is the file's
+// own size.
+func (r *run) sealOnce(ctx context.Context, path, abs string, buf []byte) (readOnce, error) {
 	f, pre, err := openRegular(abs)
 	if err != nil {
-		return readOnce{}, "", 0, err
+		return readOnce{}, err
 	}
 	defer f.Close()
 	spool, err := os.CreateTemp("", "ib-sealed-*.age")
 	if err != nil {
-		return readOnce{}, "", 0, fmt.Errorf("seal %s: %w", path, err)
+		return readOnce{}, fmt.Errorf("seal %s: %w", path, err)
 	}
 	name := spool.Name()
-	fail := func(err error) (readOnce, string, int64, error) {
+	fail := func(err error) (readOnce, error) {
 		spool.Close()
 		os.Remove(name)
-		return readOnce{}, "", 0, err
+		return readOnce{}, err
 	}
 	w, err := encrypt.Writer(spool, r.opts.Encrypt.Recipients)
 	if err != nil {
 		return fail(fmt.Errorf("seal %s: %w", path, err))
 	}
-	plain, err := io.CopyBuffer(w, io.LimitReader(ctxReader{ctx, f}, pre.Size()), buf)
+	plain, err := io.CopyBuffer(w, io.LimitReader(ctxio.Reader(ctx, f), pre.Size()), buf)
 	if err == nil {
 		err = w.Close()
 	}
@@ -133,57 +135,24 @@ func (r *run) sealOnce(ctx context.Context, path, abs string, buf []byte) (readO
 	post, err := f.Stat()
 	if err != nil {
 		os.Remove(name)
-		return readOnce{}, "", 0, fmt.Errorf("read %s: %w", abs, err)
+		return readOnce{}, fmt.Errorf("read %s: %w", abs, err)
 	}
 	rd, err := r.hashFile(ctx, name, buf)
 	if err != nil {
 		os.Remove(name)
-		return readOnce{}, "", 0, err
+		return readOnce{}, err
 	}
-	rd.info = pre
+	r.sealed.set(path, name)
+	rd.info, rd.plain = pre, plain
 	rd.stable = plain == pre.Size() && scan.StampOf(pre) == scan.StampOf(post)
-	return rd, name, plain, nil
-}
-
-// readSealed is readFile for a file to seal.
-func (r *run) readSealed(ctx context.Context, j *job, buf []byte) error {
-	for attempt := 0; ; attempt++ {
-		rd, spool, plain, err := r.sealOnce(ctx, j.entry.Path, j.item.Abs, buf)
-		if err != nil {
-			return err
-		}
-		r.sealed.set(j.entry.Path, spool)
-		r.setContent(&j.entry, rd)
-		j.entry.Encryption, j.entry.PlainSize = manifest.EncryptionAge, plain
-		if rd.stable {
-			return nil
-		}
-		if attempt >= r.retries() {
-			j.entry.ChangedDuringRead = true
-			return nil
-		}
-		r.rereads.Add(1)
-	}
-}
-
-// ctxReader stops a copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
+	return rd, nil
 }
 
 // sealAgain encrypts a file reused from the previous backup again, into a
 // new spool its blocks upload from: e takes the new blocks and sizes.
 func (r *run) sealAgain(ctx context.Context, e *manifest.Entry) error {
 	j := &job{item: &scan.Item{Path: e.Path, Abs: r.abs(e.Path)}, entry: *e}
-	err := r.readSealed(ctx, j, make([]byte, 1<<20))
+	err := r.readFile(ctx, j, make([]byte, 1<<20)) // sealed, as the entry was
 	if errors.Is(err, errVanished) {
 		return fmt.Errorf("encrypt %s again (the server lost its blocks): it is gone; back up again", e.Path)
 	}

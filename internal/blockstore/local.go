@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"ib/internal/ctxio"
 )
 
 // Local stores objects as files under a directory, sharded in 1024 folders.
@@ -50,7 +52,7 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64) er
 		return fmt.Errorf("local block store: %w", err)
 	}
 	defer os.Remove(f.Name())
-	n, err := io.Copy(f, ctxReader{ctx, r})
+	n, err := io.Copy(f, ctxio.Reader(ctx, r))
 	if err == nil && n != size {
 		err = fmt.Errorf("got %d bytes, want %d", n, size)
 	}
@@ -195,17 +197,4 @@ func syncDir(dir string) error {
 	// Some file systems refuse fsync on a directory; the rename is done.
 	_ = d.Sync()
 	return nil
-}
-
-// ctxReader stops a copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
