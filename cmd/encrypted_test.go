@@ -76,11 +76,9 @@ func TestEncryptedBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal("the age command line is not installed (apt-get install age; scripts/test does)")
 	}
-	srv := ibtest.StartServer(t)
-	conf := t.TempDir()
+	srv, conf := ibtest.StartServer(t), t.TempDir()
 	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
-	key := filepath.Join(t.TempDir(), "key.txt")
-	recipient := strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", key))
+	key, recipient := newIdentity(t, conf)
 	src := t.TempDir()
 	mt := time.Unix(1_700_000_000, 0)
 	secret := []byte(`{"priv_key":{"type":"tendermint/PrivKeyEd25519","value":"VERY-SECRET-VALIDATOR-KEY-0123456789"}}`)
@@ -198,8 +196,7 @@ func TestEncryptedBackup(t *testing.T) {
 		t.Fatalf("the refused restore wrote %v", entries)
 	}
 	// A wrong identity: refused before writing, saying why.
-	other := filepath.Join(t.TempDir(), "other.txt")
-	mustIB(t, conf, "key", "generate", "--out", other)
+	other, _ := newIdentity(t, conf)
 	_, errs, code = ib(t, conf, "backup", "restore", "latest", "--node=enc", "--identity", other, dst)
 	if code == 0 || !strings.Contains(errs, "none of the identities") {
 		t.Fatalf("restore with a wrong identity: exit %d\n%s", code, errs)
@@ -238,13 +235,10 @@ func keysOf[V any](m map[string]V) []string {
 // recipients each decrypt; verify --deep needs no identity; a passphrase
 // recipient restores with --passphrase.
 func TestEncryptionConfigured(t *testing.T) {
-	srv := ibtest.StartServer(t)
-	conf := t.TempDir()
+	srv, conf := ibtest.StartServer(t), t.TempDir()
 	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
-	keys := t.TempDir()
-	key1, key2 := filepath.Join(keys, "one.txt"), filepath.Join(keys, "two.txt")
-	r1 := strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", key1))
-	r2 := strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", key2))
+	key1, r1 := newIdentity(t, conf)
+	key2, r2 := newIdentity(t, conf)
 	src := t.TempDir()
 	mt := time.Unix(1_700_000_000, 0)
 	secret := []byte(`{"priv_key":{"value":"VALIDATOR-SECRET"}}`)
@@ -340,11 +334,9 @@ encrypt_to = [%q, %q]
 // so it encrypts the file again and commits the new blocks; once the old
 // backup is deleted, GC removes the rotten block.
 func TestEncryptedScrubAndGC(t *testing.T) {
-	srv := ibtest.StartServer(t)
-	conf := t.TempDir()
+	srv, conf := ibtest.StartServer(t), t.TempDir()
 	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
-	key := filepath.Join(t.TempDir(), "key.txt")
-	recipient := strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", key))
+	key, recipient := newIdentity(t, conf)
 	src := t.TempDir()
 	mt := time.Unix(1_700_000_000, 0)
 	ibtest.WriteFile(t, filepath.Join(src, "keys", "big.key"), ibtest.RandomBytes(1<<20), 0o600, mt)
@@ -430,10 +422,9 @@ func TestEncryptedScrubAndGC(t *testing.T) {
 // to a name met first that it does not choose is stored once, in the clear
 // under that name; backup create says so, naming both.
 func TestEncryptClearLinkWarns(t *testing.T) {
-	srv := ibtest.StartServer(t)
-	conf := t.TempDir()
+	srv, conf := ibtest.StartServer(t), t.TempDir()
 	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
-	recipient := strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", filepath.Join(t.TempDir(), "k")))
+	_, recipient := newIdentity(t, conf)
 	src := t.TempDir()
 	ibtest.WriteFile(t, filepath.Join(src, "a-copy.json"), []byte("secret"), 0o600, time.Unix(1_700_000_000, 0))
 	if err := os.Link(filepath.Join(src, "a-copy.json"), filepath.Join(src, "keys.json")); err != nil {
@@ -447,4 +438,12 @@ func TestEncryptClearLinkWarns(t *testing.T) {
 	if strings.Contains(errs, "in the clear") {
 		t.Fatalf("both names encrypted, yet:\n%s", errs)
 	}
+}
+
+// newIdentity makes an identity with `ib key generate --out` and returns
+// its file and recipient.
+func newIdentity(t *testing.T, conf string) (file, recipient string) {
+	t.Helper()
+	file = filepath.Join(t.TempDir(), "key.txt")
+	return file, strings.TrimSpace(mustIB(t, conf, "key", "generate", "--out", file))
 }

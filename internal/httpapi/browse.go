@@ -133,7 +133,7 @@ func (a *API) file(c *gin.Context) {
 		ctype = "application/octet-stream"
 	}
 	c.Header("Content-Type", ctype)
-	c.Header("Content-Disposition", attachment(store.SealedName(e, name)))
+	c.Header("Content-Disposition", attachment(e.DownloadName(name)))
 	c.Header("ETag", fmt.Sprintf(`"ib-file-%d-%x"`, id, []byte(e.MTime.Format(time.RFC3339Nano)+strconv.FormatInt(e.Size, 10))))
 	c.Header("X-Content-Type-Options", "nosniff")
 	a.serveContent(c, e.MTime, f, e.Path)

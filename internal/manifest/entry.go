@@ -56,6 +56,17 @@ type Entry struct {
 // file (age-encryption.org/v1).
 const EncryptionAge = "age"
 
+// DownloadName is the name (the entry's own, or its hard link target)
+// under which its stored content is served, in tar archives and downloads:
+// NAME.age for an encrypted file, an age file the age command line
+// decrypts. A hard link to an encrypted file carries its encryption.
+func (e *Entry) DownloadName(name string) string {
+	if e.Encryption == EncryptionAge {
+		return name + ".age"
+	}
+	return name
+}
+
 // FileSize is the size of the file on disk: PlainSize for an encrypted
 // file, whose Size is its age file's.
 func (e *Entry) FileSize() int64 {

@@ -547,7 +547,7 @@ func (g *tarGen) close() {
 func tarHeader(e *manifest.Entry, link bool) ([]byte, error) {
 	h := &tar.Header{
 		Format:  tar.FormatPAX,
-		Name:    sealedName(e, e.Path),
+		Name:    e.DownloadName(e.Path),
 		Mode:    int64(e.Mode),
 		Uid:     int(e.UID),
 		Gid:     int(e.GID),
@@ -560,7 +560,7 @@ func tarHeader(e *manifest.Entry, link bool) ([]byte, error) {
 		h.Typeflag, h.Linkname = tar.TypeSymlink, e.Target
 	case manifest.TypeHardlink:
 		if link {
-			h.Typeflag, h.Linkname = tar.TypeLink, sealedName(e, e.Target)
+			h.Typeflag, h.Linkname = tar.TypeLink, e.DownloadName(e.Target)
 		} else {
 			h.Typeflag, h.Size = tar.TypeReg, e.Size
 		}
@@ -576,21 +576,6 @@ func tarHeader(e *manifest.Entry, link bool) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
-// sealedName is the name an encrypted entry's content goes by in a
-// download: NAME.age, an age file the age command line decrypts. A hard link
-// to an encrypted file carries its encryption, so its target gets the
-// suffix too.
-func sealedName(e *manifest.Entry, name string) string {
-	if e.Encryption == manifest.EncryptionAge {
-		return name + ".age"
-	}
-	return name
-}
-
-// SealedName is the file name under which the entry's stored content is
-// served: name itself, or name.age for an encrypted file.
-func SealedName(e manifest.Entry, name string) string { return sealedName(&e, name) }
 
 // History returns the versions of one path across the live backups of
 // backup id's tag set, oldest first (at most limit).
