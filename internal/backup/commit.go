@@ -16,6 +16,13 @@ import (
 
 func bufReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 256<<10) }
 
+// spoolEntries reads the entries of the manifest spool (its first size
+// bytes: entries separated by commas).
+func spoolEntries(spool *os.File, size int64) *manifest.Reader {
+	rd := io.MultiReader(bytes.NewReader([]byte(`{"entries":[`)), io.NewSectionReader(spool, 0, size), bytes.NewReader([]byte("]}")))
+	return manifest.NewReader(bufReader(rd), nil)
+}
+
 // commitFrame is what comes before and after the entries in a commit body.
 func commitFrame(tags, labels manifest.Tags, key string) (head, tail []byte, err error) {
 	head, err = json.Marshal(struct {
@@ -100,8 +107,7 @@ func (r *run) uploadFromSpool(ctx context.Context, spool *os.File, size int64, m
 	for _, c := range missing {
 		want[c] = true
 	}
-	rd := io.MultiReader(bytes.NewReader([]byte(`{"entries":[`)), io.NewSectionReader(spool, 0, size), bytes.NewReader([]byte("]}")))
-	mr := manifest.NewReader(bufReader(rd), nil)
+	mr := spoolEntries(spool, size)
 	for {
 		e, err := mr.Next()
 		if err == io.EOF {

@@ -2,7 +2,6 @@ package backup
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -75,10 +74,8 @@ func (r *run) rewriteSpool(ctx context.Context, spool *os.File, x *rewrite) (*os
 	os.Remove(out.Name()) // unlinked: gone with the process
 	sum := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(out, sum), 256<<10)
-	rd := io.MultiReader(bytes.NewReader([]byte(`{"entries":[`)), io.NewSectionReader(spool, 0, fi.Size()), bytes.NewReader([]byte("]}")))
-	mr := manifest.NewReader(bufReader(rd), nil)
-	fix := x
-	fix.r, fix.enc, fix.w, fix.fixed, fix.gone = r, json.NewEncoder(bw), bw, map[string]*manifest.Entry{}, map[string]string{}
+	mr := spoolEntries(spool, fi.Size())
+	x.r, x.enc, x.w, x.fixed, x.gone = r, json.NewEncoder(bw), bw, map[string]*manifest.Entry{}, map[string]string{}
 	for {
 		e, err := mr.Next()
 		if err == io.EOF {
@@ -88,7 +85,7 @@ func (r *run) rewriteSpool(ctx context.Context, spool *os.File, x *rewrite) (*os
 			out.Close()
 			return nil, nil, fmt.Errorf("manifest spool: %w", err)
 		}
-		if err := fix.entry(ctx, e); err != nil {
+		if err := x.entry(ctx, e); err != nil {
 			out.Close()
 			return nil, nil, err
 		}

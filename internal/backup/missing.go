@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
@@ -26,10 +27,11 @@ func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- []s
 		defer close(batches)
 		return collectBatches(ctx, in, batches, &inFlight)
 	})
-	asked := make(chan struct{})
-	var askers errgroup.Group
+	var asking sync.WaitGroup // an asker's error cancels ctx at once
 	for range missingAskers {
-		askers.Go(func() error {
+		asking.Add(1)
+		g.Go(func() error {
+			defer asking.Done()
 			for batch := range batches {
 				missing, err := r.askMissing(ctx, batch)
 				// Answered before it is passed on: a packer that sees
@@ -48,15 +50,12 @@ func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- []s
 		})
 	}
 	g.Go(func() error {
-		err := askers.Wait()
+		asking.Wait()
 		close(found)
-		close(asked)
-		return err
+		return nil
 	})
 	g.Go(func() error { return packMissing(ctx, found, out, &inFlight) })
-	err := g.Wait()
-	<-asked
-	return err
+	return g.Wait()
 }
 
 // collectBatches reads CIDs into batches of the ones not asked about yet.
