@@ -2,7 +2,6 @@ package restore
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -38,11 +37,15 @@ func checkSealed(ctx context.Context, api API, sealed []manifest.Entry, opts Opt
 	if len(e.Blocks) == 0 {
 		return fmt.Errorf("%s: encrypted, and no content", e.Path)
 	}
-	var first bytes.Buffer
-	if err := fetchVerified(ctx, api, e.Blocks[0], &first); err != nil {
+	// Only the age header is read (not the whole first block, which may be
+	// 128 MiB): nothing is written from it, and the restore proper checks
+	// every block against its CID.
+	rc, err := api.GetBlock(ctx, e.Blocks[0].CID)
+	if err != nil {
 		return fmt.Errorf("restore %s: %w", e.Path, err)
 	}
-	if _, err := encrypt.Reader(&first, opts.Identities); err != nil {
+	defer rc.Close()
+	if _, err := encrypt.Reader(io.LimitReader(block.NewDecoder(rc), 1<<20), opts.Identities); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrEncrypted, e.Path, err)
 	}
 	return nil
