@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -162,22 +163,25 @@ func (l *losingAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int6
 }
 
 // changingAPI rewrites a file in place after the client hashed it and
-// before it uploads it (when the client asks which blocks are missing).
+// before it uploads it (when the client first asks which blocks are
+// missing; several questions may be in flight at once).
 type changingAPI struct {
 	*apiclient.Client
 	path string
-	once bool
+	once sync.Once
 }
 
 func (c *changingAPI) Missing(ctx context.Context, cids []string) ([]string, error) {
-	if !c.once {
-		c.once = true
-		f, err := os.OpenFile(c.path, os.O_RDWR, 0)
-		if err != nil {
-			return nil, err
+	var err error
+	c.once.Do(func() {
+		var f *os.File
+		if f, err = os.OpenFile(c.path, os.O_RDWR, 0); err == nil {
+			f.WriteAt([]byte("rewritten"), 1000)
+			f.Close()
 		}
-		f.WriteAt([]byte("rewritten"), 1000)
-		f.Close()
+	})
+	if err != nil {
+		return nil, err
 	}
 	return c.Client.Missing(ctx, cids)
 }
