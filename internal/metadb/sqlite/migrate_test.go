@@ -58,3 +58,25 @@ func TestMigrationKeepsRefs(t *testing.T) {
 		t.Fatalf("GC after the migration deleted %v (%v), want only the unreferenced block 3", deleted, err)
 	}
 }
+
+// TestConnectionSettings: both pools run in WAL mode with foreign keys on,
+// and keep statement journals in memory (a temporary file cost two
+// syscalls per changed page of every multi-row insert).
+func TestConnectionSettings(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "ib.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for name, pool := range db.Pools() {
+		var mode string
+		var fk, temp int
+		if err := pool.QueryRowContext(ctx, "SELECT (SELECT journal_mode FROM pragma_journal_mode), (SELECT foreign_keys FROM pragma_foreign_keys), (SELECT temp_store FROM pragma_temp_store)").Scan(&mode, &fk, &temp); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if mode != "wal" || fk != 1 || temp != 2 {
+			t.Errorf("%s: journal_mode %s, foreign_keys %d, temp_store %d; want wal, 1, 2 (memory)", name, mode, fk, temp)
+		}
+	}
+}
