@@ -167,12 +167,16 @@ func testCommitMatchesParent(t *testing.T, b Backend) {
 }
 
 // mutate changes about a third of the files: drops some, gives some other
-// blocks, other metadata with the same blocks, makes folders or links of
-// them; adds some.
+// blocks, other metadata with the same blocks (mode, mtime, owner, target,
+// flags, encryption), makes folders or links of them; adds some; and
+// gives some folders another mtime.
 func mutate(rng *rand.Rand, tr tree, es []*manifest.Entry, randFile func(string) *manifest.Entry, mtime time.Time, folders bool) {
 	for _, e := range es {
 		ne := *e
 		switch r := rng.IntN(30); {
+		case e.Type == manifest.TypeDir && r < 3:
+			ne.MTime = ne.MTime.Add(time.Second)
+			tr[e.Path] = &ne
 		case e.Type == manifest.TypeDir:
 		case r < 2:
 			delete(tr, e.Path)
@@ -192,6 +196,12 @@ func mutate(rng *rand.Rand, tr tree, es []*manifest.Entry, randFile func(string)
 			tr[e.Path] = &ne
 		case r == 7:
 			tr[e.Path] = &manifest.Entry{Path: e.Path, Type: manifest.TypeSymlink, Mode: 0o777, MTime: mtime, Target: "elsewhere"}
+		case r == 9 && e.Type == manifest.TypeFile:
+			ne.ChangedDuringRead = !ne.ChangedDuringRead
+			tr[e.Path] = &ne
+		case r == 10 && e.Type == manifest.TypeFile && len(e.Blocks) > 0:
+			ne.Encryption, ne.PlainSize = manifest.EncryptionAge, ne.PlainSize+1
+			tr[e.Path] = &ne
 		case r == 8 && folders:
 			// The file becomes a folder with a file in it.
 			tr[e.Path] = dir(e.Path, mtime)
