@@ -15,6 +15,7 @@ import (
 
 	"ib/internal/apiclient"
 	"ib/internal/backup"
+	"ib/internal/block"
 	"ib/internal/ibtest"
 	"ib/internal/manifest"
 	"ib/internal/restore"
@@ -195,6 +196,56 @@ func TestVanishedFilesAreLeftOut(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(restored(t, api, res.ID), "d", "c")); err != nil || len(got) != 70_000 {
 		t.Fatalf("the rest of the backup: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestSwappedFilesAreLeftOut: a file replaced by a symlink between the
+// walk and its read is left out (the read does not follow the link out of
+// the folder: nothing of its target is uploaded), and so is one replaced by
+// a FIFO (the read does not wait for a writer that never comes).
+func TestSwappedFilesAreLeftOut(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	api := client(t, srv)
+	root := tree(t)
+	secret := ibtest.RandomBytes(50_000)
+	outside := filepath.Join(t.TempDir(), "secret")
+	ibtest.WriteFile(t, outside, secret, 0o600, time.Unix(1700000000, 0))
+	link, fifo := filepath.Join(root, "link-me"), filepath.Join(root, "fifo-me")
+	for _, p := range []string{link, fifo} {
+		ibtest.WriteFile(t, p, ibtest.RandomBytes(50_000), 0o644, time.Unix(1700000000, 0))
+	}
+	backup.SetBeforeOpen(func(abs string) {
+		switch abs {
+		case link:
+			os.Remove(link)
+			if err := os.Symlink(outside, link); err != nil {
+				t.Error(err)
+			}
+		case fifo:
+			os.Remove(fifo)
+			if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	t.Cleanup(func() { backup.SetBeforeOpen(nil) })
+	done := make(chan backup.Result, 1)
+	go func() { done <- run(t, api, root, manifest.Tags{"n": "swapped"}, nil) }()
+	var res backup.Result
+	select {
+	case res = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the backup hangs on a file swapped for a FIFO")
+	}
+	es := committed(t, api, res.ID)
+	_, hasLink := es["link-me"]
+	_, hasFIFO := es["fifo-me"]
+	if hasLink || hasFIFO || res.Vanished != 2 || res.Files != 4 {
+		t.Fatalf("vanished %d, files %d, link kept %v, fifo kept %v: want both left out", res.Vanished, res.Files, hasLink, hasFIFO)
+	}
+	want := block.Sum(secret).String() // one block: 50,000 bytes < 64 KiB
+	if missing, err := api.Missing(context.Background(), []string{want}); err != nil || len(missing) != 1 {
+		t.Fatalf("the symlink's target was read and uploaded (missing %v, %v)", missing, err)
 	}
 }
 

@@ -100,9 +100,9 @@ func openRegular(abs string) (*os.File, fs.FileInfo, error) {
 	if beforeOpen != nil {
 		beforeOpen(abs)
 	}
-	f, err := os.Open(abs)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, errVanished
+	f, err := openNoFollow(abs)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errSymlink) {
+		return nil, nil, errVanished // gone, or a symlink now stands where the file was
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", abs, err)
@@ -115,10 +115,6 @@ func openRegular(abs string) (*os.File, fs.FileInfo, error) {
 	if !fi.Mode().IsRegular() {
 		f.Close()
 		return nil, nil, errVanished // replaced by something that is not a file
-	}
-	if lfi, err := os.Lstat(abs); err == nil && !os.SameFile(fi, lfi) {
-		f.Close()
-		return nil, nil, errVanished // a symlink now stands where the file was
 	}
 	return f, fi, nil
 }

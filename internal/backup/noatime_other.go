@@ -1,0 +1,5 @@
+//go:build unix && !linux
+
+package backup
+
+const oNoAtime = 0
