@@ -630,8 +630,13 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 		return ctx.Err()
 	}
 	defer func() { <-r.packing }()
-	var body, wire []byte
+	var wire []byte
 	buf := make([]byte, 0, packLimit)
+	est := 0
+	for _, s := range pack {
+		est += int(s.size) + 96 // CID, lengths and the LZ4 frame around data that does not shrink
+	}
+	body := make([]byte, 0, est)
 	sent := 0
 	for _, s := range pack {
 		data := s.data // hashed from these very bytes
@@ -671,8 +676,8 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 }
 
 func readRange(s source, buf []byte) ([]byte, error) {
-	f, err := os.Open(s.abs)
-	if errors.Is(err, fs.ErrNotExist) {
+	f, err := openNoFollow(s.abs)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errSymlink) {
 		return nil, fmt.Errorf("%s: %w (removed)", s.path, ErrFileChanged)
 	}
 	if err != nil {
