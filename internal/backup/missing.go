@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -14,9 +15,10 @@ import (
 // batch per round trip.
 const missingAskers = 4
 
-// batchMissing asks the server about new CIDs in batches (as many as are
-// waiting, up to 1000, so that slow hashing still gets quick answers; up
-// to missingAskers at once) and passes the missing ones on to the
+// batchMissing asks the server about new CIDs in batches (up to 1000, no
+// more often than every questionGap unless full, so that slow hashing
+// still gets quick answers without a question per file; up to
+// missingAskers at once) and passes the missing ones on to the
 // uploaders, each CID once: large blocks alone, small ones in packs.
 func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- []source) error {
 	g, ctx := errgroup.WithContext(ctx)
@@ -58,28 +60,30 @@ func (r *run) batchMissing(ctx context.Context, in <-chan source, out chan<- []s
 	return g.Wait()
 }
 
-// collectBatches reads CIDs into batches of the ones not asked about yet.
+// questionGap is the least time between two questions that are not full:
+// a client hashing slowly (a niced one, a slow disk) asked about each file
+// on its own as soon as it was named, and 50 such clients at once made
+// 4,816 questions where 450 do (p99 0.9 s, queued for the server's
+// readers). A client that names blocks fast fills batches at once and
+// never waits.
+const questionGap = 25 * time.Millisecond
+
+// collectBatches reads CIDs into batches of the ones not asked about yet:
+// a batch goes when it is full, when the input ends, or when questionGap
+// has passed since the last one went, with what has come by then.
 func collectBatches(ctx context.Context, in <-chan source, batches chan<- []source, inFlight *atomic.Int64) error {
 	const maxBatch = 1000
 	const maxRemembered = 200_000
 	asked := map[string]struct{}{}
+	var last time.Time
 	for {
 		first, ok := <-in
 		if !ok {
 			return nil
 		}
-		batch := []source{first}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case s, ok := <-in:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, s)
-			default:
-				break drain
-			}
+		batch, err := gather(ctx, in, []source{first}, maxBatch, last.Add(questionGap))
+		if err != nil {
+			return err
 		}
 		if len(asked) > maxRemembered {
 			clear(asked) // at worst a block is uploaded twice; puts are idempotent
@@ -97,11 +101,50 @@ func collectBatches(ctx context.Context, in <-chan source, batches chan<- []sour
 		inFlight.Add(1)
 		select {
 		case batches <- fresh:
+			last = time.Now()
 		case <-ctx.Done():
 			inFlight.Add(-1)
 			return ctx.Err()
 		}
 	}
+}
+
+// gather adds to batch what in brings until batch holds max, in is
+// closed, or the time is past until (then what is waiting still joins).
+func gather(ctx context.Context, in <-chan source, batch []source, max int, until time.Time) ([]source, error) {
+	wait := time.Until(until)
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for len(batch) < max {
+		select {
+		case s, ok := <-in:
+			if !ok {
+				return batch, nil
+			}
+			batch = append(batch, s)
+			continue
+		default:
+		}
+		if timeout == nil {
+			return batch, nil // nothing waiting, and the gap has passed
+		}
+		select {
+		case s, ok := <-in:
+			if !ok {
+				return batch, nil
+			}
+			batch = append(batch, s)
+		case <-timeout:
+			timeout = nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return batch, nil
 }
 
 // askMissing asks the server which of a batch's blocks it lacks.
