@@ -13,7 +13,7 @@ var errSymlink = errors.New("is a symlink")
 
 // openNoFollow opens a file for reading without following a symlink in
 // its last name, without waiting for a writer if a FIFO now stands there
-// (O_NONBLOCK, which reads of a regular file ignore), and without updating
+// (opened O_NONBLOCK, then made blocking again), and without updating
 // its access time where the system lets this process (its owner, or root).
 //
 // The file is opened with a system call and wrapped with os.NewFile, not
@@ -32,6 +32,13 @@ func openNoFollow(abs string) (*os.File, error) {
 		return nil, errSymlink
 	}
 	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: abs, Err: err}
+	}
+	// Blocking again before the first read: some network and FUSE file
+	// systems pass O_NONBLOCK on and may answer a read with EAGAIN. (A
+	// FIFO is refused by the caller's fstat before anything reads it.)
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		syscall.Close(fd)
 		return nil, &os.PathError{Op: "open", Path: abs, Err: err}
 	}
 	return os.NewFile(uintptr(fd), abs), nil
