@@ -676,12 +676,12 @@ func (r *run) uploadPack(ctx context.Context, pack []source) error {
 }
 
 func readRange(s source, buf []byte) ([]byte, error) {
-	f, err := openNoFollow(s.abs)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errSymlink) {
-		return nil, fmt.Errorf("%s: %w (removed)", s.path, ErrFileChanged)
+	f, _, err := openRegular(s.abs)
+	if errors.Is(err, errVanished) {
+		return nil, fmt.Errorf("%s: %w (removed or replaced)", s.path, ErrFileChanged)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", s.abs, err)
+		return nil, err
 	}
 	defer f.Close()
 	buf = slices.Grow(buf[:0], int(s.size))[:s.size]
