@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,28 +163,45 @@ func (l *losingAPI) Commit(ctx context.Context, body func() (io.ReadCloser, int6
 	return l.API.Commit(ctx, body, h)
 }
 
-// changingAPI rewrites a file in place after the client hashed it and
-// before it uploads it (when the client first asks which blocks are
-// missing; several questions may be in flight at once).
+// changingAPI changes a file after the client hashed it and before it
+// uploads it (when the client first asks which blocks are missing; several
+// questions may be in flight at once).
 type changingAPI struct {
 	*apiclient.Client
-	path string
-	once sync.Once
+	change func() error
+	once   sync.Once
 }
 
 func (c *changingAPI) Missing(ctx context.Context, cids []string) ([]string, error) {
 	var err error
-	c.once.Do(func() {
-		var f *os.File
-		if f, err = os.OpenFile(c.path, os.O_RDWR, 0); err == nil {
-			f.WriteAt([]byte("rewritten"), 1000)
-			f.Close()
-		}
-	})
+	c.once.Do(func() { err = c.change() })
 	if err != nil {
 		return nil, err
 	}
 	return c.Client.Missing(ctx, cids)
+}
+
+// rewriteInPlace writes over a file's bytes at 1000, keeping its size.
+func rewriteInPlace(path string) func() error {
+	return func() error {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.WriteAt([]byte("rewritten"), 1000)
+		return err
+	}
+}
+
+// swapForFIFO replaces a file with a FIFO of the same name.
+func swapForFIFO(path string) func() error {
+	return func() error {
+		if err := os.Remove(path); err != nil {
+			return err
+		}
+		return syscall.Mkfifo(path, 0o644)
+	}
 }
 
 // commitCounter counts commits and can fail the first one after reading

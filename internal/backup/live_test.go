@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -159,7 +158,7 @@ func TestFileChangedAfterHashing(t *testing.T) {
 	p := filepath.Join(root, "big")
 	ibtest.WriteFile(t, p, ibtest.RandomBytes(2<<20), 0o644, time.Unix(1700000000, 0))
 	ibtest.WriteFile(t, filepath.Join(root, "small"), []byte("small file"), 0o644, time.Unix(1700000000, 0))
-	api := &changingAPI{Client: client(t, srv), path: p}
+	api := &changingAPI{Client: client(t, srv), change: rewriteInPlace(p)}
 	opts := backup.Options{Tags: manifest.Tags{"node": "x"}, BlockSize: 4 << 20, IsNotFound: apiclient.IsNotFound}
 	res, err := backup.Run(context.Background(), api, root, opts)
 	if err != nil {
@@ -250,28 +249,6 @@ func TestSwappedFilesAreLeftOut(t *testing.T) {
 	}
 }
 
-// swappingAPI replaces a file with a FIFO after the client hashed it and
-// before it uploads it (when the client first asks which blocks are
-// missing).
-type swappingAPI struct {
-	*apiclient.Client
-	path string
-	once sync.Once
-}
-
-func (s *swappingAPI) Missing(ctx context.Context, cids []string) ([]string, error) {
-	var err error
-	s.once.Do(func() {
-		if err = os.Remove(s.path); err == nil {
-			err = syscall.Mkfifo(s.path, 0o644)
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s.Client.Missing(ctx, cids)
-}
-
 // TestSwappedBeforeUpload: a small file (uploaded in a pack, read again by
 // range) that is replaced by a FIFO after it was hashed is set aside, found
 // gone when read again, and left out; the backup neither hangs nor fails.
@@ -280,7 +257,7 @@ func TestSwappedBeforeUpload(t *testing.T) {
 	root := tree(t)
 	p := filepath.Join(root, "swapped")
 	ibtest.WriteFile(t, p, ibtest.RandomBytes(50_000), 0o644, time.Unix(1700000000, 0))
-	api := &swappingAPI{Client: client(t, srv), path: p}
+	api := &changingAPI{Client: client(t, srv), change: swapForFIFO(p)}
 	done := make(chan error, 1)
 	var res backup.Result
 	go func() {

@@ -109,40 +109,37 @@ func collectBatches(ctx context.Context, in <-chan source, batches chan<- []sour
 	}
 }
 
-// gather adds to batch what in brings until batch holds max, in is
+// gather adds to batch what in brings until batch holds limit, in is
 // closed, or the time is past until (then what is waiting still joins).
-func gather(ctx context.Context, in <-chan source, batch []source, max int, until time.Time) ([]source, error) {
-	wait := time.Until(until)
+func gather(ctx context.Context, in <-chan source, batch []source, limit int, until time.Time) ([]source, error) {
 	var timeout <-chan time.Time
-	if wait > 0 {
+	if wait := time.Until(until); wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		timeout = t.C
 	}
-	for len(batch) < max {
+	for len(batch) < limit {
+		var s source
+		var ok bool
 		select {
-		case s, ok := <-in:
-			if !ok {
-				return batch, nil
-			}
-			batch = append(batch, s)
-			continue
+		case s, ok = <-in:
 		default:
-		}
-		if timeout == nil {
-			return batch, nil // nothing waiting, and the gap has passed
-		}
-		select {
-		case s, ok := <-in:
-			if !ok {
-				return batch, nil
+			if timeout == nil {
+				return batch, nil // nothing waiting, and the gap has passed
 			}
-			batch = append(batch, s)
-		case <-timeout:
-			timeout = nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
+			select {
+			case s, ok = <-in:
+			case <-timeout:
+				timeout = nil
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
+		if !ok {
+			return batch, nil
+		}
+		batch = append(batch, s)
 	}
 	return batch, nil
 }

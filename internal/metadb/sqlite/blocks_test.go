@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -16,11 +15,7 @@ import (
 // of the calls that record the same block exactly one is told it is new.
 func TestPutBlocksGrouped(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "ib.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTemp(t)
 	blockN := func(i int) metadb.Block {
 		data := fmt.Appendf(nil, "block %d", i)
 		return metadb.Block{CID: block.Sum(data).Bytes(), Size: int64(len(data)), WireSize: 1, Inline: []byte{byte(i)}}

@@ -64,11 +64,7 @@ func TestMigrationKeepsRefs(t *testing.T) {
 // syscalls per changed page of every multi-row insert).
 func TestConnectionSettings(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "ib.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTemp(t)
 	for name, pool := range db.Pools() {
 		var mode string
 		var fk, temp int
@@ -79,4 +75,16 @@ func TestConnectionSettings(t *testing.T) {
 			t.Errorf("%s: journal_mode %s, foreign_keys %d, temp_store %d; want wal, 1, 2 (memory)", name, mode, fk, temp)
 		}
 	}
+}
+
+// openTemp opens a new database in the test's temporary folder, closed
+// when the test ends.
+func openTemp(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "ib.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
