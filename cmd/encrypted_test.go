@@ -339,7 +339,7 @@ func TestEncryptedScrubAndGC(t *testing.T) {
 	key, recipient := newIdentity(t, conf)
 	src := t.TempDir()
 	mt := time.Unix(1_700_000_000, 0)
-	ibtest.WriteFile(t, filepath.Join(src, "keys", "big.key"), ibtest.RandomBytes(1<<20), 0o600, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "keys", "big.key"), ibtest.RandomBytes(700_000), 0o600, mt) // one block, in the block store
 	ibtest.WriteFile(t, filepath.Join(src, "data.bin"), ibtest.RandomBytes(300_000), 0o644, mt)
 	create := func() createResult {
 		return createJSON(t, mustIB(t, conf, "backup", "create", "-q", "--json", "--node=s", "--encrypt", "keys/", "--encrypt-to", recipient, src))

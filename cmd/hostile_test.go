@@ -46,7 +46,7 @@ func startHostile(t *testing.T, args ...string) *hostileServer {
 	h.text = text.Bytes()
 	ibtest.WriteFile(t, filepath.Join(h.src, "big"), h.big, 0o644, time.Unix(1700000000, 0))
 	ibtest.WriteFile(t, filepath.Join(h.src, "logs", "node.log"), h.text, 0o644, time.Unix(1700000000, 0))
-	out := mustIB(t, h.conf, "backup", "create", "-q", "--json", "--node=hostile", h.src)
+	out := mustIB(t, h.conf, "backup", "create", "-q", "--json", "--node=hostile", "--block-size", "128MiB", h.src)
 	var res struct{ ID int64 }
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
@@ -423,7 +423,7 @@ func TestCutOverHTTP2(t *testing.T) {
 	mustIB(t, conf, "login", p.URL, "--token", p.Token, "--ca-cert", ca)
 	src := t.TempDir()
 	ibtest.WriteFile(t, filepath.Join(src, "big"), ibtest.RandomBytes(8<<20), 0o644, time.Unix(1700000000, 0))
-	mustIB(t, conf, "backup", "create", "-q", "--node=h2", src)
+	mustIB(t, conf, "backup", "create", "-q", "--node=h2", "--block-size", "128MiB", src)
 	var blocks []string
 	filepath.Walk(filepath.Join(p.conf, "data"), func(path string, fi os.FileInfo, err error) error {
 		if err == nil && fi.Mode().IsRegular() && fi.Size() > 7<<20 {

@@ -53,7 +53,7 @@ func TestS3OffloadEndToEnd(t *testing.T) {
 	for name, size := range map[string]int{"a-100B": 100, "b-262143B": 262143, "c-300KB": 300_000, "d-3MiB": 3 << 20} {
 		ibtest.WriteFile(t, filepath.Join(src, name), ibtest.RandomBytes(size), 0o644, mt)
 	}
-	mustIB(t, conf, "backup", "create", "-q", "--node=s3", src)
+	mustIB(t, conf, "backup", "create", "-q", "--node=s3", "--block-size", "4MiB", src)
 	if keys := bucketKeys(t, bucket); len(keys) != 2 {
 		t.Fatalf("bucket holds %d objects, want the 2 blocks of 256 KiB and more: %v", len(keys), keys)
 	}

@@ -55,9 +55,12 @@ func newCreate(o *common) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			bs, err := units.ParseSize(blockSize)
-			if err != nil || bs < 1 || bs > block.MaxSize {
-				return cli.Usagef("invalid --block-size %q: want 1 byte to 128MiB", blockSize)
+			var bs int64 // content-defined blocks
+			if blockSize != "" {
+				bs, err = units.ParseSize(blockSize)
+				if err != nil || bs < 1 || bs > block.MaxSize {
+					return cli.Usagef("invalid --block-size %q: want 1 byte to 128MiB", blockSize)
+				}
 			}
 			lv, err := block.ParseLevel(level)
 			if err != nil {
@@ -154,7 +157,7 @@ func newCreate(o *common) *cobra.Command {
 	o.tagFlags(c)
 	f := c.Flags()
 	f.IntVarP(&jobs, "jobs", "j", 0, "upload workers (default 16)")
-	f.StringVar(&blockSize, "block-size", "128MiB", "block size, at most 128MiB")
+	f.StringVar(&blockSize, "block-size", "", "cut files into fixed-size blocks of this size, at most 128MiB (default: content-defined blocks of 512KiB to 4MiB)")
 	f.StringVar(&level, "level", "max", "LZ4 level: fast, 1-9 or max")
 	f.BoolVar(&full, "full", false, "read every file, ignoring the previous backup")
 	f.BoolVar(&parallel, "parallel", false, "run beside another backup of the same tags (refused otherwise, here and by the server)")

@@ -44,8 +44,11 @@ type API interface {
 
 // Options of a backup.
 type Options struct {
-	Tags      manifest.Tags
-	BlockSize int64       // default block.MaxSize
+	Tags manifest.Tags
+	// BlockSize > 0 cuts files into fixed-size blocks of that many bytes;
+	// 0 (the default) cuts files larger than chunk.Min at content-defined
+	// boundaries (package chunk).
+	BlockSize int64
 	Level     block.Level // default block.DefaultLevel
 	Jobs      int         // upload workers, default 16
 	HashJobs  int         // hash workers, default GOMAXPROCS
@@ -160,8 +163,8 @@ type Result struct {
 var ErrFileChanged = errors.New("file changed during the backup")
 
 func (o *Options) defaults() {
-	if o.BlockSize <= 0 {
-		o.BlockSize = block.MaxSize
+	if o.BlockSize < 0 {
+		o.BlockSize = 0
 	}
 	if o.Level == (block.Level{}) {
 		o.Level = block.DefaultLevel
@@ -234,6 +237,7 @@ type run struct {
 	late    lateSet      // files changed after they were hashed
 	sealed  sealedSpools // the encrypted files' spools
 	rereads atomic.Int64 // reads of files that changed under the read
+	cutters cutters      // for files cut at content-defined boundaries
 }
 
 // abs is where a manifest path is on this machine.
@@ -252,7 +256,8 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		return Result{}, errors.New("encryption without a recipient (--encrypt-to)")
 	}
 	start := time.Now()
-	r := &run{opts: opts, api: api, root: root, packing: make(chan struct{}, max(2, 2*runtime.GOMAXPROCS(0)))}
+	r := &run{opts: opts, api: api, root: root, packing: make(chan struct{}, max(2, 2*runtime.GOMAXPROCS(0))),
+		cutters: newCutters(opts.HashJobs)}
 	defer r.sealed.removeAll()
 	r.res.Tags = opts.Tags
 	if err := opts.Labels.CheckLabels(); err != nil {

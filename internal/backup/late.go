@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"ib/internal/block"
+	"ib/internal/ctxio"
 	"ib/internal/manifest"
 	"ib/internal/scan"
 )
@@ -211,29 +212,22 @@ func (r *run) copyOnce(ctx context.Context, abs, path string, tmp *os.File) (rea
 	defer f.Close()
 	rd := readOnce{info: pre}
 	size := pre.Size()
-	for rd.size < size {
-		want := min(r.opts.BlockSize, size-rd.size)
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			return readOnce{}, fmt.Errorf("block copy: %w", err)
-		}
-		h := block.NewHasher()
-		n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(f, want))
-		r.readB.Add(n)
-		if err != nil {
-			return readOnce{}, fmt.Errorf("read %s: %w", abs, err)
-		}
-		if n == 0 {
-			break // it shrank: the stamp tells
-		}
-		b := manifest.Block{CID: block.FromDigest(h.Sum(nil)).String(), Size: n}
-		if err := r.uploadCopy(ctx, tmp, path, b); err != nil {
-			return readOnce{}, err
-		}
-		rd.blocks = append(rd.blocks, b)
-		rd.size += n
-		if n < want {
-			break
-		}
+	if r.cuts(size) {
+		rd.size, err = r.cutFile(ctx, f, size, func(b []byte, blk manifest.Block) error {
+			if _, err := tmp.WriteAt(b, 0); err != nil {
+				return fmt.Errorf("block copy: %w", err)
+			}
+			if err := r.uploadCopy(ctx, tmp, path, blk); err != nil {
+				return err
+			}
+			rd.blocks = append(rd.blocks, blk)
+			return nil
+		})
+	} else {
+		err = r.copyFixed(ctx, f, path, tmp, size, &rd)
+	}
+	if err != nil {
+		return readOnce{}, err
 	}
 	if afterRead != nil {
 		afterRead(abs)
@@ -244,6 +238,36 @@ func (r *run) copyOnce(ctx context.Context, abs, path string, tmp *os.File) (rea
 	}
 	rd.stable = rd.size == size && scan.StampOf(pre) == scan.StampOf(post)
 	return rd, nil
+}
+
+// copyFixed copies up to size bytes of f into fixed-size blocks, one at
+// a time through tmp, uploading each the server lacks.
+func (r *run) copyFixed(ctx context.Context, f *os.File, path string, tmp *os.File, size int64, rd *readOnce) error {
+	for rd.size < size {
+		want := min(r.fixedSize(), size-rd.size)
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("block copy: %w", err)
+		}
+		h := block.NewHasher()
+		n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(ctxio.Reader(ctx, f), want))
+		r.readB.Add(n)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", f.Name(), err)
+		}
+		if n == 0 {
+			return nil // it shrank: the stamp tells
+		}
+		b := manifest.Block{CID: block.FromDigest(h.Sum(nil)).String(), Size: n}
+		if err := r.uploadCopy(ctx, tmp, path, b); err != nil {
+			return err
+		}
+		rd.blocks = append(rd.blocks, b)
+		rd.size += n
+		if n < want {
+			return nil
+		}
+	}
+	return nil
 }
 
 // uploadCopy uploads a block copied to tmp if the server lacks it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -154,23 +155,30 @@ func TestNeverSettles(t *testing.T) {
 // the new content, whole and consistent.
 func TestFileChangedAfterHashing(t *testing.T) {
 	srv := ibtest.StartServer(t)
-	root := t.TempDir()
-	p := filepath.Join(root, "big")
-	ibtest.WriteFile(t, p, ibtest.RandomBytes(2<<20), 0o644, time.Unix(1700000000, 0))
-	ibtest.WriteFile(t, filepath.Join(root, "small"), []byte("small file"), 0o644, time.Unix(1700000000, 0))
-	api := &changingAPI{Client: client(t, srv), change: rewriteInPlace(p)}
-	opts := backup.Options{Tags: manifest.Tags{"node": "x"}, BlockSize: 4 << 20, IsNotFound: apiclient.IsNotFound}
-	res, err := backup.Run(context.Background(), api, root, opts)
-	if err != nil {
-		t.Fatalf("backup of a file changed after hashing: %v", err)
-	}
-	if res.ChangedCount != 0 || res.Files != 2 {
-		t.Fatalf("result %+v: want 2 files, none marked", res)
-	}
-	want, _ := os.ReadFile(p)
-	got, err := os.ReadFile(filepath.Join(restored(t, api.Client, res.ID), "big"))
-	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("restored file is not the rewritten one (%v)", err)
+	for _, bs := range []int64{4 << 20, 0} { // fixed, and content-defined blocks
+		t.Run(fmt.Sprintf("block size %d", bs), func(t *testing.T) {
+			root := t.TempDir()
+			p := filepath.Join(root, "big")
+			ibtest.WriteFile(t, p, ibtest.RandomBytes(6<<20), 0o644, time.Unix(1700000000, 0))
+			ibtest.WriteFile(t, filepath.Join(root, "small"), []byte("small file"), 0o644, time.Unix(1700000000, 0))
+			api := &changingAPI{Client: client(t, srv), change: rewriteInPlace(p)}
+			opts := backup.Options{Tags: manifest.Tags{"node": "x"}, BlockSize: bs, IsNotFound: apiclient.IsNotFound}
+			res, err := backup.Run(context.Background(), api, root, opts)
+			if err != nil {
+				t.Fatalf("backup of a file changed after hashing: %v", err)
+			}
+			if res.ChangedCount != 0 || res.Files != 2 {
+				t.Fatalf("result %+v: want 2 files, none marked", res)
+			}
+			if bs == 0 {
+				checkCut(t, committed(t, api.Client, res.ID)["big"])
+			}
+			want, _ := os.ReadFile(p)
+			got, err := os.ReadFile(filepath.Join(restored(t, api.Client, res.ID), "big"))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("restored file is not the rewritten one (%v)", err)
+			}
+		})
 	}
 }
 

@@ -129,32 +129,19 @@ func (r *run) hashFile(ctx context.Context, abs string, buf []byte) (readOnce, e
 	defer f.Close()
 	rd := readOnce{info: pre}
 	size := pre.Size()
-	h := block.NewHasher()
-	var inBlock int64
-	short := false
-	for rd.size < size {
-		if err := ctx.Err(); err != nil {
-			return readOnce{}, err
-		}
-		want := min(int64(len(buf)), size-rd.size, r.opts.BlockSize-inBlock)
-		n, err := io.ReadFull(f, buf[:want])
-		h.Write(buf[:n])
-		inBlock += int64(n)
-		rd.size += int64(n)
-		r.readB.Add(int64(n))
-		r.opts.Counters.AddBytes(int64(n))
-		if inBlock == r.opts.BlockSize || (err != nil && inBlock > 0) || (rd.size == size && inBlock > 0) {
-			rd.blocks = append(rd.blocks, manifest.Block{CID: block.FromDigest(h.Sum(nil)).String(), Size: inBlock})
-			h.Reset()
-			inBlock = 0
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			short = true // it shrank: the stamp tells
-			break
-		}
-		if err != nil {
-			return readOnce{}, fmt.Errorf("read %s: %w", abs, err)
-		}
+	var short bool
+	if r.cuts(size) {
+		rd.size, err = r.cutFile(ctx, f, size, func(b []byte, blk manifest.Block) error {
+			rd.blocks = append(rd.blocks, blk)
+			r.opts.Counters.AddBytes(blk.Size)
+			return nil
+		})
+		short = rd.size < size // it shrank: the stamp tells
+	} else {
+		short, err = r.hashFixed(ctx, f, size, buf, &rd)
+	}
+	if err != nil {
+		return readOnce{}, err
 	}
 	// Counters count logical bytes per entry in count(); take back what
 	// hashing added so a file is not counted twice.
@@ -171,4 +158,36 @@ func (r *run) hashFile(ctx context.Context, abs string, buf []byte) (readOnce, e
 		rd.data = bytes.Clone(buf[:rd.size]) // read in one piece: buf holds it all
 	}
 	return rd, nil
+}
+
+// hashFixed reads up to size bytes of f through buf into fixed-size
+// blocks; short reports a file that ended early.
+func (r *run) hashFixed(ctx context.Context, f *os.File, size int64, buf []byte, rd *readOnce) (short bool, err error) {
+	bs := r.fixedSize()
+	h := block.NewHasher()
+	var inBlock int64
+	for rd.size < size {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		want := min(int64(len(buf)), size-rd.size, bs-inBlock)
+		n, err := io.ReadFull(f, buf[:want])
+		h.Write(buf[:n])
+		inBlock += int64(n)
+		rd.size += int64(n)
+		r.readB.Add(int64(n))
+		r.opts.Counters.AddBytes(int64(n))
+		if inBlock == bs || (err != nil && inBlock > 0) || (rd.size == size && inBlock > 0) {
+			rd.blocks = append(rd.blocks, manifest.Block{CID: block.FromDigest(h.Sum(nil)).String(), Size: inBlock})
+			h.Reset()
+			inBlock = 0
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return true, nil // it shrank: the stamp tells
+		}
+		if err != nil {
+			return false, fmt.Errorf("read %s: %w", f.Name(), err)
+		}
+	}
+	return false, nil
 }
