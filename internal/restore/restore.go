@@ -150,6 +150,14 @@ type blockJob struct {
 	off  int64
 }
 
+// blockRun is consecutive blocks of one file, from off on, fetched in
+// one request (see runBytes).
+type blockRun struct {
+	file *fileState
+	off  int64
+	bs   []manifest.Block
+}
+
 // Files of one block smaller than smallLimit are fetched many at a time,
 // up to smallBatchBytes or smallBatchFiles per request.
 const (
@@ -384,10 +392,10 @@ func prepare(dest string, force bool) (destState, error) {
 
 func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error {
 	g, gctx := errgroup.WithContext(ctx)
-	jobs := make(chan blockJob, 64)
+	jobs := make(chan blockRun, 64)
 	fetcher := func() error {
 		for j := range jobs {
-			if err := r.fetchBlock(gctx, j); err != nil {
+			if err := r.fetchRun(gctx, j); err != nil {
 				return err
 			}
 		}
@@ -520,7 +528,7 @@ func (r *run) restore(ctx context.Context, spool *os.File, dirs *dirSpill) error
 // pack (fetched many at a time), unless DEST has it complete (kept or
 // verified), has it to patch in place, or has its bytes with other
 // metadata; any other file is restored block by block.
-func (r *run) restoreFile(ctx context.Context, e manifest.Entry, jobs chan<- blockJob, queue func(manifest.Entry) error) error {
+func (r *run) restoreFile(ctx context.Context, e manifest.Entry, jobs chan<- blockRun, queue func(manifest.Entry) error) error {
 	var l local
 	if !r.fresh {
 		l.fi, _ = r.dirs.lstat(e.Path)
@@ -626,7 +634,7 @@ func complete(fi fs.FileInfo, e manifest.Entry) bool {
 		fi.ModTime().Equal(e.MTime) && manifest.ModeFromFS(fi.Mode()) == e.Mode
 }
 
-func (r *run) file(ctx context.Context, e manifest.Entry, jobs chan<- blockJob, l local) error {
+func (r *run) file(ctx context.Context, e manifest.Entry, jobs chan<- blockRun, l local) error {
 	if l.complete && !r.opts.VerifyExisting {
 		r.res.Kept++
 		r.res.Files++
@@ -659,18 +667,18 @@ func (r *run) file(ctx context.Context, e manifest.Entry, jobs chan<- blockJob, 
 		return r.finish(st)
 	}
 	st.remaining.Store(int64(len(e.Blocks)))
-	var off int64
-	for _, b := range e.Blocks {
+	for _, run := range runs(st, e.Blocks) {
 		select {
-		case jobs <- blockJob{file: st, b: b, off: off}:
+		case jobs <- run:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		off += b.Size
 	}
 	return nil
 }
 
+// fetchBlock writes one block: from DEST when it holds the bytes (see
+// reuse), else downloaded.
 func (r *run) fetchBlock(ctx context.Context, j blockJob) error {
 	want, err := block.ParseCID(j.b.CID)
 	if err != nil {
@@ -679,13 +687,16 @@ func (r *run) fetchBlock(ctx context.Context, j blockJob) error {
 	if ok, err := r.reuse(j); err != nil {
 		return err
 	} else if ok {
-		if j.file.remaining.Add(-1) == 0 {
-			return r.finish(j.file)
-		}
-		return nil
+		return r.blockDone(j.file)
 	}
 	r.delta.blocksFetched.Add(1)
 	r.delta.bytesFetched.Add(j.b.Size)
+	return r.download(ctx, j, want)
+}
+
+// download fetches one block alone and writes it.
+func (r *run) download(ctx context.Context, j blockJob, want cid.Cid) error {
+	var err error
 	// A connection cut in the middle of a block is fetched again (the
 	// request itself is retried by the API client); content that does
 	// not match its CID is not.
@@ -704,8 +715,14 @@ func (r *run) fetchBlock(ctx context.Context, j blockJob) error {
 	if err != nil {
 		return fmt.Errorf("restore %s: block %s: %w", j.file.e.Path, j.b.CID, err)
 	}
-	if j.file.remaining.Add(-1) == 0 {
-		return r.finish(j.file)
+	return r.blockDone(j.file)
+}
+
+// blockDone counts one more block of a file written, and completes the
+// file after its last.
+func (r *run) blockDone(st *fileState) error {
+	if st.remaining.Add(-1) == 0 {
+		return r.finish(st)
 	}
 	return nil
 }
@@ -727,10 +744,16 @@ func (r *run) fetchOnce(ctx context.Context, j blockJob, want cid.Cid) error {
 	}
 	r.elastic.observe(time.Since(start))
 	defer rc.Close()
+	return r.writeBlock(&wireCounter{r: rc, c: r.opts.Counters}, j, want)
+}
+
+// writeBlock decodes a block's wire form from wire, checks it against its
+// CID and size, and writes it at its offset.
+func (r *run) writeBlock(wire io.Reader, j blockJob, want cid.Cid) error {
 	// Large writes: a write system call per 32 KiB copy buffer costs more
 	// than the copy itself.
 	bw := bufio.NewWriterSize(&progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters}, int(min(j.b.Size, 1<<20)))
-	n, err := block.Verify(&wireCounter{r: rc, c: r.opts.Counters}, want, j.b.Size, bw)
+	n, err := block.Verify(wire, want, j.b.Size, bw)
 	if err == nil && n != j.b.Size {
 		err = fmt.Errorf("%w: %d bytes, the manifest says %d", errSize, n, j.b.Size)
 	}

@@ -63,6 +63,40 @@ func (c *cancelling) GetBlock(ctx context.Context, cid string) (io.ReadCloser, e
 	return c.API.GetBlock(ctx, cid)
 }
 
+// FetchBlocks serves the blocks of a pack before the nth, then cuts the
+// connection and cancels, as GetBlock does.
+func (c *cancelling) FetchBlocks(ctx context.Context, cids []string) (io.ReadCloser, error) {
+	left := c.n.Add(-int64(len(cids)))
+	before := left + int64(len(cids))
+	if before <= 0 || left > 0 {
+		return c.API.FetchBlocks(ctx, cids)
+	}
+	if before == 1 {
+		c.cancel()
+		return nil, context.Canceled
+	}
+	rc, err := c.API.FetchBlocks(ctx, cids[:before-1])
+	if err != nil {
+		return nil, err
+	}
+	return &cutAtEnd{ReadCloser: rc, cancel: c.cancel}, nil
+}
+
+// cutAtEnd cancels and fails where its body would end.
+type cutAtEnd struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (c *cutAtEnd) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if err == io.EOF {
+		c.cancel()
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
 func TestInterruptedRestoreResumes(t *testing.T) {
 	api, src, id := setup(t)
 	dst := filepath.Join(t.TempDir(), "dst")
@@ -140,6 +174,16 @@ type lying struct{ restore.API }
 func (l lying) GetBlock(ctx context.Context, cid string) (io.ReadCloser, error) {
 	wire, _ := block.Encode(make([]byte, 32<<10), block.DefaultLevel)
 	return io.NopCloser(strings.NewReader(string(wire))), nil
+}
+
+// FetchBlocks answers a pack of the CIDs asked for, each with those bytes.
+func (l lying) FetchBlocks(ctx context.Context, cids []string) (io.ReadCloser, error) {
+	wire, _ := block.Encode(make([]byte, 32<<10), block.DefaultLevel)
+	var pack []byte
+	for _, c := range cids {
+		pack = block.AppendFrame(pack, c, wire)
+	}
+	return io.NopCloser(strings.NewReader(string(pack))), nil
 }
 
 func TestWrongBytesAreNeverWritten(t *testing.T) {
