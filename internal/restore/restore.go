@@ -747,12 +747,17 @@ func (r *run) fetchOnce(ctx context.Context, j blockJob, want cid.Cid) error {
 	return r.writeBlock(&wireCounter{r: rc, c: r.opts.Counters}, j, want)
 }
 
+// blockWriters buffer the writes of blocks: a write system call per 32 KiB
+// copy buffer costs more than the copy itself, and a new 1 MiB buffer for
+// each of a thousand blocks cost page faults and collections.
+var blockWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
+
 // writeBlock decodes a block's wire form from wire, checks it against its
 // CID and size, and writes it at its offset.
 func (r *run) writeBlock(wire io.Reader, j blockJob, want cid.Cid) error {
-	// Large writes: a write system call per 32 KiB copy buffer costs more
-	// than the copy itself.
-	bw := bufio.NewWriterSize(&progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters}, int(min(j.b.Size, 1<<20)))
+	bw := blockWriters.Get().(*bufio.Writer)
+	bw.Reset(&progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters})
+	defer func() { bw.Reset(nil); blockWriters.Put(bw) }()
 	n, err := block.Verify(wire, want, j.b.Size, bw)
 	if err == nil && n != j.b.Size {
 		err = fmt.Errorf("%w: %d bytes, the manifest says %d", errSize, n, j.b.Size)
