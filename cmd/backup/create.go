@@ -18,6 +18,7 @@ import (
 	"ib/internal/apiclient"
 	"ib/internal/backup"
 	"ib/internal/block"
+	"ib/internal/chunk"
 	"ib/internal/cli"
 	"ib/internal/config"
 	"ib/internal/ignore"
@@ -157,7 +158,7 @@ func newCreate(o *common) *cobra.Command {
 	o.tagFlags(c)
 	f := c.Flags()
 	f.IntVarP(&jobs, "jobs", "j", 0, "upload workers (default 16)")
-	f.StringVar(&blockSize, "block-size", "", "cut files into fixed-size blocks of this size, at most 128MiB (default: content-defined blocks of 512KiB to 4MiB)")
+	f.StringVar(&blockSize, "block-size", "", fmt.Sprintf("cut files into fixed-size blocks of this size, at most 128MiB (default: content-defined blocks of %dMiB to %dMiB)", chunk.Min>>20, chunk.Max>>20))
 	f.StringVar(&level, "level", "max", "LZ4 level: fast, 1-9 or max")
 	f.BoolVar(&full, "full", false, "read every file, ignoring the previous backup")
 	f.BoolVar(&parallel, "parallel", false, "run beside another backup of the same tags (refused otherwise, here and by the server)")
