@@ -83,7 +83,7 @@ func TestEncryptedBackup(t *testing.T) {
 	mt := time.Unix(1_700_000_000, 0)
 	secret := []byte(`{"priv_key":{"type":"tendermint/PrivKeyEd25519","value":"VERY-SECRET-VALIDATOR-KEY-0123456789"}}`)
 	ibtest.WriteFile(t, filepath.Join(src, "keys", "a.json"), secret, 0o600, mt)
-	ibtest.WriteFile(t, filepath.Join(src, "keys", "sub", "b.bin"), ibtest.RandomBytes(300_000), 0o600, mt)
+	ibtest.WriteFile(t, filepath.Join(src, "keys", "sub", "b.bin"), ibtest.RandomBytes(6<<20), 0o600, mt) // several blocks
 	ibtest.WriteFile(t, filepath.Join(src, "config.toml"), []byte("moniker = \"node\"\n"), 0o644, mt)
 	if err := os.Link(filepath.Join(src, "keys", "a.json"), filepath.Join(src, "keys", "link.json")); err != nil {
 		t.Fatal(err)
@@ -159,13 +159,31 @@ func TestEncryptedBackup(t *testing.T) {
 		t.Fatalf("a file not chosen was stored as %q", got)
 	}
 	manifest := string(get("manifest"))
-	for _, want := range []string{`"path":"keys/a.json"`, `"encryption":"age"`, fmt.Sprintf(`"plain_size":%d`, len(secret)), `"plain_size":300000`} {
+	for _, want := range []string{`"path":"keys/a.json"`, `"encryption":"age"`, fmt.Sprintf(`"plain_size":%d`, len(secret)), fmt.Sprintf(`"plain_size":%d`, 6<<20)} {
 		if !strings.Contains(manifest, want) {
 			t.Fatalf("manifest lacks %s:\n%s", want, manifest)
 		}
 	}
 	if strings.Count(manifest, `"encryption"`) != 3 {
 		t.Fatalf("want exactly the three files under keys/ encrypted:\n%s", manifest)
+	}
+	var m struct {
+		Entries []struct {
+			Path   string
+			Blocks []struct{ CID string }
+		}
+	}
+	if err := json.Unmarshal([]byte(manifest), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range m.Entries {
+		if e.Path == "keys/sub/b.bin" && len(e.Blocks) < 2 {
+			t.Fatalf("the 6 MiB age file of keys/sub/b.bin is %d block(s), want it cut into several", len(e.Blocks))
+		}
+	}
+	want, _ := os.ReadFile(filepath.Join(src, "keys", "sub", "b.bin"))
+	if got := ageDecrypt(get("files/keys/sub/b.bin")); !bytes.Equal(got, want) {
+		t.Fatalf("GET /files of a sealed file of several blocks decrypts to %d other bytes", len(got))
 	}
 	// No stored byte holds the secret: the SQLite file (inline blocks)
 	// and the block directory.
