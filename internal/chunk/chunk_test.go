@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -61,22 +62,28 @@ func TestBlocksAreBoundedAndWhole(t *testing.T) {
 }
 
 func TestInsertionChangesOnlyTheBlocksAroundIt(t *testing.T) {
-	a := stream(32<<20, 2)
-	b := append(append(bytes.Clone(a[:13<<20]), []byte("a hundred bytes or so inserted into the middle of a large file, shifting all after it")...), a[13<<20:]...)
+	a := stream(24<<20, 2)
 	seen := map[[32]byte]bool{}
-	ba := cut(t, a)
-	for _, x := range ba {
+	before := cut(t, a)
+	for _, x := range before {
 		seen[sha256.Sum256(x)] = true
 	}
-	bb := cut(t, b)
-	fresh := 0
-	for _, x := range bb {
-		if !seen[sha256.Sum256(x)] {
-			fresh++
+	// (JC, jump-based chunking, failed this: 4 KiB inserted at 3 MiB
+	// made 11 of 13 blocks new.)
+	for _, at := range []int{1 << 20, 3 << 20, 5<<20 + 12345, 17 << 20} {
+		for _, n := range []int{1, 100, 4096, 65536} {
+			b := slices.Concat(a[:at], stream(n, 7), a[at:])
+			after := cut(t, b)
+			fresh := 0
+			for _, x := range after {
+				if !seen[sha256.Sum256(x)] {
+					fresh++
+				}
+			}
+			if fresh < 1 || fresh > 2 || len(after) < 8 {
+				t.Errorf("%d bytes inserted at %d: %d of %d blocks new (%d before), want 1 or 2", n, at, fresh, len(after), len(before))
+			}
 		}
-	}
-	if fresh < 1 || fresh > 2 || len(bb) < 8 {
-		t.Fatalf("%d of %d blocks new after an insertion (%d blocks before): want 1 or 2", fresh, len(bb), len(ba))
 	}
 }
 
@@ -89,7 +96,7 @@ func TestBoundariesAreStable(t *testing.T) {
 	for _, b := range cut(t, stream(16<<20, 3)) {
 		got = append(got, len(b))
 	}
-	want := []int{2099335, 1049539, 1048982, 1049564, 1048721, 2098168, 1049902, 4199370, 1048994, 1048809, 1035832}
+	want := []int{3790107, 2655028, 2310346, 1127938, 2153381, 2382689, 2357727}
 	if len(got) != len(want) {
 		t.Fatalf("block lengths %v, recorded %v", got, want)
 	}
