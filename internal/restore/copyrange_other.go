@@ -7,6 +7,6 @@ import (
 	"os"
 )
 
-func copyRange(dst, src *os.File, off, n int64) error {
+func copyRange(dst, src *os.File, srcOff, dstOff, n int64) error {
 	return errors.ErrUnsupported
 }

@@ -57,8 +57,10 @@ func (r *run) reuse(j blockJob) (bool, error) {
 	if local == nil {
 		return false, nil
 	}
+	src := j.off
 	if k := j.file.known; k != nil {
-		if !k.has(j.off, j.b) {
+		var ok bool
+		if src, ok = k.source(j.off, j.b, r.moves(j.file)); !ok {
 			return false, nil // other bytes, known without reading them
 		}
 	} else if ok, _ := block.HasCID(local, j.off, j.b.Size, j.b.CID); !ok {
@@ -66,11 +68,11 @@ func (r *run) reuse(j blockJob) (bool, error) {
 	}
 	if j.file.inPlace() {
 		r.opts.Counters.AddBytes(j.b.Size) // already where it belongs
-	} else if copyRange(j.file.f, local, j.off, j.b.Size) == nil {
+	} else if copyRange(j.file.f, local, src, j.off, j.b.Size) == nil {
 		r.opts.Counters.AddBytes(j.b.Size)
 	} else {
 		w := &progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters}
-		n, err := io.Copy(w, io.NewSectionReader(local, j.off, j.b.Size))
+		n, err := io.Copy(w, io.NewSectionReader(local, src, j.b.Size))
 		if err != nil {
 			return false, fmt.Errorf("restore %s: copy a local block: %w", j.file.e.Path, err)
 		}
@@ -83,6 +85,12 @@ func (r *run) reuse(j blockJob) (bool, error) {
 	r.delta.bytesReused.Add(j.b.Size)
 	return true, nil
 }
+
+// moves reports whether a file's blocks may be copied from other offsets
+// of DEST's file than their own: only into a copy (a file patched in
+// place could overwrite a block before it is moved), and never under
+// --in-place, so that a dry run plans what the restore does.
+func (r *run) moves(st *fileState) bool { return !r.opts.InPlace && !st.inPlace() }
 
 // closeLocal closes a file's local source once it is written.
 func (st *fileState) closeLocal() {
@@ -140,7 +148,7 @@ func (r *run) finishInPlace(st *fileState) error {
 // owner and mtime where it is and done is true. A file with other hard
 // links is left to be written anew.
 func (r *run) sameSmall(e manifest.Entry, l local) (done bool, err error) {
-	if l.known != nil && !l.known.has(0, e.Blocks[0]) {
+	if l.known != nil && !isKnown(l.known.source(0, e.Blocks[0], false)) {
 		return false, nil
 	}
 	fi := l.fi

@@ -68,15 +68,30 @@ func saveRestored(dir, dest string, id int64) error {
 	return nil
 }
 
-// knownBlocks are the blocks of DEST's file by offset, as its entry in
-// the backup last restored there gives them.
-type knownBlocks map[int64]manifest.Block
-
-// has reports whether the file holds block b at off.
-func (k knownBlocks) has(off int64, b manifest.Block) bool {
-	kb, ok := k[off]
-	return ok && kb.CID == b.CID && kb.Size == b.Size
+// knownBlocks are the blocks of DEST's file, as its entry in the backup
+// last restored there gives them: by offset, and where each CID first is.
+type knownBlocks struct {
+	at    map[int64]manifest.Block
+	where map[string]int64
 }
+
+// source returns where DEST's file holds block b, to be written at off:
+// at off itself, or (when moved allows it) wherever else the file has it.
+// Content-defined blocks make the second common: bytes inserted before a
+// block move it without changing it.
+func (k *knownBlocks) source(off int64, b manifest.Block, moved bool) (int64, bool) {
+	if kb, ok := k.at[off]; ok && kb.CID == b.CID && kb.Size == b.Size {
+		return off, true
+	}
+	if !moved {
+		return 0, false
+	}
+	src, ok := k.where[b.CID]
+	return src, ok && k.at[src].Size == b.Size
+}
+
+// isKnown takes source's answer as a yes or no.
+func isKnown(_ int64, ok bool) bool { return ok }
 
 // previous opens the manifest of the backup last restored into DEST, for
 // known; nothing when there is none, it is this one, or it is gone.
@@ -97,7 +112,7 @@ func (r *run) previous(ctx context.Context, id int64) (close func()) {
 // known returns the blocks DEST's file at e.Path holds, when its size and
 // mtime are those of its entry in the backup last restored there, or nil
 // (then its blocks are hashed). It is called in walk order.
-func (r *run) known(e manifest.Entry, fi fs.FileInfo) knownBlocks {
+func (r *run) known(e manifest.Entry, fi fs.FileInfo) *knownBlocks {
 	if r.prev == nil {
 		return nil
 	}
@@ -113,10 +128,13 @@ func (r *run) known(e manifest.Entry, fi fs.FileInfo) knownBlocks {
 	if fi == nil || !fi.Mode().IsRegular() || fi.Size() != old.Size || !fi.ModTime().Equal(old.MTime) {
 		return nil
 	}
-	k := make(knownBlocks, len(old.Blocks))
+	k := &knownBlocks{at: make(map[int64]manifest.Block, len(old.Blocks)), where: make(map[string]int64, len(old.Blocks))}
 	var off int64
 	for _, b := range old.Blocks {
-		k[off] = b
+		k.at[off] = b
+		if _, ok := k.where[b.CID]; !ok {
+			k.where[b.CID] = off
+		}
 		off += b.Size
 	}
 	return k

@@ -105,3 +105,62 @@ func TestRefreshKnowsWhatItRestored(t *testing.T) {
 	}
 	ibtest.TreesEqual(t, src, dest, nil)
 }
+
+// TestRefreshFindsMovedBlocks: bytes inserted into a large file move the
+// content-defined blocks after them without changing them; a refresh of
+// a DEST restored by this client copies those from where DEST's file has
+// them and fetches only the block around the insertion. A dry run plans
+// the same; --in-place (which could overwrite a block before moving it)
+// takes only blocks at their own offsets.
+func TestRefreshFindsMovedBlocks(t *testing.T) {
+	mt := time.Unix(1700000000, 0)
+	data := ibtest.RandomBytes(24 << 20)
+	api, src, first := backedUp(t, 0, func(s string) {
+		ibtest.WriteFile(t, filepath.Join(s, "store.pack"), data, 0o644, mt)
+	})
+	state := t.TempDir()
+	dest := filepath.Join(t.TempDir(), "node")
+	if _, err := restore.Run(context.Background(), api, first, dest, restore.Options{StateDir: state}); err != nil {
+		t.Fatal(err)
+	}
+	inserted := append(append(bytes.Clone(data[:5<<20]), []byte("inserted near the start")...), data[5<<20:]...)
+	ibtest.WriteFile(t, filepath.Join(src, "store.pack"), inserted, 0o644, mt.Add(time.Hour))
+	second, err := backup.Run(context.Background(), api, src, backup.Options{IsNotFound: apiclient.IsNotFound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.NewBlocks < 1 || second.NewBlocks > 2 || second.Blocks < 6 {
+		t.Fatalf("backup after the insertion: %d of %d blocks new, want 1 or 2", second.NewBlocks, second.Blocks)
+	}
+	plan, err := restore.Run(context.Background(), api, second.ID, dest, restore.Options{DryRun: true, StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingAPI{API: api}
+	got, err := restore.Run(context.Background(), counting, second.ID, dest, restore.Options{Force: true, StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ibtest.TreesEqual(t, src, dest, nil)
+	for _, r := range []restore.Result{plan, got} {
+		if r.BlocksFetched != int64(second.NewBlocks) || r.BlocksReused != int64(second.Blocks-second.NewBlocks) {
+			t.Errorf("fetched %d, reused %d: want the %d new blocks fetched and the %d others copied", r.BlocksFetched, r.BlocksReused, second.NewBlocks, second.Blocks-second.NewBlocks)
+		}
+	}
+	if n := counting.blocks.Load(); n != int64(second.NewBlocks) {
+		t.Errorf("%d blocks asked of the server, want %d", n, second.NewBlocks)
+	}
+
+	// Back to the first backup, in place: only the blocks before the
+	// insertion are at their own offsets.
+	inPlace, err := restore.Run(context.Background(), api, first, dest, restore.Options{Force: true, InPlace: true, StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dest, "store.pack")); !bytes.Equal(got, data) {
+		t.Fatal("the in-place refresh did not restore the first backup")
+	}
+	if inPlace.BlocksReused == 0 || inPlace.BlocksReused >= int64(second.Blocks-second.NewBlocks) {
+		t.Errorf("in place: %d blocks reused, want those before the insertion only", inPlace.BlocksReused)
+	}
+}

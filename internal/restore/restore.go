@@ -138,7 +138,7 @@ type fileState struct {
 	complete bool
 	// known: the blocks local holds, from the backup last restored into
 	// DEST (nil: they are hashed).
-	known knownBlocks
+	known *knownBlocks
 }
 
 // inPlace reports a file patched where it is (f is DEST's file itself).
@@ -622,9 +622,9 @@ func (r *run) symlink(e manifest.Entry) error {
 
 // local is what DEST has at an entry's path, stat'ed once.
 type local struct {
-	fi       fs.FileInfo // nil: nothing
-	complete bool        // the entry's file, by size, mtime and mode
-	known    knownBlocks // its blocks, from the backup last restored there
+	fi       fs.FileInfo  // nil: nothing
+	complete bool         // the entry's file, by size, mtime and mode
+	known    *knownBlocks // its blocks, from the backup last restored there
 }
 
 // complete reports whether fi (nil: nothing) is already the entry's file
