@@ -148,7 +148,7 @@ func (r *run) finishInPlace(st *fileState) error {
 // owner and mtime where it is and done is true. A file with other hard
 // links is left to be written anew.
 func (r *run) sameSmall(e manifest.Entry, l local) (done bool, err error) {
-	if l.known != nil && !isKnown(l.known.source(0, e.Blocks[0], false)) {
+	if l.known != nil && !l.known.holds(0, e.Blocks[0], false) {
 		return false, nil
 	}
 	fi := l.fi

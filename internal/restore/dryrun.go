@@ -121,7 +121,7 @@ func (r *run) planFile(e *manifest.Entry, res *Result, fn func(Planned) error) e
 	}
 	var off int64
 	for _, b := range e.Blocks {
-		if known != nil && isKnown(known.source(off, b, !r.opts.InPlace)) || known == nil && local != nil && hasCID(local, off, b) {
+		if known != nil && known.holds(off, b, !r.opts.InPlace) || known == nil && local != nil && hasCID(local, off, b) {
 			p.Reused += b.Size
 			res.BlocksReused++
 		} else {

@@ -90,8 +90,11 @@ func (k *knownBlocks) source(off int64, b manifest.Block, moved bool) (int64, bo
 	return src, ok && k.at[src].Size == b.Size
 }
 
-// isKnown takes source's answer as a yes or no.
-func isKnown(_ int64, ok bool) bool { return ok }
+// holds reports whether DEST's file has block b for off (see source).
+func (k *knownBlocks) holds(off int64, b manifest.Block, moved bool) bool {
+	_, ok := k.source(off, b, moved)
+	return ok
+}
 
 // previous opens the manifest of the backup last restored into DEST, for
 // known; nothing when there is none, it is this one, or it is gone.

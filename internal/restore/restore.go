@@ -677,33 +677,18 @@ func (r *run) file(ctx context.Context, e manifest.Entry, jobs chan<- blockRun, 
 	return nil
 }
 
-// fetchBlock writes one block: from DEST when it holds the bytes (see
-// reuse), else downloaded.
-func (r *run) fetchBlock(ctx context.Context, j blockJob) error {
+// download fetches one block alone (a GET) and writes it.
+func (r *run) download(ctx context.Context, j blockJob) error {
 	want, err := block.ParseCID(j.b.CID)
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", j.file.e.Path, err)
 	}
-	if ok, err := r.reuse(j); err != nil {
-		return err
-	} else if ok {
-		return r.blockDone(j.file)
-	}
-	r.delta.blocksFetched.Add(1)
-	r.delta.bytesFetched.Add(j.b.Size)
-	return r.download(ctx, j, want)
-}
-
-// download fetches one block alone and writes it.
-func (r *run) download(ctx context.Context, j blockJob, want cid.Cid) error {
-	var err error
 	// A connection cut in the middle of a block is fetched again (the
 	// request itself is retried by the API client); content that does
 	// not match its CID is not.
 	for attempt := 1; ; attempt++ {
 		err = r.fetchOnce(ctx, j, want)
-		if err == nil || attempt == 5 || ctx.Err() != nil ||
-			errors.Is(err, block.ErrMismatch) || errors.Is(err, block.ErrTooLarge) || errors.Is(err, errSize) || isAPIError(err) {
+		if err == nil || attempt == 5 || ctx.Err() != nil || final(err) {
 			break
 		}
 		r.opts.Log.Warn("block download cut; fetching it again", "file", j.file.e.Path, "cid", j.b.CID, "err", err)
@@ -728,6 +713,13 @@ func (r *run) blockDone(st *fileState) error {
 }
 
 var errSize = errors.New("block size differs from the manifest")
+
+// final reports a download failure that asking again does not mend:
+// bytes that are not the block's, or an answer of the server.
+func final(err error) bool {
+	return errors.Is(err, block.ErrMismatch) || errors.Is(err, block.ErrTooLarge) || errors.Is(err, errSize) ||
+		errors.Is(err, errPack) || isAPIError(err)
+}
 
 // isAPIError reports an answer of the server (4xx, or 5xx after the
 // client's own retries): fetching again does not help.

@@ -3,9 +3,7 @@ package restore
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"ib/internal/block"
@@ -26,16 +24,17 @@ const (
 // than that is a run of its own) and runBlocks.
 func runs(st *fileState, bs []manifest.Block) []blockRun {
 	var out []blockRun
-	var off, size int64
+	start, startOff, off, size := 0, int64(0), int64(0), int64(0)
 	for i, b := range bs {
-		if n := len(out); n > 0 && size+b.Size <= runBytes && len(out[n-1].bs) < runBlocks {
-			out[n-1].bs = bs[i-len(out[n-1].bs) : i+1]
-			size += b.Size
-		} else {
-			out = append(out, blockRun{file: st, off: off, bs: bs[i : i+1]})
-			size = b.Size
+		if i > start && (size+b.Size > runBytes || i-start == runBlocks) {
+			out = append(out, blockRun{file: st, off: startOff, bs: bs[start:i]})
+			start, startOff, size = i, off, 0
 		}
+		size += b.Size
 		off += b.Size
+	}
+	if len(bs) > 0 {
+		out = append(out, blockRun{file: st, off: startOff, bs: bs[start:]})
 	}
 	return out
 }
@@ -58,15 +57,15 @@ func (r *run) fetchRun(ctx context.Context, run blockRun) error {
 		}
 		todo = append(todo, j)
 	}
+	for _, j := range todo {
+		r.delta.blocksFetched.Add(1)
+		r.delta.bytesFetched.Add(j.b.Size)
+	}
 	switch len(todo) {
 	case 0:
 		return nil
 	case 1:
-		return r.fetchBlock(ctx, todo[0])
-	}
-	for _, j := range todo {
-		r.delta.blocksFetched.Add(1)
-		r.delta.bytesFetched.Add(j.b.Size)
+		return r.download(ctx, todo[0])
 	}
 	// A pack cut short is asked for again from the first block not
 	// written; one cut in its first block gets that block alone first (a
@@ -86,17 +85,12 @@ func (r *run) fetchRun(ctx context.Context, run blockRun) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, block.ErrMismatch) || errors.Is(err, block.ErrTooLarge) || errors.Is(err, errSize) ||
-			errors.Is(err, errPack) || isAPIError(err) {
+		if final(err) {
 			return fmt.Errorf("restore %s: %w", run.file.e.Path, err)
 		}
 		r.opts.Log.Warn("block download cut; fetching the rest again", "file", run.file.e.Path, "blocks", len(todo), "err", err)
 		if done == 0 {
-			want, err := block.ParseCID(todo[0].b.CID)
-			if err == nil {
-				err = r.download(ctx, todo[0], want)
-			}
-			if err != nil {
+			if err := r.download(ctx, todo[0]); err != nil {
 				return err
 			}
 			if todo = todo[1:]; len(todo) == 0 {
@@ -128,24 +122,17 @@ func (r *run) fetchRunOnce(ctx context.Context, todo []blockJob) (int, error) {
 	defer rc.Close()
 	br := bufio.NewReaderSize(&wireCounter{r: rc, c: r.opts.Counters}, 256<<10)
 	for done, j := range todo {
-		got, n, err := block.ReadFrameHeader(br, j.b.Size+j.b.Size/255+64<<10)
-		if err == io.EOF {
-			return done, io.ErrUnexpectedEOF
-		}
+		lr, err := nextFrame(br, j.b.CID, j.b.Size+j.b.Size/255+64<<10)
 		if err != nil {
 			return done, err
-		}
-		if got != j.b.CID {
-			return done, fmt.Errorf("%w: got %s, want %s", errPack, got, j.b.CID)
 		}
 		want, err := block.ParseCID(j.b.CID)
 		if err != nil {
 			return done, err
 		}
-		lr := &io.LimitedReader{R: br, N: n}
 		err = r.writeBlock(lr, j, want)
-		if err == nil && lr.N != 0 {
-			err = fmt.Errorf("%w: %d bytes after the LZ4 frame", block.ErrBadWire, lr.N)
+		if err == nil {
+			err = frameEnd(lr)
 		}
 		if err != nil {
 			return done, fmt.Errorf("block %s: %w", j.b.CID, err)

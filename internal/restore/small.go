@@ -42,9 +42,7 @@ func (r *run) fetchSmall(ctx context.Context, files []manifest.Entry) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if attempt == 5 ||
-			errors.Is(err, block.ErrMismatch) || errors.Is(err, block.ErrTooLarge) || errors.Is(err, errSize) ||
-			errors.Is(err, errPack) || isAPIError(err) || errors.As(err, new(*writeErr)) {
+		if attempt == 5 || final(err) || errors.As(err, new(*writeErr)) {
 			return err
 		}
 		r.opts.Log.Warn("block download cut; fetching the rest again", "blocks", len(cids), "err", err)
@@ -57,6 +55,30 @@ func (r *run) fetchSmall(ctx context.Context, files []manifest.Entry) error {
 }
 
 var errPack = errors.New("the server answered other blocks than those asked for")
+
+// nextFrame reads the header of a pack's next block, which must be cid,
+// and returns a reader of its wire form (at most maxWire bytes).
+func nextFrame(br *bufio.Reader, cid string, maxWire int64) (*io.LimitedReader, error) {
+	got, n, err := block.ReadFrameHeader(br, maxWire)
+	if err == io.EOF {
+		return nil, io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, err
+	}
+	if got != cid {
+		return nil, fmt.Errorf("%w: got %s, want %s", errPack, got, cid)
+	}
+	return &io.LimitedReader{R: br, N: n}, nil
+}
+
+// frameEnd fails unless a block's decoding used its whole wire form.
+func frameEnd(lr *io.LimitedReader) error {
+	if lr.N != 0 {
+		return fmt.Errorf("%w: %d bytes after the LZ4 frame", block.ErrBadWire, lr.N)
+	}
+	return nil
+}
 
 // writeErr marks a failure to write the destination, which no new request
 // mends.
@@ -73,15 +95,9 @@ func (r *run) fetchSmallOnce(ctx context.Context, files []manifest.Entry, cids [
 	defer rc.Close()
 	br := bufio.NewReaderSize(&wireCounter{r: rc, c: r.opts.Counters}, 256<<10)
 	for done, c := range cids {
-		got, n, err := block.ReadFrameHeader(br, maxSmallWire)
-		if err == io.EOF {
-			return done, io.ErrUnexpectedEOF
-		}
+		lr, err := nextFrame(br, c, maxSmallWire)
 		if err != nil {
 			return done, err
-		}
-		if got != c {
-			return done, fmt.Errorf("%w: got %s, want %s", errPack, got, c)
 		}
 		first := files[users[c][0]]
 		want, err := block.ParseCID(c)
@@ -89,13 +105,12 @@ func (r *run) fetchSmallOnce(ctx context.Context, files []manifest.Entry, cids [
 			return done, fmt.Errorf("restore %s: %w", first.Path, err)
 		}
 		buf.Reset()
-		lr := &io.LimitedReader{R: br, N: n}
 		size, err := block.Verify(lr, want, first.Blocks[0].Size, buf)
 		if err == nil && size != first.Blocks[0].Size {
 			err = fmt.Errorf("%w: %d bytes, the manifest says %d", errSize, size, first.Blocks[0].Size)
 		}
-		if err == nil && lr.N != 0 {
-			err = fmt.Errorf("%w: %d bytes after the LZ4 frame", block.ErrBadWire, lr.N)
+		if err == nil {
+			err = frameEnd(lr)
 		}
 		if err != nil {
 			// A frame cut by the connection reads as a bad frame: asked
