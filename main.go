@@ -30,5 +30,24 @@ func main() {
 	code := cmd.Execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	pprof.StopCPUProfile()
+	// IB_MEMPROFILE=FILE writes what the run allocated (pprof's allocs
+	// profile: -sample_index=alloc_space shows where the bytes went).
+	if p := os.Getenv("IB_MEMPROFILE"); p != "" {
+		if err := writeAllocs(p); err != nil {
+			fmt.Fprintf(os.Stderr, "ib: IB_MEMPROFILE: %v\n", err)
+		}
+	}
 	os.Exit(code)
+}
+
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

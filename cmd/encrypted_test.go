@@ -34,7 +34,7 @@ func TestRestoreRefusesEncrypted(t *testing.T) {
 	sealed := []byte("age-encryption.org/v1\n-> X25519 not really\n---\nciphertext")
 	c := block.Sum(sealed).String()
 	wire, _ := block.Encode(sealed, block.Level{})
-	if err := srv.Store.PutBlock(ctx, c, bytes.NewReader(wire)); err != nil {
+	if err := srv.Store.PutBlock(ctx, c, bytes.NewReader(wire), int64(len(wire))); err != nil {
 		t.Fatal(err)
 	}
 	body := fmt.Sprintf(`{"tags":{"node":"enc"},"entries":[{"path":".","type":"dir","mode":493,"mtime":"2024-01-01T00:00:00Z"},

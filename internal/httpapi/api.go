@@ -234,7 +234,7 @@ func (a *API) missing(c *gin.Context) {
 
 func (a *API) putBlock(c *gin.Context) {
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, store.MaxWireSize)
-	if err := a.store.PutBlock(c.Request.Context(), c.Param("cid"), body); err != nil {
+	if err := a.store.PutBlock(c.Request.Context(), c.Param("cid"), body, c.Request.ContentLength); err != nil {
 		a.error(c, err)
 		return
 	}

@@ -30,7 +30,7 @@ func BenchmarkCommitMillion(b *testing.B) {
 	data := []byte("one shared block")
 	c := block.Sum(data).String()
 	wire, _ := block.Encode(data, block.Level{})
-	if err := f.st.PutBlock(context.Background(), c, strings.NewReader(string(wire))); err != nil {
+	if err := f.st.PutBlock(context.Background(), c, strings.NewReader(string(wire)), int64(len(wire))); err != nil {
 		b.Fatal(err)
 	}
 	commit := func(what string) {

@@ -66,7 +66,7 @@ func (f *fixture) put(t *testing.T, data []byte) string {
 	t.Helper()
 	c := block.Sum(data).String()
 	wire, _ := block.Encode(data, block.Level{})
-	if err := f.st.PutBlock(context.Background(), c, bytes.NewReader(wire)); err != nil {
+	if err := f.st.PutBlock(context.Background(), c, bytes.NewReader(wire), int64(len(wire))); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -166,7 +166,7 @@ func TestDeleteRacesReupload(t *testing.T) {
 		f.clock = f.clock.Add(time.Second)
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			if err := f.st.PutBlock(ctx, c, bytes.NewReader(wire)); err != nil {
+			if err := f.st.PutBlock(ctx, c, bytes.NewReader(wire), int64(len(wire))); err != nil {
 				t.Error(err)
 			}
 		})

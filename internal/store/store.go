@@ -136,13 +136,15 @@ func (s *Store) Missing(ctx context.Context, cids []string) ([]string, error) {
 // PutBlock stores a block from its wire form. It refuses (ErrInvalid) a body
 // that is not one LZ4 frame, that decodes to more than block.MaxSize bytes,
 // or whose content's CID is not cidStr. Putting a block again is harmless.
-func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) error {
+// size is the body's length if known (a request's Content-Length), else -1:
+// a body known to be large goes straight to a temporary file.
+func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader, size int64) error {
 	// The body is read through a buffer: the LZ4 decoder reads in small
 	// pieces, and each would otherwise be a system call.
-	br := bodyReaders.Get().(*bufio.Reader)
+	br := bodyReaders.get()
 	br.Reset(body)
-	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
-	rec, sp, err := s.receive(cidStr, br)
+	defer func() { br.Reset(nil); bodyReaders.put(br) }()
+	rec, sp, err := s.receive(cidStr, br, size)
 	if sp != nil {
 		defer sp.close()
 	}
@@ -160,7 +162,9 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader) err
 // transaction at the end. A bad block stops the pack (the ones before it
 // are stored: harmless, content-addressed).
 func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
-	br := bufio.NewReaderSize(body, 256<<10)
+	br := bodyReaders.get()
+	br.Reset(body)
+	defer func() { br.Reset(nil); bodyReaders.put(br) }()
 	var inline []metadb.Block
 	n := 0
 	for {
@@ -171,7 +175,7 @@ func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("%w: block %d of the pack: %w", ErrInvalid, n+1, err)
 		}
-		rec, sp, err := s.receive(cidStr, io.LimitReader(br, size))
+		rec, sp, err := s.receive(cidStr, io.LimitReader(br, size), size)
 		if err == nil && rec.Inline == nil {
 			err = s.offload(ctx, cidStr, rec, sp)
 		} else if err == nil {
@@ -199,17 +203,19 @@ func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
 	return n, nil
 }
 
-var bodyReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}
-
-// receive reads and checks one wire form from a buffered body; a small
+// receive reads and checks one wire form of wireLen bytes (-1: not known)
+// from a buffered body; a small
 // block comes back with its bytes in rec.Inline, a large one with its bytes
 // in the spool.
-func (s *Store) receive(cidStr string, body io.Reader) (metadb.Block, *spool, error) {
+func (s *Store) receive(cidStr string, body io.Reader, wireLen int64) (metadb.Block, *spool, error) {
 	c, err := block.ParseCID(cidStr)
 	if err != nil {
 		return metadb.Block{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	sp := newSpool(s.tmpDir, 1<<20)
+	sp, err := newSpool(s.tmpDir, wireLen)
+	if err != nil {
+		return metadb.Block{}, sp, fmt.Errorf("block %s: temp file: %w", cidStr, err)
+	}
 	tee := io.TeeReader(body, sp)
 	size, err := block.Verify(tee, c, block.MaxSize, nil)
 	if err != nil {

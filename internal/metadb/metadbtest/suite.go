@@ -96,7 +96,7 @@ func (f *fixture) put(t *testing.T, data []byte) manifest.Block {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.PutBlock(context.Background(), c, bytes.NewReader(wire)); err != nil {
+	if err := f.st.PutBlock(context.Background(), c, bytes.NewReader(wire), int64(len(wire))); err != nil {
 		t.Fatal(err)
 	}
 	return manifest.Block{CID: c, Size: int64(len(data))}
