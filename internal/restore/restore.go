@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"ib/internal/apiclient"
+	"ib/internal/bank"
 	"ib/internal/block"
 	"ib/internal/ignore"
 	"ib/internal/manifest"
@@ -741,13 +742,19 @@ func (r *run) fetchOnce(ctx context.Context, j blockJob, want cid.Cid) error {
 
 // blockWriters buffer the writes of blocks: a write system call per 32 KiB
 // copy buffer costs more than the copy itself, and a new 1 MiB buffer for
-// each of a thousand blocks cost page faults and collections.
-var blockWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
+// each of a thousand blocks cost page faults and collections. packReaders
+// read the packs of blocks. Both are kept in banks, not sync.Pools (package
+// bank says why): a restore of the shared dataset allocated 90 MB of pack
+// readers with a pool.
+var (
+	blockWriters = bank.New(16, func() *bufio.Writer { return bufio.NewWriterSize(nil, 1<<20) })
+	packReaders  = bank.New(32, func() *bufio.Reader { return bufio.NewReaderSize(nil, 256<<10) })
+)
 
 // writeBlock decodes a block's wire form from wire, checks it against its
 // CID and size, and writes it at its offset.
 func (r *run) writeBlock(wire io.Reader, j blockJob, want cid.Cid) error {
-	bw := blockWriters.Get().(*bufio.Writer)
+	bw := blockWriters.Get()
 	bw.Reset(&progressWriter{w: io.NewOffsetWriter(j.file.f, j.off), c: r.opts.Counters})
 	defer func() { bw.Reset(nil); blockWriters.Put(bw) }()
 	n, err := block.Verify(wire, want, j.b.Size, bw)

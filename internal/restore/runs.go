@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"time"
@@ -120,7 +119,9 @@ func (r *run) fetchRunOnce(ctx context.Context, todo []blockJob) (int, error) {
 	}
 	r.elastic.observe(time.Since(start))
 	defer rc.Close()
-	br := bufio.NewReaderSize(&wireCounter{r: rc, c: r.opts.Counters}, 256<<10)
+	br := packReaders.Get()
+	br.Reset(&wireCounter{r: rc, c: r.opts.Counters})
+	defer func() { br.Reset(nil); packReaders.Put(br) }()
 	for done, j := range todo {
 		lr, err := nextFrame(br, j.b.CID, j.b.Size+j.b.Size/255+64<<10)
 		if err != nil {

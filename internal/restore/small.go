@@ -93,7 +93,9 @@ func (r *run) fetchSmallOnce(ctx context.Context, files []manifest.Entry, cids [
 		return 0, err
 	}
 	defer rc.Close()
-	br := bufio.NewReaderSize(&wireCounter{r: rc, c: r.opts.Counters}, 256<<10)
+	br := packReaders.Get()
+	br.Reset(&wireCounter{r: rc, c: r.opts.Counters})
+	defer func() { br.Reset(nil); packReaders.Put(br) }()
 	for done, c := range cids {
 		lr, err := nextFrame(br, c, maxSmallWire)
 		if err != nil {

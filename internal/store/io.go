@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"io"
 	"os"
+
+	"ib/internal/bank"
 )
 
 type countingReader struct {
@@ -18,48 +20,17 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// bank keeps up to cap(free) values alive between uses. A sync.Pool would
-// not do for the server's upload buffers: its heap is a few MiB, so the
-// collector runs every few uploads and empties the pool, every large
-// upload then grew fresh buffers, and the runtime gave the memory back to
-// the OS between steps and faulted it in again (a 5% backup of the shared
-// dataset: ~22,000 page faults on the server, 16 µs each on this
-// project's VM). What a bank holds stays: at most cap(free) values.
-type bank[T any] struct {
-	free chan T
-	make func() T
-}
-
-func newBank[T any](n int, mk func() T) *bank[T] {
-	return &bank[T]{free: make(chan T, n), make: mk}
-}
-
-func (b *bank[T]) get() T {
-	select {
-	case v := <-b.free:
-		return v
-	default:
-		return b.make()
-	}
-}
-
-func (b *bank[T]) put(v T) {
-	select {
-	case b.free <- v:
-	default:
-	}
-}
-
 // spoolMem is the largest wire form a spool holds in memory.
 const spoolMem = 1 << 20
 
-// The banks of the upload path: 32 in-memory spools (32 MiB at most),
-// and the 256 KiB buffers that bodies are read and temporary files written
-// through.
+// The server's buffers for uploads and downloads, kept between requests
+// (package bank says why not in a sync.Pool): 32 in-memory spools (32 MiB
+// at most), and the 256 KiB buffers that bodies are read through and
+// temporary files and packs written through.
 var (
-	spoolBuffers = newBank(32, func() *bytes.Buffer { return bytes.NewBuffer(make([]byte, 0, spoolMem)) })
-	bodyReaders  = newBank(32, func() *bufio.Reader { return bufio.NewReaderSize(nil, 256<<10) })
-	fileWriters  = newBank(32, func() *bufio.Writer { return bufio.NewWriterSize(nil, 256<<10) })
+	spoolBuffers = bank.New(32, func() *bytes.Buffer { return bytes.NewBuffer(make([]byte, 0, spoolMem)) })
+	bodyReaders  = bank.New(32, func() *bufio.Reader { return bufio.NewReaderSize(nil, 256<<10) })
+	bufWriters   = bank.New(32, func() *bufio.Writer { return bufio.NewWriterSize(nil, 256<<10) })
 )
 
 // spool holds an upload's wire form: in memory while it is small (most
@@ -80,7 +51,7 @@ func newSpool(dir string, size int64) (*spool, error) {
 	if size > spoolMem {
 		return s, s.toFile()
 	}
-	s.mem = spoolBuffers.get()
+	s.mem = spoolBuffers.Get()
 	s.mem.Reset()
 	return s, nil
 }
@@ -90,11 +61,11 @@ func (s *spool) toFile() error {
 	if err != nil {
 		return err
 	}
-	s.f, s.bw = f, fileWriters.get()
+	s.f, s.bw = f, bufWriters.Get()
 	s.bw.Reset(f)
 	if s.mem != nil {
 		_, err = s.bw.Write(s.mem.Bytes())
-		spoolBuffers.put(s.mem)
+		spoolBuffers.Put(s.mem)
 		s.mem = nil
 	}
 	return err
@@ -122,7 +93,7 @@ func (s *spool) finish() error {
 	}
 	err := s.bw.Flush()
 	s.bw.Reset(nil)
-	fileWriters.put(s.bw)
+	bufWriters.Put(s.bw)
 	s.bw = nil
 	return err
 }
@@ -131,12 +102,12 @@ func (s *spool) finish() error {
 // the buffers back.
 func (s *spool) close() {
 	if s.mem != nil {
-		spoolBuffers.put(s.mem)
+		spoolBuffers.Put(s.mem)
 		s.mem = nil
 	}
 	if s.bw != nil {
 		s.bw.Reset(nil)
-		fileWriters.put(s.bw)
+		bufWriters.Put(s.bw)
 		s.bw = nil
 	}
 	if s.f != nil {

@@ -141,9 +141,9 @@ func (s *Store) Missing(ctx context.Context, cids []string) ([]string, error) {
 func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader, size int64) error {
 	// The body is read through a buffer: the LZ4 decoder reads in small
 	// pieces, and each would otherwise be a system call.
-	br := bodyReaders.get()
+	br := bodyReaders.Get()
 	br.Reset(body)
-	defer func() { br.Reset(nil); bodyReaders.put(br) }()
+	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
 	rec, sp, err := s.receive(cidStr, br, size)
 	if sp != nil {
 		defer sp.close()
@@ -162,9 +162,9 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader, siz
 // transaction at the end. A bad block stops the pack (the ones before it
 // are stored: harmless, content-addressed).
 func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
-	br := bodyReaders.get()
+	br := bodyReaders.Get()
 	br.Reset(body)
-	defer func() { br.Reset(nil); bodyReaders.put(br) }()
+	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
 	var inline []metadb.Block
 	n := 0
 	for {
@@ -320,7 +320,9 @@ func (s *Store) WriteBlocks(ctx context.Context, cids []string, w io.Writer) err
 			return fmt.Errorf("block %s: %w", c, ErrNotFound)
 		}
 	}
-	bw := bufio.NewWriterSize(w, 256<<10)
+	bw := bufWriters.Get()
+	bw.Reset(w)
+	defer func() { bw.Reset(nil); bufWriters.Put(bw) }()
 	var hdr []byte
 	for i, c := range cids {
 		rec := rows[string(bin[i])]
