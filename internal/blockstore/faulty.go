@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"sync"
 	"time"
 )
@@ -95,15 +96,17 @@ func (f *Faulty) Put(ctx context.Context, key string, r io.Reader, size int64) e
 }
 
 // PutFile keeps the wrapped store's fast path, with the same faults as Put.
-func (f *Faulty) PutFile(ctx context.Context, key, path string) error {
+func (f *Faulty) PutFile(ctx context.Context, key string, file *os.File) error {
 	fp, ok := f.Store.(FilePutter)
 	if !ok {
+		file.Close()
 		return errors.New("faulty: the wrapped store cannot take files")
 	}
 	if err := f.inject(ctx, OpPut); err != nil {
+		file.Close()
 		return err
 	}
-	return fp.PutFile(ctx, key, path)
+	return fp.PutFile(ctx, key, file)
 }
 
 func (f *Faulty) Get(ctx context.Context, key string) (io.ReadCloser, error) {

@@ -75,27 +75,40 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64) er
 	return l.install(key, f.Name())
 }
 
-// PutFile moves a file into the store; the file is synced first.
-func (l *Local) PutFile(ctx context.Context, key, path string) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// PutFile moves a file into the store; it is synced (through f, not
+// opened again) and closed first.
+func (l *Local) PutFile(ctx context.Context, key string, f *os.File) error {
+	err := ctx.Err()
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := syncFile(path); err != nil {
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("local block store: put %s: %w", key, err)
 	}
-	return l.install(key, path)
+	return l.install(key, f.Name())
 }
 
+// install renames the synced file at path to key's place, then syncs the
+// folder. The shard folder is made only when the rename finds it missing:
+// a mkdir of an existing folder per block cost 0.19 CPU-s in an initial
+// backup of the shared dataset (16 uploads at once contending for the
+// folder's lock).
 func (l *Local) install(key, path string) error {
 	dst, err := l.path(key)
 	if err != nil {
 		return err
 	}
 	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("local block store: put %s: %w", key, err)
+	err = os.Rename(path, dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			err = os.Rename(path, dst)
+		}
 	}
-	if err := os.Rename(path, dst); err != nil {
+	if err != nil {
 		return fmt.Errorf("local block store: put %s: %w", key, err)
 	}
 	if err := syncDir(dir); err != nil {
@@ -181,18 +194,6 @@ func (l *Local) Check(ctx context.Context) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
-}
-
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func syncDir(dir string) error {

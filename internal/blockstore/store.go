@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"time"
 )
 
@@ -46,8 +47,9 @@ type Store interface {
 // FilePutter is implemented by stores that can take a finished temporary
 // file on the same file system without copying it.
 type FilePutter interface {
-	// PutFile moves the file at path into the store under key.
-	PutFile(ctx context.Context, key, path string) error
+	// PutFile moves the file f, open and written, into the store under
+	// key, and closes it (whatever the outcome).
+	PutFile(ctx context.Context, key string, f *os.File) error
 }
 
 // shard returns the folder of a key: two characters of a CID's digest

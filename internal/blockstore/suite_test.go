@@ -238,3 +238,51 @@ func TestS3Unavailable(t *testing.T) {
 		t.Fatalf("Check after S3 came back: %v", err)
 	}
 }
+
+// PutFile moves a written temporary file into its shard folder, closing it,
+// and makes the shard folder when it is missing (install renames first and
+// makes folders only when the rename finds none).
+func TestLocalPutFile(t *testing.T) {
+	dir := t.TempDir()
+	s, err := blockstore.OpenLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, data := range [][]byte{[]byte("first object"), []byte("second object, same shard folder gone")} {
+		k := block.Sum(data).String()
+		f, err := os.CreateTemp(s.TempDir(), "block-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 { // a shard folder removed behind the store's back
+			shards, _ := filepath.Glob(filepath.Join(dir, "*", "*"))
+			for _, p := range shards {
+				if !strings.HasPrefix(p, s.TempDir()) {
+					os.RemoveAll(filepath.Dir(p))
+				}
+			}
+		}
+		if err := s.PutFile(ctx, k, f); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(data); !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("write after PutFile: %v, want the file closed", err)
+		}
+		if _, err := os.Stat(f.Name()); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the temporary name is still there: %v", err)
+		}
+		rc, err := s.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, data) {
+			t.Fatalf("Get = %q, want %q", got, data)
+		}
+	}
+}

@@ -268,9 +268,7 @@ func (s *Store) storeObject(ctx context.Context, key string, sp *spool) error {
 	case sp.f == nil:
 		err = s.blocks.Put(ctx, key, bytes.NewReader(sp.mem.Bytes()), sp.n)
 	case ok:
-		if err = sp.f.Close(); err == nil {
-			err = fp.PutFile(ctx, key, sp.f.Name())
-		}
+		err = fp.PutFile(ctx, key, sp.f) // closes it
 	default:
 		if _, err = sp.f.Seek(0, io.SeekStart); err == nil {
 			err = s.blocks.Put(ctx, key, sp.f, sp.n)
