@@ -24,14 +24,22 @@ func (c *countingReader) Read(p []byte) (int, error) {
 const spoolMem = 1 << 20
 
 // The server's buffers for uploads and downloads, kept between requests
-// (package bank says why not in a sync.Pool): 32 in-memory spools (32 MiB
-// at most), and the 256 KiB buffers that bodies are read through and
+// (package bank says why not in a sync.Pool): 32 in-memory spools (of at
+// most 2 MiB each: see keepSpool), and the 256 KiB buffers that bodies are read through and
 // temporary files and packs written through.
 var (
-	spoolBuffers = bank.New(32, func() *bytes.Buffer { return bytes.NewBuffer(make([]byte, 0, spoolMem)) })
+	spoolBuffers = bank.New(32, func() *bytes.Buffer { return new(bytes.Buffer) })
 	bodyReaders  = bank.New(32, func() *bufio.Reader { return bufio.NewReaderSize(nil, 256<<10) })
 	bufWriters   = bank.New(32, func() *bufio.Writer { return bufio.NewWriterSize(nil, 256<<10) })
 )
+
+// keepSpool gives a spool's buffer back to the bank unless it grew past
+// twice spoolMem (a buffer doubles as it grows).
+func keepSpool(b *bytes.Buffer) {
+	if b.Cap() <= 2*spoolMem {
+		spoolBuffers.Put(b)
+	}
+}
 
 // spool holds an upload's wire form: in memory while it is small (most
 // blocks of a node's data dir are small files: no temporary file, no
@@ -53,6 +61,12 @@ func newSpool(dir string, size int64) (*spool, error) {
 	}
 	s.mem = spoolBuffers.Get()
 	s.mem.Reset()
+	if size > 0 {
+		// One allocation of the size announced (none for a banked buffer
+		// that is large enough); a buffer made while the bank is empty
+		// grows only as far as its upload needs.
+		s.mem.Grow(int(size))
+	}
 	return s, nil
 }
 
@@ -65,7 +79,7 @@ func (s *spool) toFile() error {
 	s.bw.Reset(f)
 	if s.mem != nil {
 		_, err = s.bw.Write(s.mem.Bytes())
-		spoolBuffers.Put(s.mem)
+		keepSpool(s.mem)
 		s.mem = nil
 	}
 	return err
@@ -102,7 +116,7 @@ func (s *spool) finish() error {
 // the buffers back.
 func (s *spool) close() {
 	if s.mem != nil {
-		spoolBuffers.Put(s.mem)
+		keepSpool(s.mem)
 		s.mem = nil
 	}
 	if s.bw != nil {
