@@ -191,9 +191,12 @@ func (o *Options) defaults() {
 
 // job is one walked item on its way to the manifest.
 type job struct {
-	item   *scan.Item
-	entry  manifest.Entry
-	hash   bool // the file must be read
+	item  *scan.Item
+	entry manifest.Entry
+	hash  bool // the file must be read
+	// hint is what the file's previous version was cut into (a changed
+	// plain file of the previous backup), for chunk.CutKnown.
+	hint   []manifest.Block
 	err    error
 	done   chan struct{}
 	reused bool

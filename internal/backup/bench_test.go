@@ -24,7 +24,7 @@ func BenchmarkHashFile(b *testing.B) {
 	buf := make([]byte, 1<<20)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		rd, err := r.hashFile(context.Background(), p, buf)
+		rd, err := r.hashFile(context.Background(), p, buf, nil)
 		if err != nil || rd.size != int64(len(data)) || len(rd.blocks) != 4 || !rd.stable {
 			b.Fatalf("hashFile: %d blocks, %d bytes, stable %v, %v", len(rd.blocks), rd.size, rd.stable, err)
 		}

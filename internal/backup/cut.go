@@ -85,3 +85,38 @@ func (r *run) cutFile(ctx context.Context, f *os.File, size int64, each func(b [
 		}
 	}
 }
+
+// cutKnownFile names the content-defined blocks of a changed file like
+// cutFile, given what its previous version was cut into: blocks unchanged
+// at their old offsets are named without running the cut over them
+// (chunk.CutKnown; the blocks are the same as cutFile's). A file changed
+// in place or appended to, a database or a log, is then read and hashed
+// but cut only around its changes.
+func (r *run) cutKnownFile(ctx context.Context, f *os.File, size int64, hint []manifest.Block, buf []byte, each func(manifest.Block)) (int64, error) {
+	ct, err := r.cutters.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer r.cutters.put(ct)
+	known := make([]chunk.Known, len(hint))
+	for i, b := range hint {
+		known[i] = chunk.Known{Size: b.Size, Sum: b.CID}
+	}
+	name := func(rd io.Reader) (string, error) {
+		h := block.NewHasher()
+		if _, err := io.CopyBuffer(h, rd, buf); err != nil {
+			return "", err
+		}
+		return block.FromDigest(h.Sum(nil)).String(), nil
+	}
+	n, err := ct.CutKnown(ctx, f, size, known, name,
+		func(_ []byte, k chunk.Known) error {
+			r.readB.Add(k.Size)
+			each(manifest.Block{CID: k.Sum, Size: k.Size})
+			return nil
+		})
+	if err != nil {
+		return n, fmt.Errorf("read %s: %w", f.Name(), err)
+	}
+	return n, nil
+}

@@ -73,6 +73,26 @@ func TestContentDefinedBlocks(t *testing.T) {
 		}
 	}
 
+	// Changed in place and appended to: named from the previous backup's
+	// blocks (chunk.CutKnown), the blocks are the ones a first backup of
+	// the same bytes cuts, and the backup restores.
+	patched := bytes.Clone(inserted)
+	copy(patched[5<<20:], "rewritten in place")
+	patched = append(patched, ibtest.RandomBytes(3<<20)...)
+	ibtest.WriteFile(t, big, patched, 0o644, mt.Add(2*time.Hour))
+	third := run(t, api, root, tags, cdc)
+	fresh := run(t, api, root, manifest.Tags{"node": "cut-fresh"}, cdc)
+	got, want := committed(t, api, third.ID)["db/store.pack"], committed(t, api, fresh.ID)["db/store.pack"]
+	if !slices.Equal(got.Blocks, want.Blocks) {
+		t.Fatalf("with the previous blocks known: %d blocks, a first backup cuts %d", len(got.Blocks), len(want.Blocks))
+	}
+	if third.NewBlocks < 2 || third.NewBlocks > 5 {
+		t.Fatalf("after a change in place and an append: %d new blocks", third.NewBlocks)
+	}
+	if b, err := os.ReadFile(filepath.Join(restored(t, api, third.ID), "db", "store.pack")); err != nil || !bytes.Equal(b, patched) {
+		t.Fatalf("backup %d does not restore the patched file (%v)", third.ID, err)
+	}
+
 	// Fixed-size blocks, asked for, are what they were.
 	fixed := run(t, api, root, manifest.Tags{"node": "fixed"}, func(o *backup.Options) { o.BlockSize = 4 << 20 })
 	if e := committed(t, api, fixed.ID)["db/store.pack"]; len(e.Blocks) != 7 || e.Blocks[0].Size != 4<<20 {

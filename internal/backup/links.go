@@ -57,6 +57,9 @@ func (r *run) plan(it *scan.Item, prev *prevManifest, links map[scan.FileID]*job
 			r.res.Renamed++
 		} else {
 			j.hash = true
+			if p != nil && p.Type == manifest.TypeFile && p.Encryption == "" && !seal && r.cuts(p.Size) {
+				j.hint = p.Blocks
+			}
 		}
 	}
 	if !j.hash {

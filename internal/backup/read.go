@@ -56,7 +56,7 @@ func (r *run) readFile(ctx context.Context, j *job, buf []byte) error {
 		if seal {
 			rd, err = r.sealOnce(ctx, j.entry.Path, j.item.Abs, buf)
 		} else {
-			rd, err = r.hashFile(ctx, j.item.Abs, buf)
+			rd, err = r.hashFile(ctx, j.item.Abs, buf, j.hint)
 		}
 		if err != nil {
 			return err
@@ -120,8 +120,9 @@ func openRegular(abs string) (*os.File, fs.FileInfo, error) {
 }
 
 // hashFile cuts a file into blocks and names them, reading as many bytes
-// as its stat said when opened.
-func (r *run) hashFile(ctx context.Context, abs string, buf []byte) (readOnce, error) {
+// as its stat said when opened. hint, if any, is what its previous version
+// was cut into (see cutKnownFile).
+func (r *run) hashFile(ctx context.Context, abs string, buf []byte, hint []manifest.Block) (readOnce, error) {
 	f, pre, err := openRegular(abs)
 	if err != nil {
 		return readOnce{}, err
@@ -131,11 +132,15 @@ func (r *run) hashFile(ctx context.Context, abs string, buf []byte) (readOnce, e
 	size := pre.Size()
 	var short bool
 	if r.cuts(size) {
-		rd.size, err = r.cutFile(ctx, f, size, func(b []byte, blk manifest.Block) error {
+		each := func(blk manifest.Block) {
 			rd.blocks = append(rd.blocks, blk)
 			r.opts.Counters.AddBytes(blk.Size)
-			return nil
-		})
+		}
+		if len(hint) > 0 {
+			rd.size, err = r.cutKnownFile(ctx, f, size, hint, buf, each)
+		} else {
+			rd.size, err = r.cutFile(ctx, f, size, func(_ []byte, blk manifest.Block) error { each(blk); return nil })
+		}
 		short = rd.size < size // it shrank: the stamp tells
 	} else {
 		short, err = r.hashFixed(ctx, f, size, buf, &rd)

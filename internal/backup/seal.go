@@ -137,7 +137,7 @@ func (r *run) sealOnce(ctx context.Context, path, abs string, buf []byte) (readO
 		os.Remove(name)
 		return readOnce{}, fmt.Errorf("read %s: %w", abs, err)
 	}
-	rd, err := r.hashFile(ctx, name, buf)
+	rd, err := r.hashFile(ctx, name, buf, nil)
 	if err != nil {
 		os.Remove(name)
 		return readOnce{}, err
