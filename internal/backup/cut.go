@@ -92,7 +92,7 @@ func (r *run) cutFile(ctx context.Context, f *os.File, size int64, each func(b [
 // (chunk.CutKnown; the blocks are the same as cutFile's). A file changed
 // in place or appended to, a database or a log, is then read and hashed
 // but cut only around its changes.
-func (r *run) cutKnownFile(ctx context.Context, f *os.File, size int64, hint []manifest.Block, buf []byte, each func(manifest.Block)) (int64, error) {
+func (r *run) cutKnownFile(ctx context.Context, f *os.File, size int64, hint []manifest.Block, each func(manifest.Block)) (int64, error) {
 	ct, err := r.cutters.get(ctx)
 	if err != nil {
 		return 0, err
@@ -102,14 +102,11 @@ func (r *run) cutKnownFile(ctx context.Context, f *os.File, size int64, hint []m
 	for i, b := range hint {
 		known[i] = chunk.Known{Size: b.Size, Sum: b.CID}
 	}
-	name := func(rd io.Reader) (string, error) {
-		h := block.NewHasher()
-		if _, err := io.CopyBuffer(h, rd, buf); err != nil {
-			return "", err
-		}
-		return block.FromDigest(h.Sum(nil)).String(), nil
+	sum := func(b []byte) string { return block.Sum(b).String() }
+	same := func(rd io.ReaderAt, off int64, k chunk.Known) (bool, error) {
+		return block.HasCID(rd, off, k.Size, k.Sum)
 	}
-	n, err := ct.CutKnown(ctx, f, size, known, name,
+	n, err := ct.CutKnown(ctx, f, size, known, sum, same,
 		func(_ []byte, k chunk.Known) error {
 			r.readB.Add(k.Size)
 			each(manifest.Block{CID: k.Sum, Size: k.Size})

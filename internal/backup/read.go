@@ -137,7 +137,7 @@ func (r *run) hashFile(ctx context.Context, abs string, buf []byte, hint []manif
 			r.opts.Counters.AddBytes(blk.Size)
 		}
 		if len(hint) > 0 {
-			rd.size, err = r.cutKnownFile(ctx, f, size, hint, buf, each)
+			rd.size, err = r.cutKnownFile(ctx, f, size, hint, each)
 		} else {
 			rd.size, err = r.cutFile(ctx, f, size, func(_ []byte, blk manifest.Block) error { each(blk); return nil })
 		}

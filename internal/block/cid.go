@@ -42,7 +42,9 @@ func Sum(data []byte) cid.Cid {
 // are no match; err is a read that failed.
 func HasCID(r io.ReaderAt, off, size int64, c string) (bool, error) {
 	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(r, off, size))
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	n, err := io.CopyBuffer(h, io.NewSectionReader(r, off, size), *buf)
 	if err != nil {
 		return false, err
 	}

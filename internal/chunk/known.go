@@ -1,7 +1,6 @@
 package chunk
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,7 @@ import (
 )
 
 // Known is a block of a file's previous version: its length and its name
-// (any function of its bytes: the one CutKnown is given).
+// (the one CutKnown's sum gives its bytes).
 type Known struct {
 	Size int64
 	Sum  string
@@ -38,9 +37,11 @@ type Known struct {
 // known must come from this package's cut (Algorithm, Min, Normal, Max):
 // blocks cut otherwise would be taken as they are and their boundaries
 // kept (blocks longer than Max make CutKnown ignore known). sum names the
-// bytes it reads (a known block is streamed to it from r, not held).
+// blocks it cuts; same reports whether the bytes of r at off are block k
+// (bytes that end early are not), reading them from r without holding them.
 func (c *Cutter) CutKnown(ctx context.Context, r io.ReaderAt, size int64, known []Known,
-	sum func(io.Reader) (string, error), emit func(b []byte, blk Known) error) (int64, error) {
+	sum func([]byte) string, same func(r io.ReaderAt, off int64, k Known) (bool, error),
+	emit func(b []byte, blk Known) error) (int64, error) {
 	k := newKnownFile(known)
 	var p int64
 	for p < size {
@@ -48,7 +49,7 @@ func (c *Cutter) CutKnown(ctx context.Context, r io.ReaderAt, size int64, known 
 			return p, err
 		}
 		if i, ok := k.at[p]; ok {
-			taken, n, err := k.take(r, p, i, size, sum, emit)
+			taken, n, err := k.take(r, p, i, size, same, emit)
 			if err != nil {
 				return p, err
 			}
@@ -92,29 +93,28 @@ func newKnownFile(blocks []Known) *knownFile {
 	return k
 }
 
-// same reports whether the bytes of r at old block i's offset are block i
-// (a file that ends sooner gives fewer bytes, and another name).
-func (k *knownFile) same(r io.ReaderAt, off int64, i int, sum func(io.Reader) (string, error)) (bool, error) {
+// same reports whether the bytes of r at old block i's offset are block
+// i, comparing each block once.
+func (k *knownFile) same(r io.ReaderAt, off int64, i int, same func(io.ReaderAt, int64, Known) (bool, error)) (bool, error) {
 	if i == k.last {
 		return k.lastSame, nil
 	}
-	name, err := sum(io.NewSectionReader(r, off, k.blocks[i].Size))
+	ok, err := same(r, off, k.blocks[i])
 	if err != nil {
 		return false, fmt.Errorf("read: %w", err)
 	}
-	ok := name == k.blocks[i].Sum
 	k.last, k.lastSame = i, ok
 	return ok, nil
 }
 
 // take emits old block i at p if it is sure to be cut as it was.
 func (k *knownFile) take(r io.ReaderAt, p int64, i int, size int64,
-	sum func(io.Reader) (string, error), emit func([]byte, Known) error) (bool, int64, error) {
+	same func(io.ReaderAt, int64, Known) (bool, error), emit func([]byte, Known) error) (bool, int64, error) {
 	b := k.blocks[i]
 	if p+b.Size > size {
 		return false, 0, nil
 	}
-	if same, err := k.same(r, p, i, sum); err != nil || !same {
+	if ok, err := k.same(r, p, i, same); err != nil || !ok {
 		return false, 0, err
 	}
 	switch end := p + b.Size; {
@@ -123,7 +123,7 @@ func (k *knownFile) take(r io.ReaderAt, p int64, i int, size int64,
 		return false, 0, nil
 	case b.Size == Max: // no byte after it was read
 	default: // the byte after it must be the same: the next old block is
-		if same, err := k.same(r, end, i+1, sum); err != nil || !same {
+		if ok, err := k.same(r, end, i+1, same); err != nil || !ok {
 			return false, 0, err
 		}
 	}
@@ -133,7 +133,7 @@ func (k *knownFile) take(r io.ReaderAt, p int64, i int, size int64,
 // cutUntilKnown runs the cut from p and emits its blocks until one ends
 // where an old block starts, or r ends. It returns the bytes emitted.
 func (c *Cutter) cutUntilKnown(ctx context.Context, r io.ReaderAt, p, size int64, k *knownFile,
-	sum func(io.Reader) (string, error), emit func([]byte, Known) error) (int64, error) {
+	sum func([]byte) string, emit func([]byte, Known) error) (int64, error) {
 	c.Reset(ctxio.Reader(ctx, io.NewSectionReader(r, p, size-p)))
 	var n int64
 	for {
@@ -144,11 +144,7 @@ func (c *Cutter) cutUntilKnown(ctx context.Context, r io.ReaderAt, p, size int64
 		if err != nil {
 			return n, err
 		}
-		name, err := sum(bytes.NewReader(b))
-		if err != nil {
-			return n, err
-		}
-		if err := emit(b, Known{Size: int64(len(b)), Sum: name}); err != nil {
+		if err := emit(b, Known{Size: int64(len(b)), Sum: sum(b)}); err != nil {
 			return n, err
 		}
 		n += int64(len(b))

@@ -751,6 +751,14 @@ var (
 	packReaders  = bank.New(32, func() *bufio.Reader { return bufio.NewReaderSize(nil, 256<<10) })
 )
 
+// packReader reads a pack of blocks from rc through a banked buffer,
+// counting its wire bytes; release gives the buffer back.
+func (r *run) packReader(rc io.Reader) (br *bufio.Reader, release func()) {
+	br = packReaders.Get()
+	br.Reset(&wireCounter{r: rc, c: r.opts.Counters})
+	return br, func() { br.Reset(nil); packReaders.Put(br) }
+}
+
 // writeBlock decodes a block's wire form from wire, checks it against its
 // CID and size, and writes it at its offset.
 func (r *run) writeBlock(wire io.Reader, j blockJob, want cid.Cid) error {

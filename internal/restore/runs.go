@@ -119,9 +119,8 @@ func (r *run) fetchRunOnce(ctx context.Context, todo []blockJob) (int, error) {
 	}
 	r.elastic.observe(time.Since(start))
 	defer rc.Close()
-	br := packReaders.Get()
-	br.Reset(&wireCounter{r: rc, c: r.opts.Counters})
-	defer func() { br.Reset(nil); packReaders.Put(br) }()
+	br, release := r.packReader(rc)
+	defer release()
 	for done, j := range todo {
 		lr, err := nextFrame(br, j.b.CID, j.b.Size+j.b.Size/255+64<<10)
 		if err != nil {

@@ -93,9 +93,8 @@ func (r *run) fetchSmallOnce(ctx context.Context, files []manifest.Entry, cids [
 		return 0, err
 	}
 	defer rc.Close()
-	br := packReaders.Get()
-	br.Reset(&wireCounter{r: rc, c: r.opts.Counters})
-	defer func() { br.Reset(nil); packReaders.Put(br) }()
+	br, release := r.packReader(rc)
+	defer release()
 	for done, c := range cids {
 		lr, err := nextFrame(br, c, maxSmallWire)
 		if err != nil {

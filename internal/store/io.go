@@ -33,6 +33,15 @@ var (
 	bufWriters   = bank.New(32, func() *bufio.Writer { return bufio.NewWriterSize(nil, 256<<10) })
 )
 
+// bufferedBody reads an upload's body through a banked buffer (the LZ4
+// decoder reads in small pieces, each of which would be a system call);
+// release gives the buffer back.
+func bufferedBody(body io.Reader) (br *bufio.Reader, release func()) {
+	br = bodyReaders.Get()
+	br.Reset(body)
+	return br, func() { br.Reset(nil); bodyReaders.Put(br) }
+}
+
 // keepSpool gives a spool's buffer back to the bank unless it grew past
 // twice spoolMem (a buffer doubles as it grows).
 func keepSpool(b *bytes.Buffer) {

@@ -139,11 +139,8 @@ func (s *Store) Missing(ctx context.Context, cids []string) ([]string, error) {
 // size is the body's length if known (a request's Content-Length), else -1:
 // a body known to be large goes straight to a temporary file.
 func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader, size int64) error {
-	// The body is read through a buffer: the LZ4 decoder reads in small
-	// pieces, and each would otherwise be a system call.
-	br := bodyReaders.Get()
-	br.Reset(body)
-	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
+	br, release := bufferedBody(body)
+	defer release()
 	rec, sp, err := s.receive(cidStr, br, size)
 	if sp != nil {
 		defer sp.close()
@@ -162,9 +159,8 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader, siz
 // transaction at the end. A bad block stops the pack (the ones before it
 // are stored: harmless, content-addressed).
 func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
-	br := bodyReaders.Get()
-	br.Reset(body)
-	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
+	br, release := bufferedBody(body)
+	defer release()
 	var inline []metadb.Block
 	n := 0
 	for {
