@@ -221,7 +221,7 @@ func cols(spec ...any) []Column {
 var Tables = []Table{
 	{"blocks", cols("id", Int, "cid", Bytes, "size", Int, "wire_size", Int, "data", Bytes, "created_at", Int, "seen_at", Int, "corrupt", Bool), true},
 	{"backups", cols("id", Int, "created_at", Int, "tagset", Text, "files", Int, "dirs", Int, "symlinks", Int, "bytes", Int, "blocks", Int,
-		"entries", Int, "idempotency_key", Text, "deleting", Bool, "labels", Text, "added_bytes", Int), true},
+		"entries", Int, "idempotency_key", Text, "deleting", Bool, "labels", Text, "added_bytes", Int, "staged_at", Int), true},
 	{"backup_tags", cols("backup_id", Int, "key", Text, "value", Text), false},
 	{"names", cols("id", Int, "name", Text), true},
 	{"entries", cols("backup_id", Int, "seq", Int, "path", Text, "type", Int, "mode", Int, "mtime_s", Int, "mtime_ns", Int, "size", Int,

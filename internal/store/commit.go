@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"ib/internal/block"
 	"ib/internal/manifest"
@@ -20,18 +22,27 @@ const MaxMissingReported = 100_000
 // stored block's: downloads of its file would break.
 var errSizeMismatch = errors.New("block size does not match the stored block")
 
-// Batch sizes of a commit: entries and CIDs per round trip to the
+// batchCIDs are the blocks a stage looks up per round trip to the
 // metadata store (statements, not rows, are what cost).
-const (
-	batchEntries = 256
-	batchCIDs    = 500
-)
+const batchCIDs = 500
 
-// entryOpener returns a reader of a manifest's entries, already validated,
-// from the first until io.EOF; a commit may open it more than once.
-type entryOpener func() (func() (*manifest.Entry, error), error)
+// Transactions of a stage: each writes this many entries (gathered in
+// memory first: no transaction is open while the stage waits for the
+// client) or looks up this many blocks, then commits. Larger ones would
+// hold the writer longer; smaller ones cost more than one big transaction
+// (each commit writes every page it touched, in the names' and entries'
+// indexes and the trigram index's new segment).
+var stageTxRows = 4096 // a variable for tests
 
-// commitResult is what record found.
+// TestingSetStageRows sets the rows of a stage's transactions (tests that
+// watch a stage while it streams) and returns the undo.
+func TestingSetStageRows(n int) (undo func()) {
+	old := stageTxRows
+	stageTxRows = n
+	return func() { stageTxRows = old }
+}
+
+// commitResult is what a stage found.
 type commitResult struct {
 	id      int64
 	existed bool
@@ -39,146 +50,297 @@ type commitResult struct {
 	reused  int64 // entries whose blocks were the parent's
 }
 
-// record writes a backup in one transaction of the metadata store. Every
-// block an entry names must be stored and not marked corrupt: if some are
-// not, nothing is recorded and their CIDs are returned.
+// stager records a backup while its manifest streams in (a metadb.Stage),
+// in two passes over the commit's spool.
 //
-// A commit is matched, entry by entry, against its parent: the newest live
-// backup with the same tags, which is almost always the one the client
-// compared the folder with. An entry at a path the parent has reuses the
-// parent's name id, and a file whose block list is the parent's needs no
-// block lookup: the parent's references keep its blocks stored. Those
-// references are then copied whole, and the few that no entry of the new
-// backup uses any more are taken out again. A backup of a million files of
-// which a few changed thus looks up the blocks of the few, not of the
-// million. Any backup would give the same result, only slower; the match
-// only ever saves work. With blocks marked corrupt, every block is looked up
-// (and the corrupt ones are reported missing, so the client's upload heals
-// them).
-func record(ctx context.Context, meta Committer, h metadb.Head, open entryOpener) (res commitResult, err error) {
-	tx, id, existed, err := meta.BeginCommit(ctx, h)
-	if err != nil || existed {
-		return commitResult{id: id, existed: existed}, err
-	}
-	defer tx.Rollback() // a no-op after Finish
-	c := &committer{tx: tx, batch: batch{tx: tx, seen: map[string]bool{}}}
-	corrupt, err := tx.AnyCorrupt(ctx)
-	if err != nil {
-		return res, err
-	}
-	if !corrupt {
-		parent, err := tx.Parent(ctx, h.Tags)
-		if err != nil {
-			return res, err
-		}
-		if parent != 0 {
-			c.parent = &parentScan{tx: tx, id: parent, after: -1}
-		}
-	}
-	counts, err := c.entries(ctx, open)
-	if err != nil || len(c.missing) > 0 {
-		return commitResult{missing: c.missing}, err
-	}
-	if c.anyReused {
-		if err := c.refReused(ctx, open); err != nil {
-			return res, err
-		}
-	}
-	if err := tx.Finish(ctx, counts); err != nil {
-		return res, err
-	}
-	return commitResult{id: id, reused: c.reused}, nil
-}
-
-// committer is one commit's pass over its entries.
-type committer struct {
-	tx        metadb.CommitTx
-	batch     batch
-	parent    *parentScan // nil: no parent to match
-	gone      goneBlocks  // blocks of parent entries dropped or changed
-	reusedSeq seqSet      // entries whose blocks are the parent's
-	anyReused bool
+// The first runs while the body arrives. Each entry is matched against the
+// stage's parent: the newest live backup with the same tags, which is
+// almost always the one the client compared the folder with. An entry at a
+// path the parent has reuses the parent's name id, and a file whose block
+// list is the parent's needs no block lookup: the stage copied the
+// parent's references when it began. Entries are written in short
+// transactions of a few thousand, none held while the client is slow to
+// send more.
+//
+// The second runs once the body has ended and was found valid. It looks up
+// the blocks of the entries that were not reused: every one must be stored
+// and not marked corrupt, or the stage is dropped and their CIDs are
+// returned (with blocks marked corrupt there is no parent, every block is
+// looked up, and the corrupt ones are reported missing so that the
+// client's upload heals them). It takes out the copied references that no
+// entry uses any more, and one last transaction makes the backup visible.
+// A backup of a million files of which a few changed thus looks up the
+// blocks of the few, and little of its recording is left once its last
+// byte arrives. The match only ever saves work: any parent, or none, gives
+// the same backup.
+type stager struct {
+	meta      Committer
+	writes    *blockWrites
+	feed      *feed
+	id        int64
+	tx        metadb.CommitTx // open transaction, or nil
+	txRows    int             // rows and blocks written in tx
+	parent    *parentScan     // nil: no parent to match
+	gone      goneBlocks      // blocks of parent entries dropped or changed
+	reusedSeq seqSet          // entries whose blocks are the parent's
 	reused    int64
+	counts    metadb.Counts
+	tree      metadb.Tree
+	rows      []metadb.EntryRow
 	missing   []string
 }
 
-// entries passes over the manifest once: it counts, matches each entry with
-// the parent's, and writes entries and references in batches while no block
-// is missing (after the first missing one it only looks up blocks).
-func (c *committer) entries(ctx context.Context, open entryOpener) (metadb.Counts, error) {
-	var n metadb.Counts
-	var tree metadb.Tree
-	next, err := open()
-	if err != nil {
-		return n, err
+// stage records the backup that feed brings; tags and key are its head as
+// far as known when the first entry came (Finish checks the key again).
+// Whatever goes wrong, nothing becomes visible: the stage is dropped.
+func stage(ctx context.Context, meta Committer, w *blockWrites, f *feed, tags manifest.Tags, key string) (res commitResult, err error) {
+	st, existed, err := meta.BeginStage(ctx, metadb.Head{Tags: tags, Key: key})
+	if err != nil || existed != 0 {
+		return commitResult{id: existed, existed: existed != 0}, err
 	}
+	s := &stager{meta: meta, writes: w, feed: f, id: st.ID}
+	if st.Parent != 0 {
+		s.parent = &parentScan{meta: meta, id: st.Parent, after: -1}
+	}
+	finished := false
+	defer func() {
+		if s.tx != nil {
+			s.tx.Rollback()
+		}
+		if !finished {
+			// A stage that cannot be dropped now is reaped once idle.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			meta.DropStage(dctx, s.id)
+		}
+	}()
+	if err := s.entries(ctx); err != nil {
+		return res, err
+	}
+	if err := s.refs(ctx); err != nil || len(s.missing) > 0 {
+		return commitResult{missing: s.missing}, err
+	}
+	tx, err := s.txn(ctx)
+	if err != nil {
+		return res, err
+	}
+	existed, err = tx.Finish(ctx, s.counts, f.header())
+	s.tx = nil
+	if err != nil || existed != 0 {
+		return commitResult{id: existed, existed: existed != 0}, err
+	}
+	finished = true
+	return commitResult{id: s.id, reused: s.reused}, nil
+}
+
+// txn returns the open transaction, starting one if none is.
+func (s *stager) txn(ctx context.Context) (metadb.CommitTx, error) {
+	if s.tx == nil {
+		tx, err := s.meta.StageTx(ctx, s.id)
+		if err != nil {
+			return nil, err
+		}
+		s.tx, s.txRows = tx, 0
+	}
+	return s.tx, nil
+}
+
+// save commits the open transaction, if any.
+func (s *stager) save(ctx context.Context) error {
+	if s.tx == nil {
+		return nil
+	}
+	tx := s.tx
+	s.tx = nil
+	return tx.Save(ctx)
+}
+
+// touch notes a waiting stage as alive.
+func (s *stager) touch(ctx context.Context) error {
+	if _, err := s.txn(ctx); err != nil {
+		return err
+	}
+	return s.save(ctx)
+}
+
+// entries is the first pass: it reads the feed as it grows, counts and
+// matches each entry, and writes the entries.
+func (s *stager) entries(ctx context.Context) error {
+	fr := &feedReader{ctx: ctx, f: s.feed, touch: func() error { return s.touch(ctx) }}
+	er := &entryReader{r: bufio.NewReaderSize(fr, 256<<10)}
 	var cids []cidPair
 	for seq := int64(0); ; seq++ {
-		e, err := next()
+		e, err := er.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return n, err
+			return err
 		}
-		countEntry(&n, e)
+		countEntry(&s.counts, e)
 		var packed []byte
 		if packed, cids, err = packEntry(e, cids[:0]); err != nil {
-			return n, err
+			return err
 		}
-		pe, err := c.match(ctx, e.Path)
+		pe, err := s.match(ctx, e.Path)
 		if err != nil {
-			return n, err
+			return err
 		}
-		if pe != nil && len(packed) > 0 && bytes.Equal(pe.Blocks, packed) {
-			c.reusedSeq.add(seq)
-			c.anyReused = true
-			c.reused++
-		} else {
-			if pe != nil {
-				if err := c.gone.add(pe.Blocks); err != nil {
-					return n, err
-				}
-			}
-			for _, p := range cids {
-				if err := c.batch.addCID(p); err != nil {
-					return n, err
-				}
+		row := metadb.EntryRow{Seq: seq, Parent: s.tree.Parent(e.Path, seq, e.Type == manifest.TypeDir), Entry: e, Blocks: packed}
+		if pe != nil {
+			row.NameID = pe.NameID // same path, same name
+			if len(packed) > 0 && bytes.Equal(pe.Blocks, packed) {
+				s.reusedSeq.add(seq)
+				s.reused++
+			} else if err := s.gone.add(pe.Blocks); err != nil {
+				return err
 			}
 		}
-		if len(c.missing) == 0 {
-			row := metadb.EntryRow{Seq: seq, Parent: tree.Parent(e.Path, seq, e.Type == manifest.TypeDir), Entry: e, Blocks: packed}
-			if pe != nil {
-				row.NameID = pe.NameID // same path, same name
-			}
-			c.batch.rows = append(c.batch.rows, row)
-		}
-		if c.batch.full() {
-			if err := c.flush(ctx); err != nil {
-				return n, err
+		s.rows = append(s.rows, row)
+		if len(s.rows) >= stageTxRows {
+			if err := s.writeRows(ctx); err != nil {
+				return err
 			}
 		}
 	}
-	if c.parent != nil {
+	if s.parent != nil {
 		// What the parent has past the new backup's last entry was dropped.
-		if err := c.parent.drain(ctx, c.gone.add); err != nil {
-			return n, err
+		if err := s.parent.drain(ctx, s.gone.add); err != nil {
+			return err
 		}
 	}
-	return n, c.flush(ctx)
+	return s.writeRows(ctx)
 }
 
 // match returns the parent's entry at path, or nil.
-func (c *committer) match(ctx context.Context, path string) (*metadb.ParentEntry, error) {
-	if c.parent == nil {
+func (s *stager) match(ctx context.Context, path string) (*metadb.ParentEntry, error) {
+	if s.parent == nil {
 		return nil, nil
 	}
-	return c.parent.match(ctx, path, c.gone.add)
+	return s.parent.match(ctx, path, s.gone.add)
 }
 
-func (c *committer) flush(ctx context.Context) (err error) {
-	c.missing, err = c.batch.flush(ctx, c.missing)
-	return err
+// writeRows writes the gathered rows in one transaction.
+func (s *stager) writeRows(ctx context.Context) error {
+	if len(s.rows) == 0 {
+		return nil
+	}
+	if err := s.writes.yield(ctx, s.feed); err != nil {
+		return err
+	}
+	tx, err := s.txn(ctx)
+	if err != nil {
+		return err
+	}
+	if err := tx.AddEntries(ctx, s.rows); err != nil {
+		return err
+	}
+	s.rows = s.rows[:0]
+	return s.save(ctx)
+}
+
+// refs is the second pass, over the whole spool: it references the blocks
+// of the entries not reused (after the first missing one it only looks
+// blocks up) and takes out the parent's references that no entry uses.
+// When too many parent entries were dropped to track, it takes out all the
+// references and looks up every block instead.
+func (s *stager) refs(ctx context.Context) error {
+	size, _, _, _ := s.feed.state()
+	er := &entryReader{r: bufio.NewReaderSize(io.NewSectionReader(s.feed.file, 0, size), 256<<10)}
+	all := s.gone.overflow
+	if all {
+		tx, err := s.txn(ctx)
+		if err != nil {
+			return err
+		}
+		if err := tx.ClearRefs(ctx); err != nil {
+			return err
+		}
+	}
+	b := batch{seen: map[string]bool{}}
+	var cids []cidPair
+	for seq := int64(0); ; seq++ {
+		e, err := er.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if len(s.gone.set) > 0 {
+			// A block of a dropped entry stays referenced if any entry
+			// of the new backup has it.
+			for _, bl := range e.Blocks {
+				delete(s.gone.set, bl.CID)
+			}
+		}
+		if !all && s.reusedSeq.has(seq) {
+			continue
+		}
+		if _, cids, err = packEntry(e, cids[:0]); err != nil {
+			return err
+		}
+		for _, p := range cids {
+			if err := b.addCID(p); err != nil {
+				return err
+			}
+		}
+		if b.full() {
+			if err := s.flush(ctx, &b); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.flush(ctx, &b); err != nil || len(s.missing) > 0 {
+		return err
+	}
+	return s.dropGone(ctx)
+}
+
+// flush looks up the batch's blocks and, while none is missing, references
+// them.
+func (s *stager) flush(ctx context.Context, b *batch) error {
+	if len(b.cids) == 0 {
+		return nil
+	}
+	tx, err := s.txn(ctx)
+	if err != nil {
+		return err
+	}
+	n := len(b.cids)
+	if s.missing, err = b.flush(ctx, tx, s.missing); err != nil {
+		return err
+	}
+	if s.txRows += n; s.txRows >= stageTxRows && len(s.missing) == 0 {
+		return s.save(ctx)
+	}
+	return nil
+}
+
+// dropGone takes out the references copied from the parent whose blocks
+// no entry of the new backup has.
+func (s *stager) dropGone(ctx context.Context) error {
+	unused := make([][]byte, 0, min(len(s.gone.set), batchCIDs))
+	left := len(s.gone.set)
+	for text := range s.gone.set {
+		bin, err := block.ParseCID(text)
+		if err != nil {
+			return err
+		}
+		unused = append(unused, bin.Bytes())
+		if left--; len(unused) < batchCIDs && left > 0 {
+			continue
+		}
+		tx, err := s.txn(ctx)
+		if err != nil {
+			return err
+		}
+		if err := tx.DropRefs(ctx, unused); err != nil {
+			return err
+		}
+		unused = unused[:0]
+	}
+	return nil
 }
 
 func countEntry(n *metadb.Counts, e *manifest.Entry) {
@@ -216,10 +378,8 @@ func packEntry(e *manifest.Entry, cids []cidPair) ([]byte, []cidPair, error) {
 	return packed, cids, nil
 }
 
-// batch gathers a few hundred entries of a commit and their blocks.
+// batch gathers a few hundred blocks of a stage's entries.
 type batch struct {
-	tx    metadb.CommitTx
-	rows  []metadb.EntryRow
 	cids  [][]byte
 	names map[string]string // binary CID → its text
 	sizes map[string]int64  // binary CID → the size the manifest gives it
@@ -242,146 +402,37 @@ func (b *batch) addCID(p cidPair) error {
 	return nil
 }
 
-func (b *batch) full() bool {
-	return len(b.rows) >= batchEntries || len(b.cids) >= batchCIDs
-}
+func (b *batch) full() bool { return len(b.cids) >= batchCIDs }
 
-// flush checks the batch's blocks and, while none is missing, writes its
-// entries and references. It returns the missing CIDs so far.
-func (b *batch) flush(ctx context.Context, missing []string) ([]string, error) {
-	defer func() { b.rows, b.cids, b.names, b.sizes = b.rows[:0], b.cids[:0], nil, nil }()
-	var ids []int64
-	if len(b.cids) > 0 {
-		found, err := b.tx.LookupBlocks(ctx, b.cids)
-		if err != nil {
-			return missing, err
-		}
-		ok := make(map[string]bool, len(found))
-		ids = make([]int64, 0, len(found))
-		for _, r := range found {
-			if r.Corrupt {
-				continue // reported missing: the client's upload heals it
-			}
-			if want := b.sizes[string(r.CID)]; want != r.Size {
-				return missing, fmt.Errorf("%w: block %s is %d bytes, the manifest says %d", errSizeMismatch, b.names[string(r.CID)], r.Size, want)
-			}
-			ok[string(r.CID)] = true
-			ids = append(ids, r.ID)
-		}
-		for _, c := range b.cids {
-			text := b.names[string(c)]
-			if !ok[string(c)] && !b.seen[text] && len(missing) < MaxMissingReported {
-				b.seen[text] = true
-				missing = append(missing, text)
-			}
-		}
-	}
-	if len(missing) > 0 {
-		return missing, nil // the transaction will be rolled back
-	}
-	if len(b.rows) > 0 {
-		if err := b.tx.AddEntries(ctx, b.rows); err != nil {
-			return missing, err
-		}
-	}
-	if len(ids) > 0 {
-		if err := b.tx.AddRefs(ctx, ids); err != nil {
-			return missing, err
-		}
-	}
-	return missing, nil
-}
-
-// refReused records the references of the entries whose blocks are their
-// parent entry's. Normally it copies the parent's references and takes out
-// those of blocks that only dropped or changed entries used; when too many
-// entries went for that, it looks up the reused blocks again.
-func (c *committer) refReused(ctx context.Context, open entryOpener) error {
-	next, err := open()
+// flush looks up the batch's blocks and, while none is missing, references
+// them. It returns the missing CIDs so far.
+func (b *batch) flush(ctx context.Context, tx metadb.CommitTx, missing []string) ([]string, error) {
+	defer func() { b.cids, b.names, b.sizes = b.cids[:0], nil, nil }()
+	found, err := tx.LookupBlocks(ctx, b.cids)
 	if err != nil {
-		return err
+		return missing, err
 	}
-	if c.gone.overflow {
-		return c.lookUpReused(ctx, next)
+	ok := make(map[string]bool, len(found))
+	ids := make([]int64, 0, len(found))
+	for _, r := range found {
+		if r.Corrupt {
+			continue // reported missing: the client's upload heals it
+		}
+		if want := b.sizes[string(r.CID)]; want != r.Size {
+			return missing, fmt.Errorf("%w: block %s is %d bytes, the manifest says %d", errSizeMismatch, b.names[string(r.CID)], r.Size, want)
+		}
+		ok[string(r.CID)] = true
+		ids = append(ids, r.ID)
 	}
-	if err := c.tx.CopyRefs(ctx, c.parent.id); err != nil {
-		return err
-	}
-	// A block of a dropped entry stays referenced if any entry of the new
-	// backup has it.
-	for len(c.gone.set) > 0 {
-		e, err := next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		for _, bl := range e.Blocks {
-			delete(c.gone.set, bl.CID)
-		}
-	}
-	unused := make([][]byte, 0, min(len(c.gone.set), batchCIDs))
-	for text := range c.gone.set {
-		bin, err := block.ParseCID(text)
-		if err != nil {
-			return err
-		}
-		unused = append(unused, bin.Bytes())
-		if len(unused) == batchCIDs {
-			if err := c.tx.DropRefs(ctx, unused); err != nil {
-				return err
-			}
-			unused = unused[:0]
+	for _, c := range b.cids {
+		text := b.names[string(c)]
+		if !ok[string(c)] && !b.seen[text] && len(missing) < MaxMissingReported {
+			b.seen[text] = true
+			missing = append(missing, text)
 		}
 	}
-	if len(unused) == 0 {
-		return nil
+	if len(missing) > 0 || len(ids) == 0 {
+		return missing, nil // the stage will be dropped
 	}
-	return c.tx.DropRefs(ctx, unused)
-}
-
-// lookUpReused references the blocks of the reused entries by looking
-// each up: the way when too many parent entries were dropped to track.
-func (c *committer) lookUpReused(ctx context.Context, next func() (*manifest.Entry, error)) error {
-	for seq := int64(0); ; seq++ {
-		e, err := next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if !c.reusedSeq.has(seq) {
-			continue
-		}
-		_, cids, err := packEntry(e, nil)
-		if err != nil {
-			return err
-		}
-		for _, p := range cids {
-			if err := c.batch.addCID(p); err != nil {
-				return err
-			}
-		}
-		if c.batch.full() {
-			if err := c.flushRefs(ctx); err != nil {
-				return err
-			}
-		}
-	}
-	return c.flushRefs(ctx)
-}
-
-// flushRefs writes the references of the batch's blocks, which must all be
-// stored.
-func (c *committer) flushRefs(ctx context.Context) error {
-	missing, err := c.batch.flush(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("commit refs: block %s of the parent backup is not stored", missing[0])
-	}
-	return nil
+	return missing, tx.AddRefs(ctx, ids)
 }

@@ -83,7 +83,7 @@ type GCReport struct {
 
 const gcBatch = 1000
 
-// GC removes the rows of deleted backups, then every block that no backup
+// GC drops idle staged commits, removes the rows of deleted backups, then every block that no backup
 // references and that was neither uploaded nor asked about within grace:
 // its row first, then its object. Finally it lists the block store and
 // removes objects without a row (left by a crash) older than grace. No step
@@ -91,6 +91,13 @@ const gcBatch = 1000
 func (s *Store) GC(ctx context.Context, grace time.Duration) (GCReport, error) {
 	start := s.now()
 	var rep GCReport
+	reaped, err := s.db.ReapStages(ctx, s.now().Add(-StageIdle))
+	if err != nil {
+		return rep, err
+	}
+	if reaped > 0 {
+		s.log.Warn("dropped staged commits idle for over an hour (their client or server went away)", "count", reaped)
+	}
 	n, longest, err := s.db.Purge(ctx)
 	rep.BackupsPurged, rep.longest = n, longest
 	if err != nil {

@@ -78,12 +78,21 @@ type BackupRows interface {
 	PolicyRows(ctx context.Context) ([]metadb.PolicyRow, error)
 }
 
-// Committer writes a backup in one transaction.
+// Committer records a backup while its manifest streams in (a
+// metadb.Stage): its entries in short transactions, made visible by one.
 type Committer interface {
-	// BeginCommit adds the backup row of h (hidden from readers until
-	// Finish) and returns its transaction. If a backup with h.Key exists,
-	// it returns that backup's id, existed = true and no transaction.
-	BeginCommit(ctx context.Context, h metadb.Head) (tx metadb.CommitTx, id int64, existed bool, err error)
+	// BeginStage adds the hidden row of a backup of h and copies its
+	// parent's references. If a backup with h.Key exists, it returns that
+	// backup's id as existed and no stage.
+	BeginStage(ctx context.Context, h metadb.Head) (st metadb.Stage, existed int64, err error)
+	// StageTx starts a short transaction of stage id and notes it as
+	// alive; metadb.ErrStageGone if the stage was dropped.
+	StageTx(ctx context.Context, id int64) (metadb.CommitTx, error)
+	// DropStage turns a stage into a deleted backup.
+	DropStage(ctx context.Context, id int64) error
+	// ParentEntries returns up to limit entries of backup id with seq >
+	// after, in walk order.
+	ParentEntries(ctx context.Context, id, after int64, limit int) ([]metadb.ParentEntry, error)
 }
 
 // Collector are the writes of deletion and garbage collection.
@@ -94,6 +103,9 @@ type Collector interface {
 	// transactions, resuming after a crash; it returns how many and the
 	// longest it held a write lock.
 	Purge(ctx context.Context) (int, time.Duration, error)
+	// ReapStages drops the stages not written to since before (their
+	// server or client died); Purge then removes them.
+	ReapStages(ctx context.Context, before time.Time) (int, error)
 	// GCCandidates: up to limit unreferenced blocks with id > after last
 	// seen before cutoff, by id. Only reads.
 	GCCandidates(ctx context.Context, after int64, cutoff time.Time, limit int) ([]metadb.Candidate, error)

@@ -12,7 +12,7 @@ import (
 // parentScan reads the parent's entries in walk order, a page at a time (no
 // cursor stays open across the commit's writes).
 type parentScan struct {
-	tx    metadb.CommitTx
+	meta  Committer
 	id    int64
 	page  []metadb.ParentEntry
 	at    int
@@ -30,7 +30,7 @@ func (p *parentScan) peek(ctx context.Context) (*metadb.ParentEntry, error) {
 	if p.done {
 		return nil, nil
 	}
-	page, err := p.tx.ParentEntries(ctx, p.id, p.after, parentPage)
+	page, err := p.meta.ParentEntries(ctx, p.id, p.after, parentPage)
 	if err != nil {
 		return nil, err
 	}

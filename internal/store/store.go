@@ -68,6 +68,8 @@ type Store struct {
 	seenFresh time.Duration
 	totals    totals
 	hooks     Hooks
+	// blockWrites: stages yield the writer to uploads.
+	blockWrites blockWrites
 }
 
 // New returns a store over an open database and block store; temporary
@@ -186,7 +188,9 @@ func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
 		n++
 	}
 	if len(inline) > 0 {
+		end := s.blockWrites.begin()
 		added, err := s.db.PutBlocks(ctx, inline)
+		end()
 		if err != nil {
 			return 0, err
 		}
@@ -277,7 +281,9 @@ func (s *Store) storeObject(ctx context.Context, key string, sp *spool) error {
 }
 
 func (s *Store) recordBlock(ctx context.Context, rec metadb.Block) error {
+	end := s.blockWrites.begin()
 	added, err := s.db.PutBlocks(ctx, []metadb.Block{rec})
+	end()
 	if err != nil {
 		return err
 	}
@@ -389,11 +395,12 @@ type CommitResult struct {
 	Reused int64
 }
 
-// Commit reads a manifest commit ({"tags", "labels", "entries", "idempotency_key"})
-// from body. It spools the body to a temporary file while validating it, so
-// that an invalid manifest never reaches the database and a slow client
-// never holds the write lock; then it records the backup in one
-// transaction.
+// Commit reads a manifest commit ({"tags", "labels", "entries",
+// "idempotency_key"}) from body and records it as a staged backup while it
+// arrives (see stager): the body is validated entry by entry and spooled
+// to a temporary file, which the stage reads as it grows. Only a body that
+// ended and was valid as a whole becomes a backup; any other leaves the
+// visible data as it was (its stage is dropped, hidden, and purged).
 func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error) {
 	tmp, err := os.CreateTemp(s.tmpDir, "commit-*")
 	if err != nil {
@@ -401,68 +408,8 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-
-	var tags, labels manifest.Tags
-	var key string
-	header := func(k string, dec *json.Decoder) error {
-		switch k {
-		case "tags":
-			return dec.Decode(&tags)
-		case "labels":
-			return dec.Decode(&labels)
-		case "idempotency_key":
-			return dec.Decode(&key)
-		default:
-			return fmt.Errorf("unknown field")
-		}
-	}
-	r := manifest.NewReader(body, header)
-	var v manifest.Validator
-	sw := bufio.NewWriterSize(tmp, 256<<10)
-	var buf []byte
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		if err := v.Add(e); err != nil {
-			return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-		}
-		buf = appendEntry(buf[:0], e)
-		if _, err := sw.Write(buf); err != nil {
-			return CommitResult{}, fmt.Errorf("commit: temp file: %w", err)
-		}
-	}
-	if v.Count() == 0 {
-		return CommitResult{}, fmt.Errorf("%w: manifest has no entries", ErrInvalid)
-	}
-	if err := tags.Check(); err != nil {
-		return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if err := labels.CheckLabels(); err != nil {
-		return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if len(key) > 128 {
-		return CommitResult{}, fmt.Errorf("%w: idempotency_key longer than 128 bytes", ErrInvalid)
-	}
-	if _, err := io.Copy(io.Discard, body); err != nil {
-		return CommitResult{}, fmt.Errorf("commit: %w", err)
-	}
-	if err := sw.Flush(); err != nil {
-		return CommitResult{}, fmt.Errorf("commit: temp file: %w", err)
-	}
-	start := s.now()
-	open := func() (func() (*manifest.Entry, error), error) {
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("commit: %w", err)
-		}
-		er := &entryReader{r: bufio.NewReaderSize(tmp, 256<<10)}
-		return er.next, nil
-	}
-	rec, err := record(ctx, s.db, metadb.Head{Tags: tags, Labels: labels, Key: key}, open)
+	in := &commitIn{feed: newFeed(tmp), now: s.now}
+	rec, count, err := in.read(ctx, s.db, &s.blockWrites, body)
 	if errors.Is(err, errSizeMismatch) {
 		return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -480,8 +427,8 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 		if !existed {
 			s.backupAdded(b)
 			s.background(func(ctx context.Context) { s.fillAdded(ctx, id) })
-			s.log.Info("backup committed", "id", id, "tags", tags.String(), "entries", v.Count(),
-				"bytes", b.Bytes, "reused", rec.reused, "took", s.now().Sub(start).Round(time.Millisecond))
+			s.log.Info("backup committed", "id", id, "tags", in.tags.String(), "entries", count,
+				"bytes", b.Bytes, "reused", rec.reused, "took", s.now().Sub(in.ended).Round(time.Millisecond))
 		}
 	}
 	return res, nil

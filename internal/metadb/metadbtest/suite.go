@@ -42,6 +42,9 @@ type Backend struct {
 
 // Run runs the suite.
 func Run(t *testing.T, b Backend) {
+	// Stages write in transactions of 256 entries, so that tests see them
+	// write while a few hundred entries stream.
+	t.Cleanup(store.TestingSetStageRows(256))
 	for _, tc := range []struct {
 		name string
 		run  func(*testing.T, Backend)
@@ -49,6 +52,8 @@ func Run(t *testing.T, b Backend) {
 		{"CommitMatchesParent", testCommitMatchesParent},
 		{"CommitMissingAndKey", testCommitMissingAndKey},
 		{"SameKeyAtOnce", testSameKeyAtOnce},
+		{"StagedCommit", testStagedCommit},
+		{"StagedCommitDropped", testStagedCommitDropped},
 		{"Blocks", testBlocks},
 		{"SeenRefresh", testSeenRefresh},
 		{"PutBlocksConcurrent", testPutBlocksConcurrent},

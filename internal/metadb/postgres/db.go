@@ -208,6 +208,14 @@ CREATE TABLE alerts (
 	`
 ALTER TABLE entries ADD COLUMN plain_size bigint;
 `,
+	// 3: staged commits (SQLite's 13). A backup recorded while its
+	// manifest streams in is hidden (deleting) with staged_at set to its
+	// last write (unix ns); purges pass over it until it is finished
+	// (both cleared) or dropped (staged_at cleared).
+	`
+ALTER TABLE backups ADD COLUMN staged_at bigint;
+CREATE INDEX backups_staged ON backups(staged_at) WHERE staged_at IS NOT NULL;
+`,
 }
 
 // migrate brings the schema to the newest version, one transaction per

@@ -29,7 +29,7 @@ func (db *DB) MarkDeleting(ctx context.Context, id int64) error {
 // rows per transaction.
 func (db *DB) Purge(ctx context.Context) (int, time.Duration, error) {
 	var longest time.Duration
-	rows, err := db.pool.Query(ctx, "SELECT id FROM backups WHERE deleting")
+	rows, err := db.pool.Query(ctx, "SELECT id FROM backups WHERE deleting AND staged_at IS NULL")
 	if err != nil {
 		return 0, 0, fmt.Errorf("postgres: purge: %w", err)
 	}
@@ -55,7 +55,7 @@ func (db *DB) Purge(ctx context.Context) (int, time.Duration, error) {
 			}
 		}
 		start := time.Now()
-		if _, err := db.pool.Exec(ctx, "DELETE FROM backups WHERE id = $1 AND deleting", id); err != nil {
+		if _, err := db.pool.Exec(ctx, "DELETE FROM backups WHERE id = $1 AND deleting AND staged_at IS NULL", id); err != nil {
 			return 0, longest, fmt.Errorf("postgres: purge backup %d: %w", id, err)
 		}
 		longest = max(longest, time.Since(start))

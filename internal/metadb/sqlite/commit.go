@@ -6,55 +6,103 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"ib/internal/manifest"
 	"ib/internal/metadb"
 )
 
-// BeginCommit starts a commit's transaction on the writer connection (which
-// it holds until Finish or Rollback) and adds the backup's row.
-func (db *DB) BeginCommit(ctx context.Context, h metadb.Head) (_ metadb.CommitTx, id int64, existed bool, err error) {
+// BeginStage adds a staged backup's row (hidden) and its tags, and copies
+// the references of its parent, in one short transaction. If a backup
+// with h.Key exists, it returns that backup's id as existed and no stage.
+func (db *DB) BeginStage(ctx context.Context, h metadb.Head) (st metadb.Stage, existed int64, err error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("sqlite: commit: %w", err)
+		return st, 0, fmt.Errorf("sqlite: stage: %w", err)
 	}
-	defer func() {
-		if err != nil || existed {
-			tx.Rollback()
-		}
-	}()
-	var keyArg any
+	defer tx.Rollback() // a no-op after Commit
 	if h.Key != "" {
-		err = tx.QueryRowContext(ctx, "SELECT id FROM backups WHERE idempotency_key = ?", h.Key).Scan(&id)
+		err = tx.QueryRowContext(ctx, "SELECT id FROM backups WHERE idempotency_key = ?", h.Key).Scan(&existed)
 		if err == nil {
-			return nil, id, true, nil
+			return st, existed, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
-			return nil, 0, false, fmt.Errorf("sqlite: commit: %w", err)
+			return st, 0, fmt.Errorf("sqlite: stage: %w", err)
 		}
-		keyArg = h.Key
 	}
-	var labels any
-	if len(h.Labels) > 0 {
-		labels = h.Labels.Canonical()
-	}
-	err = tx.QueryRowContext(ctx, `INSERT INTO backups (created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, idempotency_key, labels)
-VALUES (?, ?, 0, 0, 0, 0, 0, 0, ?, ?) RETURNING id`, db.now().UnixNano(), h.Tags.Canonical(), keyArg, labels).Scan(&id)
-	if err != nil {
-		return nil, 0, false, fmt.Errorf("sqlite: commit: %w", err)
+	now := db.now().UnixNano()
+	if err = tx.QueryRowContext(ctx, `INSERT INTO backups (created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, deleting, staged_at)
+VALUES (?, ?, 0, 0, 0, 0, 0, 0, 1, ?) RETURNING id`, now, h.Tags.Canonical(), now).Scan(&st.ID); err != nil {
+		return st, 0, fmt.Errorf("sqlite: stage: %w", err)
 	}
 	for k, v := range h.Tags {
-		if _, err = tx.ExecContext(ctx, "INSERT INTO backup_tags (backup_id, key, value) VALUES (?, ?, ?)", id, k, v); err != nil {
-			return nil, 0, false, fmt.Errorf("sqlite: commit tags: %w", err)
+		if _, err = tx.ExecContext(ctx, "INSERT INTO backup_tags (backup_id, key, value) VALUES (?, ?, ?)", st.ID, k, v); err != nil {
+			return st, 0, fmt.Errorf("sqlite: stage tags: %w", err)
 		}
 	}
-	return &commitTx{db: db, tx: tx, id: id, pending: map[string]int64{}}, id, false, nil
+	// With a block marked corrupt, every block is looked up (and the
+	// corrupt ones reported missing): no parent.
+	err = tx.QueryRowContext(ctx, `SELECT id FROM backups WHERE tagset = ? AND deleting = 0
+AND NOT EXISTS (SELECT 1 FROM blocks WHERE corrupt = 1)
+ORDER BY created_at DESC, id DESC LIMIT 1`, h.Tags.Canonical()).Scan(&st.Parent)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, 0, fmt.Errorf("sqlite: stage parent: %w", err)
+	}
+	if st.Parent != 0 {
+		if _, err = tx.ExecContext(ctx, "INSERT INTO refs (block_id, backup_id) SELECT block_id, ? FROM refs WHERE backup_id = ?",
+			st.ID, st.Parent); err != nil {
+			return st, 0, fmt.Errorf("sqlite: stage refs: %w", err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return st, 0, fmt.Errorf("sqlite: stage: %w", err)
+	}
+	return st, 0, nil
 }
 
-// commitTx is one commit's transaction. Its batch statements are prepared
-// once per commit and padded to a few sizes: parsing a statement of
-// hundreds of placeholders cost as much as running it, and statements, not
-// rows, are what cost in SQLite.
+// StageTx starts a transaction of staged backup id on the writer
+// connection (held until Save, Finish or Rollback); it notes the stage as
+// alive. ErrStageGone if it was dropped.
+func (db *DB) StageTx(ctx context.Context, id int64) (_ metadb.CommitTx, err error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: stage: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, "UPDATE backups SET staged_at = ? WHERE id = ? AND staged_at IS NOT NULL", db.now().UnixNano(), id)
+	if err != nil {
+		tx.Rollback()
+		return nil, fmt.Errorf("sqlite: stage: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		tx.Rollback()
+		return nil, fmt.Errorf("sqlite: backup %d: %w", id, metadb.ErrStageGone)
+	}
+	return &commitTx{db: db, tx: tx, id: id, pending: map[string]int64{}}, nil
+}
+
+// DropStage turns a staged backup into a deleted one: the next purge
+// removes its rows.
+func (db *DB) DropStage(ctx context.Context, id int64) error {
+	if _, err := db.w.ExecContext(ctx, "UPDATE backups SET staged_at = NULL WHERE id = ? AND staged_at IS NOT NULL", id); err != nil {
+		return fmt.Errorf("sqlite: drop stage %d: %w", id, err)
+	}
+	return nil
+}
+
+// ReapStages drops the staged backups not written to since before.
+func (db *DB) ReapStages(ctx context.Context, before time.Time) (int, error) {
+	res, err := db.w.ExecContext(ctx, "UPDATE backups SET staged_at = NULL WHERE staged_at < ?", before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: reap stages: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// commitTx is one transaction of a staged backup. Its batch statements are
+// prepared once per transaction and padded to a few sizes: parsing a
+// statement of hundreds of placeholders cost as much as running it, and
+// statements, not rows, are what cost in SQLite.
 type commitTx struct {
 	db    *DB
 	tx    *sql.Tx
@@ -94,34 +142,10 @@ func (c *commitTx) Rollback() {
 	c.tx.Rollback()
 }
 
-func (c *commitTx) AnyCorrupt(ctx context.Context) (bool, error) {
-	var n int
-	err := c.tx.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM blocks WHERE corrupt = 1 LIMIT 1)").Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("sqlite: commit: %w", err)
-	}
-	return n > 0, nil
-}
-
-func (c *commitTx) Parent(ctx context.Context, tags manifest.Tags) (int64, error) {
-	var id int64
-	err := c.tx.QueryRowContext(ctx, `SELECT id FROM backups WHERE tagset = ? AND deleting = 0 AND id != ?
-ORDER BY created_at DESC, id DESC LIMIT 1`, tags.Canonical(), c.id).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: commit parent: %w", err)
-	}
-	return id, nil
-}
-
-func (c *commitTx) ParentEntries(ctx context.Context, id, after int64, limit int) ([]metadb.ParentEntry, error) {
-	st, err := c.stmt(ctx, `SELECT seq, path, blocks, name_id FROM entries WHERE backup_id = ? AND seq > ? ORDER BY seq LIMIT ?`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: commit parent: %w", err)
-	}
-	rows, err := st.QueryContext(ctx, id, after, limit)
+// ParentEntries returns up to limit entries of backup id with seq > after,
+// in walk order.
+func (db *DB) ParentEntries(ctx context.Context, id, after int64, limit int) ([]metadb.ParentEntry, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT seq, path, blocks, name_id FROM entries WHERE backup_id = ? AND seq > ? ORDER BY seq LIMIT ?`, id, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: commit parent: %w", err)
 	}
@@ -326,9 +350,8 @@ func (c *commitTx) AddRefs(ctx context.Context, ids []int64) error {
 	return nil
 }
 
-func (c *commitTx) CopyRefs(ctx context.Context, from int64) error {
-	if _, err := c.tx.ExecContext(ctx, `INSERT OR IGNORE INTO refs (block_id, backup_id)
-SELECT block_id, ? FROM refs WHERE backup_id = ?`, c.id, from); err != nil {
+func (c *commitTx) ClearRefs(ctx context.Context) error {
+	if _, err := c.tx.ExecContext(ctx, "DELETE FROM refs WHERE backup_id = ?", c.id); err != nil {
 		return fmt.Errorf("sqlite: commit refs: %w", err)
 	}
 	return nil
@@ -350,19 +373,43 @@ func (c *commitTx) DropRefs(ctx context.Context, cids [][]byte) error {
 	return nil
 }
 
-func (c *commitTx) Finish(ctx context.Context, n metadb.Counts) error {
+func (c *commitTx) Save(ctx context.Context) error {
 	defer c.Rollback() // closes the statements; a no-op on the committed transaction
-	var blocks int64
-	if err := c.tx.QueryRowContext(ctx, "SELECT count(*) FROM refs WHERE backup_id = ?", c.id).Scan(&blocks); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
-	if _, err := c.tx.ExecContext(ctx, "UPDATE backups SET files=?, dirs=?, symlinks=?, bytes=?, blocks=?, entries=? WHERE id=?",
-		n.Files, n.Dirs, n.Symlinks, n.Bytes, blocks, n.Entries, c.id); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
 	if err := c.tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
+		return fmt.Errorf("sqlite: stage: %w", err)
 	}
 	c.db.cacheNames(c.pending)
 	return nil
+}
+
+func (c *commitTx) Finish(ctx context.Context, n metadb.Counts, h metadb.Head) (existed int64, err error) {
+	defer c.Rollback() // closes the statements; a no-op on the committed transaction
+	var key, labels any
+	if h.Key != "" {
+		err := c.tx.QueryRowContext(ctx, "SELECT id FROM backups WHERE idempotency_key = ?", h.Key).Scan(&existed)
+		if err == nil {
+			return existed, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("sqlite: commit: %w", err)
+		}
+		key = h.Key
+	}
+	if len(h.Labels) > 0 {
+		labels = h.Labels.Canonical()
+	}
+	var blocks int64
+	if err := c.tx.QueryRowContext(ctx, "SELECT count(*) FROM refs WHERE backup_id = ?", c.id).Scan(&blocks); err != nil {
+		return 0, fmt.Errorf("sqlite: commit: %w", err)
+	}
+	if _, err := c.tx.ExecContext(ctx, `UPDATE backups SET files=?, dirs=?, symlinks=?, bytes=?, blocks=?, entries=?,
+labels=?, idempotency_key=?, created_at=?, deleting=0, staged_at=NULL WHERE id=?`,
+		n.Files, n.Dirs, n.Symlinks, n.Bytes, blocks, n.Entries, labels, key, c.db.now().UnixNano(), c.id); err != nil {
+		return 0, fmt.Errorf("sqlite: commit: %w", err)
+	}
+	if err := c.tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite: commit: %w", err)
+	}
+	c.db.cacheNames(c.pending)
+	return 0, nil
 }

@@ -271,6 +271,13 @@ ALTER TABLE jobs ADD COLUMN seen INTEGER;
 	`
 ALTER TABLE entries ADD COLUMN plain_size INTEGER;
 `,
+	// 13: staged commits. A backup recorded while its manifest streams
+	// in is hidden (deleting = 1) with staged_at set to its last write
+	// (unix ns); purges pass over it until it is finished (both cleared)
+	// or dropped (staged_at cleared).
+	`
+ALTER TABLE backups ADD COLUMN staged_at INTEGER;
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -30,7 +30,7 @@ func (db *DB) MarkDeleting(ctx context.Context, id int64) error {
 // backups it removed and the longest it held the write lock.
 func (db *DB) Purge(ctx context.Context) (int, time.Duration, error) {
 	var longest time.Duration
-	rows, err := db.r.QueryContext(ctx, "SELECT id FROM backups WHERE deleting = 1")
+	rows, err := db.r.QueryContext(ctx, "SELECT id FROM backups WHERE deleting = 1 AND staged_at IS NULL")
 	if err != nil {
 		return 0, 0, fmt.Errorf("sqlite: purge: %w", err)
 	}
@@ -62,7 +62,7 @@ func (db *DB) Purge(ctx context.Context) (int, time.Duration, error) {
 			}
 		}
 		start := time.Now()
-		if _, err := db.w.ExecContext(ctx, "DELETE FROM backups WHERE id = ? AND deleting = 1", id); err != nil {
+		if _, err := db.w.ExecContext(ctx, "DELETE FROM backups WHERE id = ? AND deleting = 1 AND staged_at IS NULL", id); err != nil {
 			return 0, longest, fmt.Errorf("sqlite: purge backup %d: %w", id, err)
 		}
 		longest = max(longest, time.Since(start))
