@@ -272,7 +272,7 @@ func (c *commitTx) addEntries(ctx context.Context, rows []metadb.EntryRow) error
 }
 
 func (c *commitTx) knownName(name string) (int64, bool) {
-	if id, ok := c.db.names[name]; ok {
+	if id, ok := c.db.cachedName(name); ok {
 		return id, true
 	}
 	id, ok := c.pending[name]

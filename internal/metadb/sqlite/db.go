@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"sync"
 	"time"
 
 	"ib/internal/metadb"
@@ -29,8 +30,10 @@ type DB struct {
 	putsDone chan struct{}
 
 	// names caches name → id of the names table (rows are never deleted,
-	// so entries never go stale); used under the single writer.
-	names map[string]int64
+	// so entries never go stale). A transaction reads it while another,
+	// just committed, adds its names: namesMu.
+	namesMu sync.Mutex
+	names   map[string]int64
 }
 
 // Pools are the database's connection pools by name, for their metrics:

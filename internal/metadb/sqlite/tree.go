@@ -18,7 +18,7 @@ import (
 // pending, and reach the cache only once it commits: a rolled-back insert
 // must not leave an id behind that another name may get later.
 func (db *DB) nameID(ctx context.Context, tx *sql.Tx, name string, pending map[string]int64) (int64, error) {
-	if id, ok := db.names[name]; ok {
+	if id, ok := db.cachedName(name); ok {
 		return id, nil
 	}
 	if id, ok := pending[name]; ok {
@@ -35,8 +35,18 @@ func (db *DB) nameID(ctx context.Context, tx *sql.Tx, name string, pending map[s
 	return id, nil
 }
 
+// cachedName returns a name's id if cached.
+func (db *DB) cachedName(name string) (int64, bool) {
+	db.namesMu.Lock()
+	defer db.namesMu.Unlock()
+	id, ok := db.names[name]
+	return id, ok
+}
+
 // cacheNames keeps the names of a committed transaction.
 func (db *DB) cacheNames(pending map[string]int64) {
+	db.namesMu.Lock()
+	defer db.namesMu.Unlock()
 	if len(db.names)+len(pending) > 200_000 { // bounded memory
 		clear(db.names)
 	}
