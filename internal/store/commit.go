@@ -76,6 +76,7 @@ type commitResult struct {
 type stager struct {
 	meta      Committer
 	writes    *blockWrites
+	touched   time.Time // the start of its last transaction
 	feed      *feed
 	id        int64
 	tx        metadb.CommitTx // open transaction, or nil
@@ -98,7 +99,7 @@ func stage(ctx context.Context, meta Committer, w *blockWrites, f *feed, tags ma
 	if err != nil || existed != 0 {
 		return commitResult{id: existed, existed: existed != 0}, err
 	}
-	s := &stager{meta: meta, writes: w, feed: f, id: st.ID}
+	s := &stager{meta: meta, writes: w, feed: f, id: st.ID, touched: time.Now()}
 	if st.Parent != 0 {
 		s.parent = &parentScan{meta: meta, id: st.Parent, after: -1}
 	}
@@ -133,14 +134,15 @@ func stage(ctx context.Context, meta Committer, w *blockWrites, f *feed, tags ma
 	return commitResult{id: s.id, reused: s.reused}, nil
 }
 
-// txn returns the open transaction, starting one if none is.
+// txn returns the open transaction, starting one if none is (which notes
+// the stage as alive).
 func (s *stager) txn(ctx context.Context) (metadb.CommitTx, error) {
 	if s.tx == nil {
 		tx, err := s.meta.StageTx(ctx, s.id)
 		if err != nil {
 			return nil, err
 		}
-		s.tx, s.txRows = tx, 0
+		s.tx, s.txRows, s.touched = tx, 0, time.Now()
 	}
 	return s.tx, nil
 }
@@ -155,8 +157,13 @@ func (s *stager) save(ctx context.Context) error {
 	return tx.Save(ctx)
 }
 
-// touch notes a waiting stage as alive.
+// touch notes the stage as alive if it has not written for stageTouch: a
+// stage waiting for its client, or taking entries that trickle in slower
+// than it writes them, is not reaped.
 func (s *stager) touch(ctx context.Context) error {
+	if time.Since(s.touched) < stageTouch {
+		return nil
+	}
 	if _, err := s.txn(ctx); err != nil {
 		return err
 	}

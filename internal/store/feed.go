@@ -62,8 +62,9 @@ func (f *feed) header() metadb.Head {
 	return f.head
 }
 
-// feedReader reads a feed from pos. While it waits for more it calls
-// touch every stageTouch, so that a waiting stage is not reaped as dead.
+// feedReader reads a feed from pos. Each time it waits for more, and every
+// stageTouch while it waits, it calls touch (the stage notes itself alive
+// if it has not written for a while).
 type feedReader struct {
 	ctx   context.Context
 	f     *feed
@@ -71,9 +72,16 @@ type feedReader struct {
 	touch func() error
 }
 
-// stageTouch is how often a waiting stage says it is alive (a variable for
-// tests); StageIdle is how long a silent stage lives.
+// stageTouch is how often a stage that writes nothing says it is alive (a
+// variable for tests).
 var stageTouch = 10 * time.Minute
+
+// TestingSetStageTouch sets stageTouch and returns the undo.
+func TestingSetStageTouch(d time.Duration) (undo func()) {
+	old := stageTouch
+	stageTouch = d
+	return func() { stageTouch = old }
+}
 
 // StageIdle is how long a staged commit may go without a write before
 // garbage collection drops it.
@@ -95,6 +103,9 @@ func (r *feedReader) Read(p []byte) (int, error) {
 		}
 		if done {
 			return 0, io.EOF
+		}
+		if err := r.touch(); err != nil {
+			return 0, err
 		}
 		if err := r.wait(more); err != nil {
 			return 0, err

@@ -238,7 +238,7 @@ func testStagedCommitDropped(t *testing.T, b Backend) {
 	s = f.stream(t, tags, "key")
 	s.send(es...)
 	waitEntries(t, f.db, 2, 256)
-	f.clock = f.clock.Add(store.StageIdle + time.Minute)
+	f.advance(store.StageIdle + time.Minute)
 	gone(2, "stage reaped")
 	if _, err := s.end(); !errors.Is(err, metadb.ErrStageGone) {
 		t.Fatalf("commit of a reaped stage: %v, want ErrStageGone", err)
@@ -262,5 +262,42 @@ func testStagedCommitDropped(t *testing.T, b Backend) {
 	}
 	if rows, _, err := f.db.Entries(ctx, 3, -1, 10); err != nil || len(rows) != 0 {
 		t.Fatalf("the losing stage still has %d entries (%v)", len(rows), err)
+	}
+}
+
+// testStagedCommitKeptAlive: a stage that has nothing to write for a while
+// notes itself alive, and GC reaps only stages silent for StageIdle.
+func testStagedCommitKeptAlive(t *testing.T, b Backend) {
+	defer store.TestingSetStageTouch(20 * time.Millisecond)()
+	f := newFixture(t, b)
+	ctx := context.Background()
+	mtime := time.Unix(1_700_000_000, 0).UTC()
+	blk := f.put(t, []byte("kept alive"))
+	es := numbered(300, mtime, func(int) manifest.Block { return blk })
+	s := f.stream(t, manifest.Tags{"node": "alive"}, "")
+	s.send(es[:280]...)
+	waitEntries(t, f.db, 1, 256)
+	for range 3 { // two hours in all since the stage began
+		now := f.advance(40 * time.Minute)
+		deadline := time.Now().Add(20 * time.Second)
+		for b.StagedAt(t, f.db, 1) != now.UnixNano() {
+			if time.Now().After(deadline) {
+				t.Fatalf("a waiting stage did not note itself alive at %v (staged_at %d)", now, b.StagedAt(t, f.db, 1))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// A grace longer than the stage's two hours keeps its block, which
+	// only its end references; its last note of life is recent.
+	if rep, err := f.st.GC(ctx, 3*time.Hour); err != nil || rep.BackupsPurged != 0 {
+		t.Fatalf("GC: %+v, %v", rep, err)
+	}
+	s.send(es[280:]...)
+	res, err := s.end()
+	if err != nil || res.ID != 1 {
+		t.Fatalf("commit of a stage kept alive: %+v, %v", res, err)
+	}
+	if got, err := f.db.Get(ctx, 1); err != nil || got.Entries != 301 {
+		t.Fatalf("backup kept alive: %+v, %v; want 301 entries", got, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ type Backend struct {
 	// Refs returns the ids of the blocks backup id references, sorted,
 	// read from the store's own tables.
 	Refs func(t *testing.T, db DB, id int64) []int64
+	// StagedAt returns backup id's staged_at (unix ns; 0 if NULL).
+	StagedAt func(t *testing.T, db DB, id int64) int64
 }
 
 // Run runs the suite.
@@ -54,6 +57,7 @@ func Run(t *testing.T, b Backend) {
 		{"SameKeyAtOnce", testSameKeyAtOnce},
 		{"StagedCommit", testStagedCommit},
 		{"StagedCommitDropped", testStagedCommitDropped},
+		{"StagedCommitKeptAlive", testStagedCommitKeptAlive},
 		{"Blocks", testBlocks},
 		{"SeenRefresh", testSeenRefresh},
 		{"PutBlocksConcurrent", testPutBlocksConcurrent},
@@ -70,6 +74,7 @@ func Run(t *testing.T, b Backend) {
 type fixture struct {
 	db    DB
 	st    *store.Store
+	mu    sync.Mutex // over clock, for tests that move it while a stage runs (advance)
 	clock time.Time
 }
 
@@ -86,12 +91,24 @@ func newFixture(t *testing.T, b Backend) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{db: db, st: st, clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	st.SetClock(func() time.Time { return f.clock })
+	st.SetClock(func() time.Time {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.clock
+	})
 	return f
 }
 
 // tick moves the clock a second on.
-func (f *fixture) tick() { f.clock = f.clock.Add(time.Second) }
+func (f *fixture) tick() { f.advance(time.Second) }
+
+// advance moves the clock on by d and returns the new time.
+func (f *fixture) advance(d time.Duration) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clock = f.clock.Add(d)
+	return f.clock
+}
 
 // put stores data as a block and returns its manifest form.
 func (f *fixture) put(t *testing.T, data []byte) manifest.Block {

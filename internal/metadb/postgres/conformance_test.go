@@ -32,5 +32,15 @@ func TestConformance(t *testing.T) {
 			}
 			return out
 		},
+		StagedAt: func(t *testing.T, mdb metadbtest.DB, id int64) int64 {
+			var at *int64
+			if err := mdb.(*DB).pool.QueryRow(context.Background(), "SELECT staged_at FROM backups WHERE id = $1", id).Scan(&at); err != nil {
+				t.Fatal(err)
+			}
+			if at == nil {
+				return 0
+			}
+			return *at
+		},
 	})
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -33,6 +34,13 @@ func TestConformance(t *testing.T) {
 				out = append(out, b)
 			}
 			return out
+		},
+		StagedAt: func(t *testing.T, mdb metadbtest.DB, id int64) int64 {
+			var at sql.NullInt64
+			if err := mdb.(*DB).w.QueryRowContext(context.Background(), "SELECT staged_at FROM backups WHERE id = ?", id).Scan(&at); err != nil {
+				t.Fatal(err)
+			}
+			return at.Int64
 		},
 	})
 }
