@@ -85,10 +85,13 @@ type stager struct {
 	gone      goneBlocks      // blocks of parent entries dropped or changed
 	reusedSeq seqSet          // entries whose blocks are the parent's
 	reused    int64
-	counts    metadb.Counts
-	tree      metadb.Tree
-	rows      []metadb.EntryRow
-	missing   []string
+	// lastLookup and lastBlocks: the last entries with blocks not reused
+	// and with any blocks (-1: none), where the second pass may stop.
+	lastLookup, lastBlocks int64
+	counts                 metadb.Counts
+	tree                   metadb.Tree
+	rows                   []metadb.EntryRow
+	missing                []string
 }
 
 // stage records the backup that feed brings; tags and key are its head as
@@ -99,7 +102,7 @@ func stage(ctx context.Context, meta Committer, w *blockWrites, f *feed, tags ma
 	if err != nil || existed != 0 {
 		return commitResult{id: existed, existed: existed != 0}, err
 	}
-	s := &stager{meta: meta, writes: w, feed: f, id: st.ID, touched: time.Now()}
+	s := &stager{meta: meta, writes: w, feed: f, id: st.ID, touched: time.Now(), lastLookup: -1, lastBlocks: -1}
 	if st.Parent != 0 {
 		s.parent = &parentScan{meta: meta, id: st.Parent, after: -1}
 	}
@@ -176,14 +179,7 @@ func (s *stager) entries(ctx context.Context) error {
 	fr := &feedReader{ctx: ctx, f: s.feed, touch: func() error { return s.touch(ctx) }}
 	er := &entryReader{r: bufio.NewReaderSize(fr, 256<<10)}
 	var cids []cidPair
-	for seq := int64(0); ; seq++ {
-		e, err := er.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	err := er.each(func(seq int64, e *manifest.Entry) (err error) {
 		countEntry(&s.counts, e)
 		var packed []byte
 		if packed, cids, err = packEntry(e, cids[:0]); err != nil {
@@ -194,21 +190,30 @@ func (s *stager) entries(ctx context.Context) error {
 			return err
 		}
 		row := metadb.EntryRow{Seq: seq, Parent: s.tree.Parent(e.Path, seq, e.Type == manifest.TypeDir), Entry: e, Blocks: packed}
+		reused := false
 		if pe != nil {
 			row.NameID = pe.NameID // same path, same name
-			if len(packed) > 0 && bytes.Equal(pe.Blocks, packed) {
+			if reused = len(packed) > 0 && bytes.Equal(pe.Blocks, packed); reused {
 				s.reusedSeq.add(seq)
 				s.reused++
 			} else if err := s.gone.add(pe.Blocks); err != nil {
 				return err
 			}
 		}
-		s.rows = append(s.rows, row)
-		if len(s.rows) >= stageTxRows {
-			if err := s.writeRows(ctx); err != nil {
-				return err
+		if len(packed) > 0 {
+			s.lastBlocks = seq
+			if !reused {
+				s.lastLookup = seq
 			}
 		}
+		s.rows = append(s.rows, row)
+		if len(s.rows) >= stageTxRows {
+			return s.writeRows(ctx)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if s.parent != nil {
 		// What the parent has past the new backup's last entry was dropped.
@@ -245,7 +250,7 @@ func (s *stager) writeRows(ctx context.Context) error {
 	}
 	s.txRows += len(s.rows)
 	s.rows = s.rows[:0]
-	if _, done, _, _ := s.feed.state(); done && s.txRows < stageTxRows {
+	if s.feed.ended() && s.txRows < stageTxRows {
 		// The body has ended: the transaction goes on into the second
 		// pass, and a small backup is recorded in one (a transaction per
 		// phase cost 50 clients' small backups more waits for the writer).
@@ -254,7 +259,7 @@ func (s *stager) writeRows(ctx context.Context) error {
 	return s.save(ctx)
 }
 
-// refs is the second pass, over the whole spool: it references the blocks
+// refs is the second pass, over the spool: it references the blocks
 // of the entries not reused (after the first missing one it only looks
 // blocks up) and takes out the parent's references that no entry uses.
 // When too many parent entries were dropped to track, it takes out all the
@@ -272,15 +277,17 @@ func (s *stager) refs(ctx context.Context) error {
 			return err
 		}
 	}
+	// Past the last entry that needs a lookup, with no parent block left
+	// to account for, the rest of the spool has nothing to do.
+	last := s.lastLookup
+	if all {
+		last = s.lastBlocks
+	}
 	b := batch{seen: map[string]bool{}}
 	var cids []cidPair
-	for seq := int64(0); ; seq++ {
-		e, err := er.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
+	err := er.each(func(seq int64, e *manifest.Entry) (err error) {
+		if seq > last && len(s.gone.set) == 0 {
+			return errEachDone
 		}
 		if len(s.gone.set) > 0 {
 			// A block of a dropped entry stays referenced if any entry
@@ -290,7 +297,7 @@ func (s *stager) refs(ctx context.Context) error {
 			}
 		}
 		if !all && s.reusedSeq.has(seq) {
-			continue
+			return nil
 		}
 		if _, cids, err = packEntry(e, cids[:0]); err != nil {
 			return err
@@ -301,10 +308,12 @@ func (s *stager) refs(ctx context.Context) error {
 			}
 		}
 		if b.full() {
-			if err := s.flush(ctx, &b); err != nil {
-				return err
-			}
+			return s.flush(ctx, &b)
 		}
+		return nil
+	})
+	if err != nil && err != errEachDone {
+		return err
 	}
 	if err := s.flush(ctx, &b); err != nil || len(s.missing) > 0 {
 		return err

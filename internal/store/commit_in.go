@@ -75,18 +75,31 @@ func (in *commitIn) startStage(ctx context.Context, meta Committer, w *blockWrit
 	}()
 }
 
-// fail ends the feed with err and waits for the stage to be dropped.
-func (in *commitIn) fail(err error) (commitResult, error) {
-	in.feed.end(metadb.Head{}, err)
-	if in.staged != nil {
-		<-in.staged
+// read reads, validates and spools the body while the stage records it,
+// and returns the stage's outcome and the number of entries. A body that
+// fails ends the feed with its error, and read waits for the stage to be
+// dropped.
+func (in *commitIn) read(ctx context.Context, meta Committer, w *blockWrites, body io.Reader) (commitResult, int, error) {
+	count, err := in.spool(ctx, meta, w, body)
+	if err != nil {
+		in.feed.end(metadb.Head{}, err)
+		if in.staged != nil {
+			<-in.staged
+		}
+		return commitResult{}, 0, err
 	}
-	return commitResult{}, err
+	in.ended = in.now()
+	if in.staged == nil {
+		in.startStage(ctx, meta, w)
+	}
+	in.feed.end(metadb.Head{Tags: in.tags, Labels: in.labels, Key: in.key}, nil)
+	out := <-in.staged
+	return out.res, count, out.err
 }
 
-// read reads, validates and spools the body while the stage records it,
-// and returns the stage's outcome and the number of entries.
-func (in *commitIn) read(ctx context.Context, meta Committer, w *blockWrites, body io.Reader) (commitResult, int, error) {
+// spool validates and spools the body's entries, publishing them to the
+// feed, and starts the stage once the tags are known.
+func (in *commitIn) spool(ctx context.Context, meta Committer, w *blockWrites, body io.Reader) (int, error) {
 	r := manifest.NewReader(body, in.header)
 	var v manifest.Validator
 	sw := bufio.NewWriterSize(in.feed.file, 256<<10)
@@ -98,46 +111,34 @@ func (in *commitIn) read(ctx context.Context, meta Committer, w *blockWrites, bo
 			break
 		}
 		if err != nil {
-			res, err := in.fail(fmt.Errorf("%w: %w", ErrInvalid, err))
-			return res, 0, err
+			return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		if err := v.Add(e); err != nil {
-			res, err := in.fail(fmt.Errorf("%w: %w", ErrInvalid, err))
-			return res, 0, err
+			return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		buf = appendEntry(buf[:0], e)
 		if _, err := sw.Write(buf); err != nil {
-			res, err := in.fail(fmt.Errorf("commit: temp file: %w", err))
-			return res, 0, err
+			return 0, fmt.Errorf("commit: temp file: %w", err)
 		}
 		written += int64(len(buf))
 		if in.staged == nil && in.tags != nil {
 			if err := in.checkHead(); err != nil {
-				res, err := in.fail(err)
-				return res, 0, err
+				return 0, err
 			}
 			in.startStage(ctx, meta, w)
 		}
 		if v.Count()%publishEvery == 0 {
 			if err := sw.Flush(); err != nil {
-				res, err := in.fail(fmt.Errorf("commit: temp file: %w", err))
-				return res, 0, err
+				return 0, fmt.Errorf("commit: temp file: %w", err)
 			}
 			in.feed.publish(written)
 		}
 	}
 	if err := in.finishBody(body, sw, v.Count()); err != nil {
-		res, err := in.fail(err)
-		return res, 0, err
+		return 0, err
 	}
 	in.feed.publish(written)
-	in.ended = in.now()
-	if in.staged == nil {
-		in.startStage(ctx, meta, w)
-	}
-	in.feed.end(metadb.Head{Tags: in.tags, Labels: in.labels, Key: in.key}, nil)
-	out := <-in.staged
-	return out.res, v.Count(), out.err
+	return v.Count(), nil
 }
 
 // finishBody checks the whole manifest once its entries are read, reads

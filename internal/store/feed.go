@@ -55,6 +55,13 @@ func (f *feed) state() (size int64, done bool, err error, more chan struct{}) {
 	return f.size, f.done, f.err, f.more
 }
 
+// ended reports whether the feed has ended.
+func (f *feed) ended() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done
+}
+
 // header is the manifest's head, once the feed ended well.
 func (f *feed) header() metadb.Head {
 	f.mu.Lock()

@@ -99,6 +99,26 @@ func (er *entryReader) next() (*manifest.Entry, error) {
 	return e, nil
 }
 
+// errEachDone stops each without an error.
+var errEachDone = errors.New("done")
+
+// each calls fn for every entry, numbered from 0, until the spool ends or
+// fn returns an error (errEachDone to stop early).
+func (er *entryReader) each(fn func(seq int64, e *manifest.Entry) error) error {
+	for seq := int64(0); ; seq++ {
+		e, err := er.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(seq, e); err != nil {
+			return err
+		}
+	}
+}
+
 type decoder struct {
 	p   []byte
 	err error

@@ -37,7 +37,7 @@ func (w *blockWrites) busy() bool {
 // ended (the stage's turn then: the client waits for it).
 func (w *blockWrites) yield(ctx context.Context, f *feed) error {
 	for w.busy() {
-		if _, done, _, _ := f.state(); done {
+		if f.ended() {
 			return nil
 		}
 		select {
