@@ -94,6 +94,18 @@ for pool in ("sqlite_writer", "sqlite_readers"):
         waited, n = w1 - w0, n1 - n0
         print(f"   {pool}: {int(n)} waits for a connection, {waited:.1f} s waited in all"
               f" ({waited / (end - start):.1f} waiting on average; {1000 * waited / max(n, 1):.0f} ms per wait)")
+def sched(path):
+    cum = {}
+    for l in open(path):
+        m = re.match(r'go_sched_latencies_seconds_bucket\{le="([^"]*)"\} (\S+)', l)
+        if m: cum[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = float(m.group(2))
+    return cum
+s0, s1 = sched(before), sched(after)
+if s1:
+    cum = {le: s1[le] - s0.get(le, 0) for le in s1}
+    n, p50 = quantile(cum, 0.5)
+    _, p99 = quantile(cum, 0.99)
+    print(f"   goroutines made runnable: {int(n)}, waited for a core p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.1f} ms")
 print(f"   {'request':44s} {'count':>7s} {'p50_ms':>8s} {'p99_ms':>8s}")
 for key in sorted(b1):
     cum = {le: b1[key][le] - b0.get(key, {}).get(le, 0) for le in b1[key]}

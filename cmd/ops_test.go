@@ -148,6 +148,10 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("the writer pool has %v open connections, want 1", v)
 	}
 	value(`go_sql_wait_duration_seconds_total{db_name="sqlite_writer"}`)
+	// how long runnable goroutines waited for a core: some did
+	if v := value("go_sched_latencies_seconds_count"); v <= 0 {
+		t.Errorf("go_sched_latencies_seconds_count = %v, want > 0", v)
+	}
 	if v := value("ib_storage_bytes"); v < size {
 		t.Errorf("ib_storage_bytes = %v, want at least %d (random data)", v, size)
 	}

@@ -78,7 +78,11 @@ func New(src Source) *Metrics {
 	}
 	m.reg.MustRegister(m.upload, m.download, m.requests, m.pruneRuns, m.pruneDuration, m.gcBlocks, m.gcBytes,
 		m.blocksStored, m.manifests, m.scrubbed, m.corrupt,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		// The scheduler's latencies (go_sched_latencies_seconds): how long
+		// runnable goroutines waited for a core, which is where a cheap
+		// request's time goes on a server busy with CPU-heavy ones.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&gauges{src: src})
 	// Both results exist from the start, at 0: an alert on the increase
 	// of failed runs sees the first one.

@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"ib/internal/block"
 	"ib/internal/store"
@@ -60,5 +62,61 @@ func TestPutBlockWhateverLengthIsDeclared(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.dir, "blocks", "tmp")); err != nil {
 		t.Fatalf("temp dir: %v", err)
+	}
+}
+
+// Uploads decode and hash inside a CPU gate of one place per core; an
+// upload whose client stalls mid-body gives its place up while it waits, so
+// that more stalled uploads than cores do not stop anyone else's.
+func TestStalledUploadsHoldNoCPUPlace(t *testing.T) {
+	f := newStore(t)
+	ctx := context.Background()
+	wireOf := func(seed byte, n int) (string, []byte) {
+		data := make([]byte, n)
+		rand.NewChaCha8([32]byte{seed}).Read(data)
+		wire, err := block.Encode(data, block.Level{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return block.Sum(data).String(), wire
+	}
+	stalled := runtime.GOMAXPROCS(0) + 2
+	var writers []*io.PipeWriter
+	var wires [][]byte
+	done := make(chan error, stalled)
+	for i := range stalled {
+		c, wire := wireOf(byte(i), 700<<10+i*(1<<20)) // in memory, then in temporary files
+		pr, pw := io.Pipe()
+		go func() { done <- f.st.PutBlock(ctx, c, pr, int64(len(wire))) }()
+		wrote := make(chan error, 1)
+		go func() { _, err := pw.Write(wire[:len(wire)/2]); wrote <- err }() // returns once the server has read it
+		select {
+		case err := <-wrote:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("stalled upload %d could not begin: the ones before hold the CPU gate", i+1)
+		}
+		writers, wires = append(writers, pw), append(wires, wire)
+	}
+	c, wire := wireOf(200, 300<<10)
+	other := make(chan error, 1)
+	go func() { other <- f.st.PutBlock(ctx, c, bytes.NewReader(wire), int64(len(wire))) }()
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("an upload waited behind %d stalled ones", stalled)
+	}
+	for i, pw := range writers {
+		go func() { pw.Write(wires[i][len(wires[i])/2:]); pw.Close() }()
+	}
+	for range stalled {
+		if err := <-done; err != nil {
+			t.Fatalf("a stalled upload, resumed: %v", err)
+		}
 	}
 }

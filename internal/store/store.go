@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"ib/internal/api"
 	"ib/internal/block"
 	"ib/internal/blockstore"
+	"ib/internal/cpugate"
 	"ib/internal/manifest"
 	"ib/internal/metadb"
 )
@@ -70,6 +72,8 @@ type Store struct {
 	hooks     Hooks
 	// blockWrites: stages yield the writer to uploads.
 	blockWrites blockWrites
+	// cpu: at most one upload per core decodes and hashes at once.
+	cpu *cpugate.Gate
 }
 
 // New returns a store over an open database and block store; temporary
@@ -78,7 +82,8 @@ func New(ctx context.Context, db Meta, blocks blockstore.Store, tmpDir string, l
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	st := &Store{db: db, blocks: blocks, tmpDir: tmpDir, log: log, now: time.Now, archiveSizes: sizeCache{max: maxArchiveSizes}}
+	st := &Store{db: db, blocks: blocks, tmpDir: tmpDir, log: log, now: time.Now, archiveSizes: sizeCache{max: maxArchiveSizes},
+		cpu: cpugate.New(runtime.GOMAXPROCS(0))}
 	st.locks.seed = maphash.MakeSeed()
 	if err := st.loadTotals(ctx); err != nil {
 		return nil, err
@@ -141,9 +146,14 @@ func (s *Store) Missing(ctx context.Context, cids []string) ([]string, error) {
 // size is the body's length if known (a request's Content-Length), else -1:
 // a body known to be large goes straight to a temporary file.
 func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader, size int64) error {
-	br, release := bufferedBody(body)
+	slot := s.cpu.Slot(ctx, body)
+	br, release := bufferedBody(slot)
 	defer release()
+	if err := slot.Enter(); err != nil {
+		return err
+	}
 	rec, sp, err := s.receive(cidStr, br, size)
+	slot.Leave()
 	if sp != nil {
 		defer sp.close()
 	}
@@ -161,8 +171,10 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader, siz
 // transaction at the end. A bad block stops the pack (the ones before it
 // are stored: harmless, content-addressed).
 func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
-	br, release := bufferedBody(body)
+	slot := s.cpu.Slot(ctx, body)
+	br, release := bufferedBody(slot)
 	defer release()
+	defer slot.Leave()
 	var inline []metadb.Block
 	n := 0
 	for {
@@ -173,7 +185,11 @@ func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("%w: block %d of the pack: %w", ErrInvalid, n+1, err)
 		}
+		if err := slot.Enter(); err != nil {
+			return n, err
+		}
 		rec, sp, err := s.receive(cidStr, io.LimitReader(br, size), size)
+		slot.Leave()
 		if err == nil && rec.Inline == nil {
 			err = s.offload(ctx, cidStr, rec, sp)
 		} else if err == nil {

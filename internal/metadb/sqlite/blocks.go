@@ -24,8 +24,17 @@ func (db *DB) Present(ctx context.Context, cids [][]byte, staleBefore int64) (ma
 	if len(cids) == 0 {
 		return present, nil
 	}
+	// One reader connection for the whole query: a statement prepared on
+	// the pool is prepared again on each connection it runs on, and its
+	// Close waits for every one of them to finish what it is running (50
+	// clients at once: missing-queries waited seconds on each other).
+	conn, err := db.r.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: blocks present: %w", err)
+	}
+	defer conn.Close()
 	var stale [][]byte
-	err := eachBatch(ctx, db.r.PrepareContext, "SELECT cid, seen_at FROM blocks WHERE corrupt = 0 AND cid IN (%s)", nil, cids, func(rows *sql.Rows) error {
+	err = eachBatch(ctx, conn.PrepareContext, "SELECT cid, seen_at FROM blocks WHERE corrupt = 0 AND cid IN (%s)", nil, cids, func(rows *sql.Rows) error {
 		var c []byte
 		var seen int64
 		if err := rows.Scan(&c, &seen); err != nil {
