@@ -44,20 +44,22 @@ trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 "$IB" login "http://127.0.0.1:$PORT" --token "$("$IB" server token show)" >/dev/null
 srv_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' /proc/$SERVER/stat; }
+idle() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print ($5 + $6) / hz }' /proc/stat; } # the machine's idle seconds, all cores
 scrape() { curl -sf "http://127.0.0.1:$MPORT/metrics" >"$1"; }
 round() { # NAME
   local name=$1 c0 c1 start end fails=0
-  scrape "$W/logs/$name.before"; c0=$(srv_cpu); start=$(date +%s.%N)
+  scrape "$W/logs/$name.before"; c0=$(srv_cpu); i0=$(idle); start=$(date +%s.%N)
   local pids=()
   for c in $(seq 0 $((N - 1))); do
     IB_CACHE_DIR=$W/cache-$c nice -n 19 "$IB" backup create -q --bench=clients --client="$c" "$W/trees/c$(printf %03d "$c")" >"$W/logs/$name-$c.out" 2>&1 &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
-  end=$(date +%s.%N); c1=$(srv_cpu); scrape "$W/logs/$name.after"
-  python3 - "$name" "$start" "$end" "$fails" "$c0" "$c1" "$W/logs/$name.before" "$W/logs/$name.after" <<'PY'
+  end=$(date +%s.%N); c1=$(srv_cpu); i1=$(idle); scrape "$W/logs/$name.after"
+  python3 - "$name" "$start" "$end" "$fails" "$c0" "$c1" "$W/logs/$name.before" "$W/logs/$name.after" "$i0" "$i1" "$(nproc)" <<'PY'
 import sys, re, collections
 name, start, end, fails, c0, c1, before, after = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), sys.argv[7], sys.argv[8]
+idle, cores = float(sys.argv[10]) - float(sys.argv[9]), int(sys.argv[11])
 def buckets(path):
     out = collections.defaultdict(dict)
     for l in open(path):
@@ -80,7 +82,8 @@ def quantile(cum, q):
             return total, prev_le + frac * (le - prev_le)
         prev_le, prev_c = le, cum[le]
     return total, les[-2]
-print(f"== {name}: {end - start:.2f} s wall, {fails} client(s) failed, server CPU {c1 - c0:.1f} s")
+print(f"== {name}: {end - start:.2f} s wall, {fails} client(s) failed, server CPU {c1 - c0:.1f} s,"
+      f" the machine's {cores} cores idle {100 * idle / (cores * (end - start)):.0f}% of the time")
 def series(path, name):
     for l in open(path):
         if l.startswith(name + " "): return float(l.split()[-1])
