@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -417,5 +418,51 @@ func testJobsAndAlerts(t *testing.T, b Backend) {
 	al, err := db.Alerts(ctx)
 	if err != nil || len(al) != 1 || al[0].Message != "two" || !al[0].Since.Equal(t0) {
 		t.Fatalf("alerts: %+v, %v", al, err)
+	}
+}
+
+// testPresentSizes: a missing-query of any length (across the widths of
+// its statements and the batches of 500) answers exactly, whether its
+// present rows are fresh (a read) or stale (refreshed in a write).
+func testPresentSizes(t *testing.T, b Backend) {
+	f := newFixture(t, b)
+	ctx := context.Background()
+	var rows []metadb.Block
+	var cids [][]byte
+	for i := range 1300 {
+		c := block.Sum(fmt.Appendf(nil, "sized question %d", i))
+		cids = append(cids, c.Bytes())
+		if i%2 == 0 {
+			rows = append(rows, metadb.Block{CID: c.Bytes(), Size: 1, WireSize: 1, Inline: []byte{0}})
+		}
+	}
+	if _, err := f.db.PutBlocks(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(cids), func(i, j int) { cids[i], cids[j] = cids[j], cids[i] })
+	stored := map[string]bool{}
+	for _, r := range rows {
+		stored[string(r.CID)] = true
+	}
+	for _, stale := range []bool{false, true} {
+		for _, n := range []int{1, 7, 8, 9, 64, 499, 500, 501, 1234} {
+			f.tick()
+			before := int64(0)
+			if stale {
+				before = f.clock.UnixNano() // every row was seen before now
+			}
+			present, err := f.db.Present(ctx, cids[:n], before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range cids[:n] {
+				if present[string(c)] != stored[string(c)] {
+					t.Fatalf("stale %v, %d CIDs: CID %d present %v, stored %v", stale, n, i, present[string(c)], stored[string(c)])
+				}
+			}
+			if len(present) > n/2+1 {
+				t.Fatalf("stale %v, %d CIDs: %d present", stale, n, len(present))
+			}
+		}
 	}
 }

@@ -60,6 +60,7 @@ func Run(t *testing.T, b Backend) {
 		{"StagedCommitKeptAlive", testStagedCommitKeptAlive},
 		{"Blocks", testBlocks},
 		{"SeenRefresh", testSeenRefresh},
+		{"PresentSizes", testPresentSizes},
 		{"PutBlocksConcurrent", testPutBlocksConcurrent},
 		{"Reads", testReads},
 		{"DeleteAndGC", testDeleteAndGC},
