@@ -74,11 +74,6 @@ func New(rawURL, token string) (*Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	tr.ResponseHeaderTimeout = 10 * time.Minute // a commit of a huge manifest takes a while
-	// A request of up to 64 KiB (a missing-query of 1,000 CIDs) leaves in
-	// one write with its header: with 4 KiB it took several, and a client
-	// descheduled between them kept the server's handler waiting for the
-	// rest of a body it had begun to read.
-	tr.WriteBufferSize = 64 << 10
 	return &Client{base: u, token: token, hc: &http.Client{Transport: tr}, Retry: DefaultRetry}, nil
 }
 
