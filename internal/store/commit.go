@@ -312,7 +312,7 @@ func (s *stager) refs(ctx context.Context) error {
 		}
 		return nil
 	})
-	if err != nil && err != errEachDone {
+	if err != nil {
 		return err
 	}
 	if err := s.flush(ctx, &b); err != nil || len(s.missing) > 0 {

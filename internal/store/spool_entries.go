@@ -99,11 +99,11 @@ func (er *entryReader) next() (*manifest.Entry, error) {
 	return e, nil
 }
 
-// errEachDone stops each without an error.
+// errEachDone, returned by each's fn, stops each without an error.
 var errEachDone = errors.New("done")
 
 // each calls fn for every entry, numbered from 0, until the spool ends or
-// fn returns an error (errEachDone to stop early).
+// fn returns an error (errEachDone to stop early: each then returns nil).
 func (er *entryReader) each(fn func(seq int64, e *manifest.Entry) error) error {
 	for seq := int64(0); ; seq++ {
 		e, err := er.next()
@@ -113,7 +113,9 @@ func (er *entryReader) each(fn func(seq int64, e *manifest.Entry) error) error {
 		if err != nil {
 			return err
 		}
-		if err := fn(seq, e); err != nil {
+		if err := fn(seq, e); err == errEachDone {
+			return nil
+		} else if err != nil {
 			return err
 		}
 	}

@@ -149,11 +149,7 @@ func (s *Store) PutBlock(ctx context.Context, cidStr string, body io.Reader, siz
 	slot := s.cpu.Slot(ctx, body)
 	br, release := bufferedBody(slot)
 	defer release()
-	if err := slot.Enter(); err != nil {
-		return err
-	}
-	rec, sp, err := s.receive(cidStr, br, size)
-	slot.Leave()
+	rec, sp, err := s.receiveIn(slot, cidStr, br, size)
 	if sp != nil {
 		defer sp.close()
 	}
@@ -174,7 +170,6 @@ func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
 	slot := s.cpu.Slot(ctx, body)
 	br, release := bufferedBody(slot)
 	defer release()
-	defer slot.Leave()
 	var inline []metadb.Block
 	n := 0
 	for {
@@ -185,11 +180,7 @@ func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("%w: block %d of the pack: %w", ErrInvalid, n+1, err)
 		}
-		if err := slot.Enter(); err != nil {
-			return n, err
-		}
-		rec, sp, err := s.receive(cidStr, io.LimitReader(br, size), size)
-		slot.Leave()
+		rec, sp, err := s.receiveIn(slot, cidStr, io.LimitReader(br, size), size)
 		if err == nil && rec.Inline == nil {
 			err = s.offload(ctx, cidStr, rec, sp)
 		} else if err == nil {
@@ -217,6 +208,17 @@ func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// receiveIn receives a wire form (see receive) with a place in the CPU
+// gate, which slot gives up while it waits for the body and which is
+// given back before the block is stored.
+func (s *Store) receiveIn(slot *cpugate.Slot, cidStr string, body io.Reader, wireLen int64) (metadb.Block, *spool, error) {
+	if err := slot.Enter(); err != nil {
+		return metadb.Block{}, nil, err
+	}
+	defer slot.Leave()
+	return s.receive(cidStr, body, wireLen)
 }
 
 // receive reads and checks one wire form of wireLen bytes (-1: not known)
