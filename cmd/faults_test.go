@@ -167,7 +167,7 @@ func TestCorruptBlockFailsRestore(t *testing.T) {
 	conf := t.TempDir()
 	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
 	src := t.TempDir()
-	ibtest.WriteFile(t, filepath.Join(src, "small"), []byte("fine"), 0o644, time.Unix(1700000000, 0))
+	ibtest.WriteFile(t, filepath.Join(src, "small"), []byte(strings.Repeat("fine\n", 40)), 0o644, time.Unix(1700000000, 0)) // a block of its own, not inline
 	ibtest.WriteFile(t, filepath.Join(src, "chain", "big.sst"), ibtest.RandomBytes(1<<20), 0o644, time.Unix(1700000000, 0))
 	mustIB(t, conf, "backup", "create", "-q", "--node=c", src)
 

@@ -50,7 +50,7 @@ func TestS3OffloadEndToEnd(t *testing.T) {
 	mustIB(t, conf, "login", srv.URL, "--token", srv.Token)
 	src := t.TempDir()
 	mt := time.Unix(1700000000, 42)
-	for name, size := range map[string]int{"a-100B": 100, "b-262143B": 262143, "c-300KB": 300_000, "d-3MiB": 3 << 20} {
+	for name, size := range map[string]int{"a-200B": 200, "b-262143B": 262143, "c-300KB": 300_000, "d-3MiB": 3 << 20} {
 		ibtest.WriteFile(t, filepath.Join(src, name), ibtest.RandomBytes(size), 0o644, mt)
 	}
 	mustIB(t, conf, "backup", "create", "-q", "--node=s3", "--block-size", "4MiB", src)

@@ -1,6 +1,7 @@
 package frontend_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -24,7 +25,7 @@ import (
 func TestWebUIActivity(t *testing.T) {
 	srv := ibtest.StartServer(t)
 	src := t.TempDir()
-	ibtest.WriteFile(t, filepath.Join(src, "f"), []byte("x"), 0o644, time.Now())
+	ibtest.WriteFile(t, filepath.Join(src, "f"), bytes.Repeat([]byte("x"), 200), 0o644, time.Now()) // a block: over block.InlineMax
 	api, _ := apiclient.New(srv.URL, srv.Token)
 	if _, err := backup.Run(context.Background(), api, src, backup.Options{Tags: manifest.Tags{"node": "fresh"}, IsNotFound: apiclient.IsNotFound}); err != nil {
 		t.Fatal(err)
@@ -88,8 +89,8 @@ func TestWebUIActivity(t *testing.T) {
 		t.Errorf("freshness %q", f)
 	}
 	// and what each backup added (filled in just after its commit)
-	if a := text(`document.querySelector(".tagset td.added").textContent`); a != "1 B" {
-		t.Errorf("added column %q, want 1 B", a)
+	if a := text(`document.querySelector(".tagset td.added").textContent`); a != "200 B" {
+		t.Errorf("added column %q, want 200 B", a)
 	}
 }
 

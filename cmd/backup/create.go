@@ -101,7 +101,8 @@ func newCreate(o *common) *cobra.Command {
 			if sealing != nil {
 				lp.encryptSecrets()
 			}
-			if err := checkToken(c.Context(), api); err != nil {
+			inline, err := checkToken(c.Context(), api)
+			if err != nil {
 				return err
 			}
 			lockPath, err := config.LockPath(api.URL(), tags.Canonical())
@@ -130,6 +131,7 @@ func newCreate(o *common) *cobra.Command {
 				BlockSize: bs, Level: lv, Jobs: jobs, Full: full,
 				Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
 				Cache: cache, AllowShrink: shrink, Parallel: parallel, Encrypt: sealing,
+				NoInline: !inline,
 			}
 			lp.options(&opts)
 			if lp.pre.Command == "" {
@@ -279,20 +281,21 @@ func warnClearLinks(w io.Writer, res backup.Result) {
 }
 
 // checkToken asks the server what the token may do before anything is
-// read: a wrong token fails in a second, not after the walk.
-func checkToken(ctx context.Context, api *apiclient.Client) error {
-	scope, _, err := api.WhoAmI(ctx)
+// read: a wrong token fails in a second, not after the walk. It returns
+// whether the server takes inline CIDs.
+func checkToken(ctx context.Context, api *apiclient.Client) (inline bool, err error) {
+	id, err := api.WhoAmI(ctx)
 	switch {
 	case apiclient.IsNotFound(err):
-		return nil // a server of before scoped tokens: the first write tells
+		return false, nil // a server of before scoped tokens: the first write tells
 	case err != nil:
-		return fmt.Errorf("server %s: %w", api.URL(), err)
-	case scope == "none":
-		return fmt.Errorf("server %s refuses the token (401): check it with `ib login %s --token TOKEN`", api.URL(), api.URL())
-	case scope == "read":
-		return fmt.Errorf("server %s: the token has scope read; backups need a token of scope append or admin (ib server token create)", api.URL())
+		return false, fmt.Errorf("server %s: %w", api.URL(), err)
+	case id.Scope == "none":
+		return false, fmt.Errorf("server %s refuses the token (401): check it with `ib login %s --token TOKEN`", api.URL(), api.URL())
+	case id.Scope == "read":
+		return false, fmt.Errorf("server %s: the token has scope read; backups need a token of scope append or admin (ib server token create)", api.URL())
 	}
-	return nil
+	return id.InlineCIDs, nil
 }
 
 // warnNewTagSet says when no backup has these tags yet: every file will be

@@ -64,7 +64,8 @@ func run(ctx context.Context, env *cli.Env, rawURL, token, caCert string) error 
 	}
 	scope := "append"
 	if token != "" {
-		s, _, err := api.WhoAmI(ctx)
+		id, err := api.WhoAmI(ctx)
+		s := id.Scope
 		switch {
 		case apiclient.IsNotFound(err): // a server of before scoped tokens
 			if _, err := api.Missing(ctx, []string{}); err != nil {

@@ -550,15 +550,21 @@ func (c *Client) Stats(ctx context.Context) (api.Stats, error) {
 	return out, decode(resp, &out)
 }
 
-// WhoAmI returns the scope ("none", "read", "append", "admin") and name of
-// the client's token on the server.
-func (c *Client) WhoAmI(ctx context.Context) (scope, name string, err error) {
+// Identity is what a server says of the client's token, and of itself.
+type Identity struct {
+	Scope      string `json:"scope"` // "none", "read", "append", "admin"
+	Name       string `json:"name"`
+	InlineCIDs bool   `json:"inline_cids"` // the server takes identity CIDs (block.Inline)
+}
+
+// WhoAmI returns what the server says of the client's token.
+func (c *Client) WhoAmI(ctx context.Context) (Identity, error) {
 	resp, err := c.do(ctx, request{write: true, method: "GET", path: "/api/v1/whoami"})
 	if err != nil {
-		return "", "", err
+		return Identity{}, err
 	}
-	var out struct{ Scope, Name string }
-	return out.Scope, out.Name, decode(resp, &out)
+	var out Identity
+	return out, decode(resp, &out)
 }
 
 // SpoolManifest downloads a backup's manifest into f (truncated first),

@@ -53,6 +53,10 @@ type Options struct {
 	Jobs      int         // upload workers, default 16
 	HashJobs  int         // hash workers, default GOMAXPROCS
 	Full      bool        // ignore the previous backup
+	// NoInline names files of at most block.InlineMax bytes by their
+	// sha2-256 CID and uploads them, for a server that does not take
+	// identity CIDs (one older than them).
+	NoInline bool
 	// NewIgnorer makes the walk's Ignorer (one per walk); nil keeps all.
 	NewIgnorer func() scan.Ignorer
 	Counters   *progress.Counters // may be nil
@@ -408,6 +412,9 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 			}
 			var off int64
 			for _, b := range j.entry.Blocks {
+				if block.IsInline(b.CID) {
+					continue // the CID carries the bytes
+				}
 				s := source{cid: b.CID, path: j.entry.Path, abs: r.sealed.source(j.entry.Path, j.item.Abs), off: off, size: b.Size}
 				if len(j.entry.Blocks) == 1 && int64(len(j.data)) == b.Size {
 					s.data = j.data

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"ib/internal/apiclient"
+	"ib/internal/block"
 	"ib/internal/manifest"
 )
 
@@ -105,6 +106,9 @@ func (r *run) uploadFromSpool(ctx context.Context, spool *os.File, size int64, m
 	reseal := map[string]bool{}
 	want := make(map[string]bool, len(missing))
 	for _, c := range missing {
+		if block.IsInline(c) {
+			return fmt.Errorf("commit: the server says it lacks block %.80s, whose bytes are in its CID: a server that does not take inline CIDs", c)
+		}
 		want[c] = true
 	}
 	mr := spoolEntries(spool, size)

@@ -160,7 +160,12 @@ func (r *run) hashFile(ctx context.Context, abs string, buf []byte, hint []manif
 	}
 	rd.stable = !short && scan.StampOf(pre) == scan.StampOf(post)
 	if rd.size > 0 && rd.size <= keepSmall && int64(len(buf)) >= rd.size && len(rd.blocks) == 1 {
-		rd.data = bytes.Clone(buf[:rd.size]) // read in one piece: buf holds it all
+		data := buf[:rd.size] // read in one piece: buf holds it all
+		if rd.size <= block.InlineMax && !r.opts.NoInline {
+			rd.blocks[0].CID = block.Inline(data).String() // nothing to upload
+		} else {
+			rd.data = bytes.Clone(data)
+		}
 	}
 	return rd, nil
 }

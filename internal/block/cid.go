@@ -14,8 +14,9 @@ import (
 // MaxSize is the largest block, and the default block size.
 const MaxSize = 128 << 20
 
-// ErrBadCID reports a CID that is not a CIDv1 raw sha2-256 in base32.
-var ErrBadCID = errors.New("not a CIDv1 raw sha2-256 CID")
+// ErrBadCID reports a CID that is not a CIDv1 raw sha2-256 or identity
+// (of at most InlineMax bytes) in base32.
+var ErrBadCID = errors.New("not a CIDv1 raw sha2-256 or inline CID")
 
 // NewHasher returns the hash whose digest names a block.
 func NewHasher() hash.Hash { return sha256.New() }
@@ -41,38 +42,63 @@ func Sum(data []byte) cid.Cid {
 // a local copy of a block, checked where it lies. Bytes that end early
 // are no match; err is a read that failed.
 func HasCID(r io.ReaderAt, off, size int64, c string) (bool, error) {
-	h := sha256.New()
+	want, err := ParseCID(c)
+	if err != nil {
+		return false, nil // no bytes are named so
+	}
+	h := HasherFor(want)
 	buf := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(buf)
 	n, err := io.CopyBuffer(h, io.NewSectionReader(r, off, size), *buf)
 	if err != nil {
 		return false, err
 	}
-	return n == size && FromDigest(h.Sum(nil)).String() == c, nil
+	return n == size && Named(h).Equals(want), nil
 }
 
+// maxInlineText is the length of the text form of an identity CID of
+// InlineMax bytes.
+var maxInlineText = len(Inline(make([]byte, InlineMax)).String())
+
 // ParseCID accepts exactly the CIDs ib gives blocks: version 1, codec raw,
-// multihash sha2-256 of 32 bytes, rendered in base32 lower case.
+// multihash sha2-256 of 32 bytes or identity of 1 to InlineMax bytes,
+// rendered in base32 lower case.
 func ParseCID(s string) (cid.Cid, error) {
-	if len(s) != 59 || s[0] != 'b' {
-		return cid.Undef, fmt.Errorf("%q: %w", s, ErrBadCID)
+	if len(s) != 59 && !(IsInline(s) && len(s) <= maxInlineText) || s[0] != 'b' {
+		return cid.Undef, fmt.Errorf("%.80q: %w", s, ErrBadCID)
 	}
 	c, err := cid.Decode(s)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("%q: %w", s, ErrBadCID)
+		return cid.Undef, fmt.Errorf("%.80q: %w", s, ErrBadCID)
 	}
-	p := c.Prefix()
-	if p.Version != 1 || p.Codec != cid.Raw || p.MhType != multihash.SHA2_256 || p.MhLength != 32 || c.String() != s {
-		return cid.Undef, fmt.Errorf("%q: %w", s, ErrBadCID)
+	if !known(c.Prefix()) || c.String() != s {
+		return cid.Undef, fmt.Errorf("%.80q: %w", s, ErrBadCID)
 	}
 	return c, nil
 }
 
+// known reports a prefix of the CIDs ib gives blocks.
+func known(p cid.Prefix) bool {
+	if p.Version != 1 || p.Codec != cid.Raw {
+		return false
+	}
+	switch p.MhType {
+	case multihash.SHA2_256:
+		return p.MhLength == 32
+	case multihash.IDENTITY:
+		return p.MhLength >= 1 && p.MhLength <= InlineMax
+	}
+	return false
+}
+
 // CIDFromBytes is ParseCID for the binary form (as stored by the server).
 func CIDFromBytes(b []byte) (cid.Cid, error) {
-	_, c, err := cid.CidFromBytes(b)
+	n, c, err := cid.CidFromBytes(b)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("cid bytes: %w", err)
+	}
+	if n != len(b) || !known(c.Prefix()) {
+		return cid.Undef, fmt.Errorf("cid bytes: %w", ErrBadCID)
 	}
 	return c, nil
 }

@@ -113,7 +113,7 @@ var (
 // decoded bytes, so a small frame that inflates without bound is refused
 // without being expanded. It returns the block's size.
 func Verify(r io.Reader, want cid.Cid, maxSize int64, out io.Writer) (int64, error) {
-	h := NewHasher()
+	h := HasherFor(want)
 	var w io.Writer = h
 	if out != nil {
 		w = io.MultiWriter(h, outWriter{out})
@@ -133,7 +133,7 @@ func Verify(r io.Reader, want cid.Cid, maxSize int64, out io.Writer) (int64, err
 	if n > maxSize {
 		return n, fmt.Errorf("%w (%d bytes)", ErrTooLarge, maxSize)
 	}
-	if got := FromDigest(h.Sum(nil)); !got.Equals(want) {
+	if got := Named(h); !got.Equals(want) {
 		return n, fmt.Errorf("%w: got %s, want %s", ErrMismatch, got, want)
 	}
 	return n, nil

@@ -193,11 +193,12 @@ func (a *API) need(min auth.Scope) gin.HandlerFunc {
 }
 
 // whoami tells a client what its token may do (the web UI asks, to know
-// whether to ask for one).
+// whether to ask for one), and that this server takes inline CIDs (a
+// client names tiny files by them only when told so).
 func (a *API) whoami(c *gin.Context) {
 	tok, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	scope, name := a.keeper.Scope(tok)
-	c.JSON(http.StatusOK, gin.H{"scope": scope.String(), "name": name})
+	c.JSON(http.StatusOK, gin.H{"scope": scope.String(), "name": name, "inline_cids": true})
 }
 
 func (a *API) healthz(c *gin.Context) {

@@ -76,6 +76,14 @@ func TestValidator(t *testing.T) {
 			t.Fatalf("good manifest rejected: %v", err)
 		}
 	}
+	inline := goodManifest()
+	inline[2].Blocks[1].CID = block.Inline([]byte("xy")).String()
+	v = Validator{}
+	for _, e := range inline {
+		if err := v.Add(&e); err != nil {
+			t.Fatalf("an inline CID rejected: %v", err)
+		}
+	}
 	encrypted := goodManifest()
 	encrypted[2].Encryption, encrypted[2].PlainSize = EncryptionAge, 0
 	v = Validator{}
@@ -96,6 +104,10 @@ func TestValidator(t *testing.T) {
 		"unknown type":  func(m []Entry) []Entry { m[4].Type = "fifo"; return m },
 		"sizes":         func(m []Entry) []Entry { m[2].Size = 4; return m },
 		"bad cid":       func(m []Entry) []Entry { m[2].Blocks[0].CID = "bafy"; return m },
+		"inline cid of other size": func(m []Entry) []Entry {
+			m[2].Blocks[0].CID = block.Inline([]byte("xy")).String() // 2 bytes given as 1
+			return m
+		},
 		"block too big": func(m []Entry) []Entry {
 			m[4].Size = block.MaxSize + 1
 			m[4].Blocks = []Block{{c, block.MaxSize + 1}}

@@ -103,8 +103,12 @@ func (v *Validator) add(e *Entry) error {
 		}
 		var sum int64
 		for i, b := range e.Blocks {
-			if _, err := block.ParseCID(b.CID); err != nil {
+			c, err := block.ParseCID(b.CID)
+			if err != nil {
 				return fmt.Errorf("block %d: %w", i, err)
+			}
+			if data, ok := block.InlineData(c); ok && int64(len(data)) != b.Size {
+				return fmt.Errorf("block %d: an inline CID of %d bytes given as %d", i, len(data), b.Size)
 			}
 			if b.Size <= 0 || b.Size > maxBlock {
 				return fmt.Errorf("block %d: size %d outside 1..%d", i, b.Size, maxBlock)

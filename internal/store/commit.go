@@ -387,7 +387,8 @@ type cidPair struct {
 	size int64
 }
 
-// packEntry returns an entry's packed block list and its blocks.
+// packEntry returns an entry's packed block list and its stored blocks
+// (those not named by identity CIDs).
 func packEntry(e *manifest.Entry, cids []cidPair) ([]byte, []cidPair, error) {
 	var packed []byte
 	for _, bl := range e.Blocks {
@@ -397,7 +398,9 @@ func packEntry(e *manifest.Entry, cids []cidPair) ([]byte, []cidPair, error) {
 		}
 		cb := c.Bytes()
 		packed = metadb.AppendBlock(packed, cb, bl.Size)
-		cids = append(cids, cidPair{cb, bl.CID, bl.Size})
+		if !block.IsInline(bl.CID) { // no row to look up or reference
+			cids = append(cids, cidPair{cb, bl.CID, bl.Size})
+		}
 	}
 	return packed, cids, nil
 }

@@ -110,6 +110,9 @@ func (g *goneBlocks) add(packed []byte) error {
 			return fmt.Errorf("commit parent: %w", err)
 		}
 		p = rest
+		if _, ok := block.InlineData(c); ok {
+			continue // no reference to take out
+		}
 		if g.set == nil {
 			g.set = map[string]struct{}{}
 		}

@@ -144,7 +144,12 @@ func (f *FileReader) open() error {
 				f.closer = multiCloser{d, rc}
 				dec, f.hasher = d, nil
 			} else {
-				dec, f.hasher = block.NewDecoder(rc), block.NewHasher()
+				want, err := block.ParseCID(b.CID)
+				if err != nil {
+					rc.Close()
+					return fmt.Errorf("%q: %w", f.e.Path, err)
+				}
+				dec, f.hasher = block.NewDecoder(rc), block.HasherFor(want)
 			}
 			f.cur, f.idx, f.curPos, f.left = dec, i, f.pos, start+b.Size-f.pos
 			return nil
@@ -159,7 +164,7 @@ func (f *FileReader) finishBlock() error {
 	b := f.e.Blocks[f.idx]
 	var err error
 	if f.hasher != nil {
-		if got := block.FromDigest(f.hasher.Sum(nil)).String(); got != b.CID {
+		if got := block.Named(f.hasher).String(); got != b.CID {
 			f.s.log.Error("corrupt block served", "cid", b.CID, "file", f.e.Path, "got", got)
 			err = fmt.Errorf("block %s of %q: %w", b.CID, f.e.Path, block.ErrMismatch)
 		}

@@ -119,21 +119,28 @@ func (s *Store) Health(ctx context.Context) error {
 // Missing returns those of cids that the server does not hold, in the order
 // given, and marks the others as just seen.
 func (s *Store) Missing(ctx context.Context, cids []string) ([]string, error) {
-	bin := make([][]byte, len(cids))
-	for i, c := range cids {
+	bin := make([][]byte, 0, len(cids))
+	for _, c := range cids {
 		parsed, err := block.ParseCID(c)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
-		bin[i] = parsed.Bytes()
+		if !block.IsInline(c) { // an identity CID is never missing
+			bin = append(bin, parsed.Bytes())
+		}
 	}
 	present, err := s.db.Present(ctx, bin, s.now().Add(-s.seenFresh).UnixNano())
 	if err != nil {
 		return nil, err
 	}
 	missing := []string{}
-	for i, c := range cids {
-		if !present[string(bin[i])] {
+	i := 0
+	for _, c := range cids {
+		if block.IsInline(c) {
+			continue
+		}
+		i++
+		if !present[string(bin[i-1])] {
 			missing = append(missing, c)
 		}
 	}
@@ -229,6 +236,9 @@ func (s *Store) receive(cidStr string, body io.Reader, wireLen int64) (metadb.Bl
 	c, err := block.ParseCID(cidStr)
 	if err != nil {
 		return metadb.Block{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if block.IsInline(cidStr) {
+		return metadb.Block{}, nil, fmt.Errorf("%w: block %.80s: an inline CID carries its bytes: nothing to upload", ErrInvalid, cidStr)
 	}
 	sp, err := newSpool(s.tmpDir, wireLen)
 	if err != nil {
@@ -334,9 +344,14 @@ func (s *Store) WriteBlocks(ctx context.Context, cids []string, w io.Writer) err
 		return err
 	}
 	for i, c := range cids {
-		if _, ok := rows[string(bin[i])]; !ok {
+		if _, ok := rows[string(bin[i])]; ok {
+			continue
+		}
+		wire, ok := inlineWire(c)
+		if !ok {
 			return fmt.Errorf("block %s: %w", c, ErrNotFound)
 		}
+		rows[string(bin[i])] = metadb.Block{Inline: wire, WireSize: int64(len(wire))}
 	}
 	bw := bufWriters.Get()
 	bw.Reset(w)
@@ -378,6 +393,9 @@ func (s *Store) OpenBlock(ctx context.Context, cidStr string) (io.ReadCloser, in
 	c, err := block.ParseCID(cidStr)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if wire, ok := inlineWire(cidStr); ok {
+		return io.NopCloser(bytes.NewReader(wire)), int64(len(wire)), nil
 	}
 	rec, err := s.db.Block(ctx, c.Bytes())
 	if errors.Is(err, metadb.ErrNotFound) {
@@ -575,4 +593,22 @@ func (s *Store) BlockStore() string { return s.blocks.String() }
 func (s *Store) BlockStoreKind() string {
 	kind, _, _ := strings.Cut(s.blocks.String(), " ")
 	return kind
+}
+
+// inlineWire returns the wire form of the bytes an identity CID (checked
+// by ParseCID) carries: it is served like a stored block.
+func inlineWire(cidStr string) ([]byte, bool) {
+	if !block.IsInline(cidStr) {
+		return nil, false
+	}
+	c, err := block.ParseCID(cidStr)
+	if err != nil {
+		return nil, false
+	}
+	data, ok := block.InlineData(c)
+	if !ok {
+		return nil, false
+	}
+	wire, err := block.Encode(data, block.FastLevel)
+	return wire, err == nil
 }

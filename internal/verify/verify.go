@@ -77,6 +77,9 @@ func Run(ctx context.Context, api API, id int64, deep bool, jobs int) (Report, e
 			rep.Files++
 		}
 		for _, b := range e.Blocks {
+			if block.IsInline(b.CID) {
+				continue // its bytes are in the manifest, checked with it
+			}
 			if _, ok := fileOf[b.CID]; !ok {
 				fileOf[b.CID] = e.Path
 				order = append(order, b.CID)
