@@ -26,7 +26,8 @@ func faultTree(t *testing.T) string {
 	// every 3rd connection always has connections to cut.
 	for i := range 20 {
 		ibtest.WriteFile(t, filepath.Join(src, "db", string(rune('a'+i))+".sst"), ibtest.RandomBytes(400<<10+i), 0o644, time.Unix(1700000000, int64(i)))
-		ibtest.WriteFile(t, filepath.Join(src, "small", string(rune('a'+i))), ibtest.RandomBytes(100+i), 0o644, time.Unix(1700000000, int64(i)))
+		// small, but over block.InlineMax: uploaded in a pack
+		ibtest.WriteFile(t, filepath.Join(src, "small", string(rune('a'+i))), ibtest.RandomBytes(200+i), 0o644, time.Unix(1700000000, int64(i)))
 	}
 	return src
 }

@@ -75,7 +75,6 @@ type commitResult struct {
 // the same backup.
 type stager struct {
 	meta      Committer
-	writes    *blockWrites
 	touched   time.Time // the start of its last transaction
 	feed      *feed
 	id        int64
@@ -97,12 +96,12 @@ type stager struct {
 // stage records the backup that feed brings; tags and key are its head as
 // far as known when the first entry came (Finish checks the key again).
 // Whatever goes wrong, nothing becomes visible: the stage is dropped.
-func stage(ctx context.Context, meta Committer, w *blockWrites, f *feed, tags manifest.Tags, key string) (res commitResult, err error) {
+func stage(ctx context.Context, meta Committer, f *feed, tags manifest.Tags, key string) (res commitResult, err error) {
 	st, existed, err := meta.BeginStage(ctx, metadb.Head{Tags: tags, Key: key})
 	if err != nil || existed != 0 {
 		return commitResult{id: existed, existed: existed != 0}, err
 	}
-	s := &stager{meta: meta, writes: w, feed: f, id: st.ID, touched: time.Now(), lastLookup: -1, lastBlocks: -1}
+	s := &stager{meta: meta, feed: f, id: st.ID, touched: time.Now(), lastLookup: -1, lastBlocks: -1}
 	if st.Parent != 0 {
 		s.parent = &parentScan{meta: meta, id: st.Parent, after: -1}
 	}
@@ -237,9 +236,6 @@ func (s *stager) match(ctx context.Context, path string) (*metadb.ParentEntry, e
 func (s *stager) writeRows(ctx context.Context) error {
 	if len(s.rows) == 0 {
 		return nil
-	}
-	if err := s.writes.yield(ctx, s.feed); err != nil {
-		return err
 	}
 	tx, err := s.txn(ctx)
 	if err != nil {

@@ -66,11 +66,11 @@ func (in *commitIn) checkHead() error {
 // startStage starts recording as soon as the tags are known (with the
 // first entry, as clients send them; at the end if they come after the
 // entries).
-func (in *commitIn) startStage(ctx context.Context, meta Committer, w *blockWrites) {
+func (in *commitIn) startStage(ctx context.Context, meta Committer) {
 	in.staged = make(chan stageOutcome, 1)
 	tags, key := in.tags, in.key
 	go func() {
-		res, err := stage(ctx, meta, w, in.feed, tags, key)
+		res, err := stage(ctx, meta, in.feed, tags, key)
 		in.staged <- stageOutcome{res, err}
 	}()
 }
@@ -79,8 +79,8 @@ func (in *commitIn) startStage(ctx context.Context, meta Committer, w *blockWrit
 // and returns the stage's outcome and the number of entries. A body that
 // fails ends the feed with its error, and read waits for the stage to be
 // dropped.
-func (in *commitIn) read(ctx context.Context, meta Committer, w *blockWrites, body io.Reader) (commitResult, int, error) {
-	count, err := in.spool(ctx, meta, w, body)
+func (in *commitIn) read(ctx context.Context, meta Committer, body io.Reader) (commitResult, int, error) {
+	count, err := in.spool(ctx, meta, body)
 	if err != nil {
 		in.feed.end(metadb.Head{}, err)
 		if in.staged != nil {
@@ -90,7 +90,7 @@ func (in *commitIn) read(ctx context.Context, meta Committer, w *blockWrites, bo
 	}
 	in.ended = in.now()
 	if in.staged == nil {
-		in.startStage(ctx, meta, w)
+		in.startStage(ctx, meta)
 	}
 	in.feed.end(metadb.Head{Tags: in.tags, Labels: in.labels, Key: in.key}, nil)
 	out := <-in.staged
@@ -99,7 +99,7 @@ func (in *commitIn) read(ctx context.Context, meta Committer, w *blockWrites, bo
 
 // spool validates and spools the body's entries, publishing them to the
 // feed, and starts the stage once the tags are known.
-func (in *commitIn) spool(ctx context.Context, meta Committer, w *blockWrites, body io.Reader) (int, error) {
+func (in *commitIn) spool(ctx context.Context, meta Committer, body io.Reader) (int, error) {
 	r := manifest.NewReader(body, in.header)
 	var v manifest.Validator
 	sw := bufio.NewWriterSize(in.feed.file, 256<<10)
@@ -125,7 +125,7 @@ func (in *commitIn) spool(ctx context.Context, meta Committer, w *blockWrites, b
 			if err := in.checkHead(); err != nil {
 				return 0, err
 			}
-			in.startStage(ctx, meta, w)
+			in.startStage(ctx, meta)
 		}
 		if v.Count()%publishEvery == 0 {
 			if err := sw.Flush(); err != nil {

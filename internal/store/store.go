@@ -70,8 +70,6 @@ type Store struct {
 	seenFresh time.Duration
 	totals    totals
 	hooks     Hooks
-	// blockWrites: stages yield the writer to uploads.
-	blockWrites blockWrites
 	// cpu: at most one upload per core decodes and hashes at once.
 	cpu *cpugate.Gate
 }
@@ -202,9 +200,7 @@ func (s *Store) PutPack(ctx context.Context, body io.Reader) (int, error) {
 		n++
 	}
 	if len(inline) > 0 {
-		end := s.blockWrites.begin()
 		added, err := s.db.PutBlocks(ctx, inline)
-		end()
 		if err != nil {
 			return 0, err
 		}
@@ -309,9 +305,7 @@ func (s *Store) storeObject(ctx context.Context, key string, sp *spool) error {
 }
 
 func (s *Store) recordBlock(ctx context.Context, rec metadb.Block) error {
-	end := s.blockWrites.begin()
 	added, err := s.db.PutBlocks(ctx, []metadb.Block{rec})
-	end()
 	if err != nil {
 		return err
 	}
@@ -445,7 +439,7 @@ func (s *Store) Commit(ctx context.Context, body io.Reader) (CommitResult, error
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	in := &commitIn{feed: newFeed(tmp), now: s.now}
-	rec, count, err := in.read(ctx, s.db, &s.blockWrites, body)
+	rec, count, err := in.read(ctx, s.db, body)
 	if errors.Is(err, errSizeMismatch) {
 		return CommitResult{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}

@@ -466,3 +466,32 @@ func testPresentSizes(t *testing.T, b Backend) {
 		}
 	}
 }
+
+// testNamesStoredBefore: a commit whose batch mixes names another tag set
+// stored (not matched through a parent, nor cached) with new ones gives
+// every entry its own name: search finds each under both.
+func testNamesStoredBefore(t *testing.T, b Backend) {
+	f := newFixture(t, b)
+	ctx := context.Background()
+	mt := time.Unix(1700000000, 0).UTC()
+	x := f.put(t, []byte("some content of a file, longer than an inline CID may carry: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123"))
+	one := f.commit(t, manifest.Tags{"node": "a"}, "", []*manifest.Entry{dir(".", mt), dir("x", mt), file("x/alpha.log", mt, x), file("x/beta.log", mt, x)})
+	if b.ForgetNames != nil {
+		b.ForgetNames(f.db)
+	}
+	two := f.commit(t, manifest.Tags{"node": "b"}, "", []*manifest.Entry{dir(".", mt), dir("y", mt), file("y/alpha.log", mt, x), file("y/gamma.log", mt, x), file("y/zeta.log", mt, x)})
+	if one.ID == 0 || two.ID == 0 || len(two.Missing) > 0 {
+		t.Fatalf("commits: %+v %+v", one, two)
+	}
+	for q, want := range map[string][]string{"alpha": {"y/alpha.log", "x/alpha.log"}, "beta": {"x/beta.log"}, "gamma": {"y/gamma.log"}, "zeta": {"y/zeta.log"}} {
+		hits, err := f.db.Search(ctx, q, nil, 10)
+		if err != nil || len(hits) != len(want) {
+			t.Fatalf("search %s: %+v, %v", q, hits, err)
+		}
+		for i, h := range hits {
+			if h.Entry.Path != want[i] {
+				t.Errorf("search %s: hit %d is %s, want %s", q, i, h.Entry.Path, want[i])
+			}
+		}
+	}
+}

@@ -41,6 +41,9 @@ type Backend struct {
 	Refs func(t *testing.T, db DB, id int64) []int64
 	// StagedAt returns backup id's staged_at (unix ns; 0 if NULL).
 	StagedAt func(t *testing.T, db DB, id int64) int64
+	// ForgetNames empties the store's cache of name ids, if it has one
+	// (nil: none), as a restart would.
+	ForgetNames func(db DB)
 }
 
 // Run runs the suite.
@@ -63,6 +66,7 @@ func Run(t *testing.T, b Backend) {
 		{"PresentSizes", testPresentSizes},
 		{"PutBlocksConcurrent", testPutBlocksConcurrent},
 		{"Reads", testReads},
+		{"NamesStoredBefore", testNamesStoredBefore},
 		{"DeleteAndGC", testDeleteAndGC},
 		{"JobsAndAlerts", testJobsAndAlerts},
 	} {

@@ -283,7 +283,7 @@ func (c *commitTx) knownName(name string) (int64, bool) {
 // million distinct names would otherwise hold them all.
 const maxPendingNames = 50_000
 
-// resolveNames records new names with two statements and fills in their
+// resolveNames records new names (taking them out of names) and fills in their
 // ids: one statement per name cost more than the entries.
 func (c *commitTx) resolveNames(ctx context.Context, names map[string][]int, args []any) error {
 	if len(names) == 0 {
@@ -293,16 +293,37 @@ func (c *commitTx) resolveNames(ctx context.Context, names map[string][]int, arg
 	for name := range names {
 		list = append(list, name)
 	}
-	if _, err := c.tx.ExecContext(ctx, "INSERT OR IGNORE INTO names (name) VALUES "+
-		strings.TrimSuffix(strings.Repeat("(?),", len(list)), ","), list...); err != nil {
-		return fmt.Errorf("sqlite: names: %w", err)
+	// The insert returns the ids of the names it added (most of them: a
+	// name already stored is usually in c.pending); only the others are
+	// looked up, which saved a second probe of the name index per new name
+	// (a million tiny files of distinct names: 3.4 of 12.4 CPU-s).
+	if err := c.takeNames(ctx, names, args, "INSERT OR IGNORE INTO names (name) VALUES "+
+		strings.TrimSuffix(strings.Repeat("(?),", len(list)), ",")+" RETURNING id, name", list); err != nil {
+		return err
 	}
-	rows, err := c.tx.QueryContext(ctx, "SELECT id, name FROM names WHERE name IN ("+placeholders(len(list))+")", list...)
+	if len(names) > 0 {
+		old := list[:0]
+		for name := range names {
+			old = append(old, name)
+		}
+		if err := c.takeNames(ctx, names, args, "SELECT id, name FROM names WHERE name IN ("+placeholders(len(old))+")", old); err != nil {
+			return err
+		}
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("sqlite: names: %d names not found after their insert", len(names))
+	}
+	return nil
+}
+
+// takeNames runs a query of (id, name) rows and gives each name's id to
+// the arguments in names that wait for it, taking the name out.
+func (c *commitTx) takeNames(ctx context.Context, names map[string][]int, args []any, q string, list []any) error {
+	rows, err := c.tx.QueryContext(ctx, q, list...)
 	if err != nil {
 		return fmt.Errorf("sqlite: names: %w", err)
 	}
 	defer rows.Close()
-	found := 0
 	for rows.Next() {
 		var id int64
 		var name string
@@ -312,17 +333,14 @@ func (c *commitTx) resolveNames(ctx context.Context, names map[string][]int, arg
 		for _, at := range names[name] {
 			args[at] = id
 		}
+		delete(names, name)
 		if len(c.pending) >= maxPendingNames {
 			clear(c.pending) // only a cache: a name missing is looked up again
 		}
 		c.pending[name] = id
-		found++
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlite: names: %w", err)
-	}
-	if found != len(names) {
-		return fmt.Errorf("sqlite: names: %d names not found after their insert", len(names)-found)
 	}
 	return nil
 }

@@ -19,6 +19,12 @@ func TestConformance(t *testing.T) {
 			t.Cleanup(func() { db.Close() })
 			return db
 		},
+		ForgetNames: func(mdb metadbtest.DB) {
+			db := mdb.(*DB)
+			db.namesMu.Lock()
+			clear(db.names)
+			db.namesMu.Unlock()
+		},
 		Refs: func(t *testing.T, mdb metadbtest.DB, id int64) []int64 {
 			rows, err := mdb.(*DB).w.QueryContext(context.Background(), "SELECT block_id FROM refs WHERE backup_id = ? ORDER BY block_id", id)
 			if err != nil {
