@@ -3,7 +3,6 @@
 package cmd_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -132,20 +131,7 @@ func TestEncryptedBackup(t *testing.T) {
 	}
 	// The tar archive: encrypted files as NAME.age (and a hard link to one
 	// links to NAME.age), the rest as they are.
-	tarred := map[string][]byte{}
-	links := map[string]string{}
-	tr := tar.NewReader(bytes.NewReader(get("archive.tar")))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		tarred[h.Name], links[h.Name] = b, h.Linkname
-	}
+	tarred, links := untar(t, get("archive.tar"))
 	if plain := ageDecrypt(tarred["keys/a.json.age"]); !bytes.Equal(plain, secret) {
 		t.Fatalf("keys/a.json.age from the tar archive decrypts to %q (names %v)", plain, keysOf(tarred))
 	}
