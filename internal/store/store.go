@@ -117,28 +117,25 @@ func (s *Store) Health(ctx context.Context) error {
 // Missing returns those of cids that the server does not hold, in the order
 // given, and marks the others as just seen.
 func (s *Store) Missing(ctx context.Context, cids []string) ([]string, error) {
-	bin := make([][]byte, 0, len(cids))
-	for _, c := range cids {
+	bin := make([][]byte, len(cids)) // nil for an inline CID: never missing
+	ask := make([][]byte, 0, len(cids))
+	for i, c := range cids {
 		parsed, err := block.ParseCID(c)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
-		if !block.IsInline(c) { // an identity CID is never missing
-			bin = append(bin, parsed.Bytes())
+		if !block.IsInline(c) {
+			bin[i] = parsed.Bytes()
+			ask = append(ask, bin[i])
 		}
 	}
-	present, err := s.db.Present(ctx, bin, s.now().Add(-s.seenFresh).UnixNano())
+	present, err := s.db.Present(ctx, ask, s.now().Add(-s.seenFresh).UnixNano())
 	if err != nil {
 		return nil, err
 	}
 	missing := []string{}
-	i := 0
-	for _, c := range cids {
-		if block.IsInline(c) {
-			continue
-		}
-		i++
-		if !present[string(bin[i-1])] {
+	for i, c := range cids {
+		if bin[i] != nil && !present[string(bin[i])] {
 			missing = append(missing, c)
 		}
 	}
