@@ -110,13 +110,14 @@ func (g *goneBlocks) add(packed []byte) error {
 			return fmt.Errorf("commit parent: %w", err)
 		}
 		p = rest
-		if _, ok := block.InlineData(c); ok {
+		text := c.String()
+		if block.IsInline(text) {
 			continue // no reference to take out
 		}
 		if g.set == nil {
 			g.set = map[string]struct{}{}
 		}
-		g.set[c.String()] = struct{}{}
+		g.set[text] = struct{}{}
 		if len(g.set) > maxGone {
 			g.set, g.overflow = nil, true
 			return nil

@@ -15,11 +15,14 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"ib/internal/api"
 	"ib/internal/block"
@@ -323,26 +326,29 @@ func (s *Store) WriteBlocks(ctx context.Context, cids []string, w io.Writer) err
 		return fmt.Errorf("%w: want 1 to %d CIDs, got %d", ErrInvalid, MaxFetch, len(cids))
 	}
 	bin := make([][]byte, len(cids))
+	ask := make([][]byte, 0, len(cids))
+	made := map[string]metadb.Block{} // the frames of inline CIDs
 	for i, c := range cids {
 		parsed, err := block.ParseCID(c)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 		bin[i] = parsed.Bytes()
+		if wire, ok := inlineWire(parsed); ok {
+			made[string(bin[i])] = metadb.Block{Inline: wire, WireSize: int64(len(wire))}
+		} else {
+			ask = append(ask, bin[i])
+		}
 	}
-	rows, err := s.db.InlineBlocks(ctx, bin)
+	rows, err := s.db.InlineBlocks(ctx, ask)
 	if err != nil {
 		return err
 	}
+	maps.Copy(rows, made)
 	for i, c := range cids {
-		if _, ok := rows[string(bin[i])]; ok {
-			continue
-		}
-		wire, ok := inlineWire(c)
-		if !ok {
+		if _, ok := rows[string(bin[i])]; !ok {
 			return fmt.Errorf("block %s: %w", c, ErrNotFound)
 		}
-		rows[string(bin[i])] = metadb.Block{Inline: wire, WireSize: int64(len(wire))}
 	}
 	bw := bufWriters.Get()
 	bw.Reset(w)
@@ -385,7 +391,7 @@ func (s *Store) OpenBlock(ctx context.Context, cidStr string) (io.ReadCloser, in
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if wire, ok := inlineWire(cidStr); ok {
+	if wire, ok := inlineWire(c); ok {
 		return io.NopCloser(bytes.NewReader(wire)), int64(len(wire)), nil
 	}
 	rec, err := s.db.Block(ctx, c.Bytes())
@@ -587,15 +593,9 @@ func (s *Store) BlockStoreKind() string {
 }
 
 // inlineWire returns the wire form of the bytes an identity CID (checked
-// by ParseCID) carries: it is served like a stored block.
-func inlineWire(cidStr string) ([]byte, bool) {
-	if !block.IsInline(cidStr) {
-		return nil, false
-	}
-	c, err := block.ParseCID(cidStr)
-	if err != nil {
-		return nil, false
-	}
+// by ParseCID) carries, so that it is served like a stored block; ok is
+// false for any other CID.
+func inlineWire(c cid.Cid) (wire []byte, ok bool) {
 	data, ok := block.InlineData(c)
 	if !ok {
 		return nil, false

@@ -302,7 +302,7 @@ func (c *commitTx) resolveNames(ctx context.Context, names map[string][]int, arg
 		return err
 	}
 	if len(names) > 0 {
-		old := list[:0]
+		old := make([]any, 0, len(names))
 		for name := range names {
 			old = append(old, name)
 		}
