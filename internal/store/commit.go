@@ -32,7 +32,7 @@ const batchCIDs = 500
 // hold the writer longer; smaller ones cost more than one big transaction
 // (each commit writes every page it touched, in the names' and entries'
 // indexes and the trigram index's new segment).
-var stageTxRows = 4096 // a variable for tests
+var stageTxRows = 16384 // a variable for tests
 
 // TestingSetStageRows sets the rows of a stage's transactions (tests that
 // watch a stage while it streams) and returns the undo.
