@@ -77,7 +77,7 @@ func (db *DB) StageTx(ctx context.Context, id int64) (_ metadb.CommitTx, err err
 		tx.Rollback()
 		return nil, fmt.Errorf("sqlite: backup %d: %w", id, metadb.ErrStageGone)
 	}
-	return &commitTx{db: db, tx: tx, id: id, pending: map[string]int64{}}, nil
+	return &commitTx{db: db, tx: tx, id: id, pending: map[string]int64{}, namesAfter: -1}, nil
 }
 
 // DropStage turns a staged backup into a deleted one: the next purge
@@ -113,6 +113,10 @@ type commitTx struct {
 	// the DB's cache only once it commits: a rolled-back insert must not
 	// leave an id behind that another name may get later.
 	pending map[string]int64
+	// namesAfter is the largest name id before this transaction added
+	// names (-1 until it does): the names above it go into the trigram
+	// index before it commits.
+	namesAfter int64
 }
 
 // stmt returns a statement of the transaction, prepared on first use.
@@ -289,6 +293,12 @@ func (c *commitTx) resolveNames(ctx context.Context, names map[string][]int, arg
 	if len(names) == 0 {
 		return nil
 	}
+	if c.namesAfter < 0 {
+		var err error
+		if c.namesAfter, err = lastName(ctx, c.tx); err != nil {
+			return err
+		}
+	}
 	list := make([]any, 0, len(names))
 	for name := range names {
 		list = append(list, name)
@@ -391,8 +401,19 @@ func (c *commitTx) DropRefs(ctx context.Context, cids [][]byte) error {
 	return nil
 }
 
+// indexNames adds the names this transaction added to the trigram index.
+func (c *commitTx) indexNames(ctx context.Context) error {
+	if c.namesAfter < 0 {
+		return nil
+	}
+	return indexNames(ctx, c.tx, c.namesAfter)
+}
+
 func (c *commitTx) Save(ctx context.Context) error {
 	defer c.Rollback() // closes the statements; a no-op on the committed transaction
+	if err := c.indexNames(ctx); err != nil {
+		return err
+	}
 	if err := c.tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: stage: %w", err)
 	}
@@ -424,6 +445,9 @@ func (c *commitTx) Finish(ctx context.Context, n metadb.Counts, h metadb.Head) (
 labels=?, idempotency_key=?, created_at=?, deleting=0, staged_at=NULL WHERE id=?`,
 		n.Files, n.Dirs, n.Symlinks, n.Bytes, blocks, n.Entries, labels, key, c.db.now().UnixNano(), c.id); err != nil {
 		return 0, fmt.Errorf("sqlite: commit: %w", err)
+	}
+	if err := c.indexNames(ctx); err != nil {
+		return 0, err
 	}
 	if err := c.tx.Commit(); err != nil {
 		return 0, fmt.Errorf("sqlite: commit: %w", err)

@@ -88,3 +88,42 @@ func openTemp(t *testing.T) *DB {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// TestMigrationKeepsNameIndex: names indexed by the trigger of schema 13
+// are found through the index made again by migration 14, which has no
+// trigger and no per-row sizes (a commit fills it: indexNames).
+func TestMigrationKeepsNameIndex(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ib.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, m := range migrations[:13] {
+		if _, err := old.ExecContext(ctx, m); err != nil {
+			t.Fatalf("migration %d: %v", v+1, err)
+		}
+	}
+	for _, q := range []string{"PRAGMA user_version = 13", "INSERT INTO names (name) VALUES ('000123.sst'), ('MANIFEST-000007'), ('LOG')"} {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for q, want := range map[string]string{"%0123%": "000123.sst", "%IFEST-0%": "MANIFEST-000007"} {
+		var name string
+		if err := db.r.QueryRowContext(ctx, "SELECT n.name FROM names_fts f JOIN names n ON n.id = f.rowid WHERE f.name LIKE ?", q).Scan(&name); err != nil || name != want {
+			t.Errorf("index after the migration: %q found %q (%v), want %q", q, name, err, want)
+		}
+	}
+	var n int
+	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE name IN ('names_ai', 'names_fts_docsize')").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the trigger or the size table is still there (%d, %v)", n, err)
+	}
+}

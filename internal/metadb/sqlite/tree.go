@@ -8,13 +8,14 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"ib/internal/manifest"
 	"ib/internal/metadb"
 )
 
-// nameID returns the id of a file name, adding it to the names table (and
-// its trigram index) the first time. Names new in this transaction go to
+// nameID returns the id of a file name, adding it to the names table the
+// first time (the transaction adds it to the trigram index: indexNames). Names new in this transaction go to
 // pending, and reach the cache only once it commits: a rolled-back insert
 // must not leave an id behind that another name may get later.
 func (db *DB) nameID(ctx context.Context, tx *sql.Tx, name string, pending map[string]int64) (int64, error) {
@@ -33,6 +34,26 @@ func (db *DB) nameID(ctx context.Context, tx *sql.Tx, name string, pending map[s
 	}
 	pending[name] = id
 	return id, nil
+}
+
+// lastName returns the largest name id so far (0 for none). A name
+// inserted after it, in the same transaction, gets a larger one.
+func lastName(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var id int64
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM names").Scan(&id); err != nil {
+		return 0, fmt.Errorf("sqlite: names: %w", err)
+	}
+	return id, nil
+}
+
+// indexNames adds the names of ids above after to the trigram index, in
+// one statement: every transaction that adds names calls it before it
+// commits (one FTS5 segment per transaction, not one per statement).
+func indexNames(ctx context.Context, tx *sql.Tx, after int64) error {
+	if _, err := tx.ExecContext(ctx, "INSERT INTO names_fts (rowid, name) SELECT id, name FROM names WHERE id > ?", after); err != nil {
+		return fmt.Errorf("sqlite: name index: %w", err)
+	}
+	return nil
 }
 
 // cachedName returns a name's id if cached.
@@ -127,8 +148,8 @@ WHERE backup_id = ? AND parent_seq = ? AND seq > ? ORDER BY seq LIMIT ?`, id, di
 // insensitive), newest backups first. Names of three characters or more
 // use the trigram index.
 func (db *DB) Search(ctx context.Context, q string, filter manifest.Tags, limit int) ([]metadb.Hit, error) {
-	like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(q) + "%"
-	args := []any{like}
+	names, arg := nameQuery(q)
+	args := []any{arg}
 	var tagged strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(filter)) {
 		tagged.WriteString("\nAND EXISTS (SELECT 1 FROM backup_tags t WHERE t.backup_id = b.id AND t.key = ? AND t.value = ?)")
@@ -137,13 +158,24 @@ func (db *DB) Search(ctx context.Context, q string, filter manifest.Tags, limit 
 	args = append(args, limit)
 	rows, err := db.r.QueryContext(ctx, `SELECT b.id, e.`+strings.ReplaceAll(nodeCols, ", ", ", e.")+`
 FROM entries e JOIN backups b ON b.id = e.backup_id
-WHERE e.name_id IN (SELECT rowid FROM names_fts WHERE name LIKE ? ESCAPE '\' LIMIT 1000)
+WHERE e.name_id IN (`+names+`)
 AND b.deleting = 0`+tagged.String()+`
 ORDER BY b.created_at DESC, b.id DESC, e.seq LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
 	return db.backupNodes(ctx, rows, "search")
+}
+
+// nameQuery returns a query of the ids of up to 1,000 names containing q,
+// and its argument. Three characters or more are a phrase of the trigram
+// index (a LIKE with an ESCAPE clause is not offered to the index: SQLite
+// scanned every name); shorter ones have no trigram and scan the names.
+func nameQuery(q string) (string, any) {
+	if utf8.RuneCountInString(q) >= 3 {
+		return "SELECT rowid FROM names_fts WHERE names_fts MATCH ? LIMIT 1000", `"` + strings.ReplaceAll(q, `"`, `""`) + `"`
+	}
+	return `SELECT id FROM names WHERE name LIKE ? ESCAPE '\' LIMIT 1000`, "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(q) + "%"
 }
 
 // backupNodes reads rows of a backup id and nodeCols, and pairs each node
