@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"ib/internal/block"
 	"ib/internal/chunk"
@@ -62,7 +61,7 @@ func (r *run) fixedSize() int64 {
 // cutFile reads up to size bytes of f and names its content-defined
 // blocks, calling each for every block's bytes (valid during the call).
 // It returns the bytes read: fewer than size if the file shrank.
-func (r *run) cutFile(ctx context.Context, f *os.File, size int64, each func(b []byte, blk manifest.Block) error) (int64, error) {
+func (r *run) cutFile(ctx context.Context, f regularFile, size int64, each func(b []byte, blk manifest.Block) error) (int64, error) {
 	ct, err := r.cutters.get(ctx)
 	if err != nil {
 		return 0, err
@@ -92,7 +91,7 @@ func (r *run) cutFile(ctx context.Context, f *os.File, size int64, each func(b [
 // (chunk.CutKnown; the blocks are the same as cutFile's). A file changed
 // in place or appended to, a database or a log, is then read and hashed
 // but cut only around its changes.
-func (r *run) cutKnownFile(ctx context.Context, f *os.File, size int64, hint []manifest.Block, each func(manifest.Block)) (int64, error) {
+func (r *run) cutKnownFile(ctx context.Context, f regularFile, size int64, hint []manifest.Block, each func(manifest.Block)) (int64, error) {
 	ct, err := r.cutters.get(ctx)
 	if err != nil {
 		return 0, err

@@ -242,7 +242,7 @@ func (r *run) copyOnce(ctx context.Context, abs, path string, tmp *os.File) (rea
 
 // copyFixed copies up to size bytes of f into fixed-size blocks, one at
 // a time through tmp, uploading each the server lacks.
-func (r *run) copyFixed(ctx context.Context, f *os.File, path string, tmp *os.File, size int64, rd *readOnce) error {
+func (r *run) copyFixed(ctx context.Context, f regularFile, path string, tmp *os.File, size int64, rd *readOnce) error {
 	for rd.size < size {
 		want := min(r.fixedSize(), size-rd.size)
 		if _, err := tmp.Seek(0, io.SeekStart); err != nil {

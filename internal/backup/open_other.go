@@ -12,7 +12,7 @@ var errSymlink = errors.New("is a symlink")
 
 // openNoFollow opens a file for reading, refusing a symlink in its last
 // name (checked after the open, which follows it).
-func openNoFollow(abs string) (*os.File, error) {
+func openNoFollow(abs string) (regularFile, error) {
 	f, err := os.Open(abs)
 	if err != nil {
 		return nil, err

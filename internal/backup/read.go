@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 
 	"ib/internal/block"
 	"ib/internal/manifest"
@@ -93,10 +92,20 @@ func (r *run) retries() int {
 	return r.opts.ChangeRetries
 }
 
+// regularFile is a walked file opened for reading: an *os.File, or on
+// Linux an fdFile (fewer system calls per file).
+type regularFile interface {
+	io.Reader
+	io.ReaderAt
+	io.Closer
+	Stat() (fs.FileInfo, error)
+	Name() string
+}
+
 // openRegular opens a walked file for reading, refusing anything that is
 // no longer a regular file (a path swapped for a symlink must not lead the
 // read out of the folder).
-func openRegular(abs string) (*os.File, fs.FileInfo, error) {
+func openRegular(abs string) (regularFile, fs.FileInfo, error) {
 	if beforeOpen != nil {
 		beforeOpen(abs)
 	}
@@ -143,7 +152,7 @@ func (r *run) hashFile(ctx context.Context, abs string, buf []byte, hint []manif
 		}
 		short = rd.size < size // it shrank: the stamp tells
 	} else {
-		short, err = r.hashFixed(ctx, f, size, buf, &rd)
+		short, err = r.hashFixed(ctx, f, abs, size, buf, &rd)
 	}
 	if err != nil {
 		return readOnce{}, err
@@ -172,7 +181,7 @@ func (r *run) hashFile(ctx context.Context, abs string, buf []byte, hint []manif
 
 // hashFixed reads up to size bytes of f through buf into fixed-size
 // blocks; short reports a file that ended early.
-func (r *run) hashFixed(ctx context.Context, f *os.File, size int64, buf []byte, rd *readOnce) (short bool, err error) {
+func (r *run) hashFixed(ctx context.Context, f io.Reader, name string, size int64, buf []byte, rd *readOnce) (short bool, err error) {
 	bs := r.fixedSize()
 	h := block.NewHasher()
 	var inBlock int64
@@ -196,7 +205,7 @@ func (r *run) hashFixed(ctx context.Context, f *os.File, size int64, buf []byte,
 			return true, nil // it shrank: the stamp tells
 		}
 		if err != nil {
-			return false, fmt.Errorf("read %s: %w", f.Name(), err)
+			return false, fmt.Errorf("read %s: %w", name, err)
 		}
 	}
 	return false, nil
