@@ -15,9 +15,10 @@ import (
 )
 
 // nameID returns the id of a file name, adding it to the names table the
-// first time (the transaction adds it to the trigram index: indexNames). Names new in this transaction go to
-// pending, and reach the cache only once it commits: a rolled-back insert
-// must not leave an id behind that another name may get later.
+// first time (its transaction adds it to the trigram index: indexNames).
+// Names new in this transaction go to pending, and reach the cache only
+// once it commits: a rolled-back insert must not leave an id behind that
+// another name may get later.
 func (db *DB) nameID(ctx context.Context, tx *sql.Tx, name string, pending map[string]int64) (int64, error) {
 	if id, ok := db.cachedName(name); ok {
 		return id, nil
