@@ -12,11 +12,8 @@ import (
 // O_NONBLOCK on and may answer a read with EAGAIN.
 func openNoFollow(abs string) (regularFile, error) {
 	fd, err := openFD(abs)
-	if err == errSymlink {
-		return nil, err
-	}
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: abs, Err: err}
+		return nil, err
 	}
 	if err := syscall.SetNonblock(fd, false); err != nil {
 		syscall.Close(fd)

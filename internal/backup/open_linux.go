@@ -17,11 +17,8 @@ import (
 // million tiny files: 3.5 of the client's ~44 CPU-s were those fcntl calls.
 func openNoFollow(abs string) (regularFile, error) {
 	fd, err := openFD(abs)
-	if err == errSymlink {
-		return nil, err
-	}
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: abs, Err: err}
+		return nil, err
 	}
 	return &fdFile{fd: fd, name: abs}, nil
 }

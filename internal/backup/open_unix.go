@@ -4,6 +4,7 @@ package backup
 
 import (
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -17,7 +18,8 @@ var errSymlink = errors.New("is a symlink")
 const openFlags = syscall.O_RDONLY | syscall.O_CLOEXEC | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
 
 // openFD opens abs with openFlags, and without updating its access time
-// where the system lets this process (its owner, or root).
+// where the system lets this process (its owner, or root). Its errors
+// are errSymlink or an *os.PathError.
 func openFD(abs string) (int, error) {
 	fd, err := open(abs, openFlags|oNoAtime)
 	if err == syscall.EPERM && oNoAtime != 0 {
@@ -26,7 +28,10 @@ func openFD(abs string) (int, error) {
 	if err == syscall.ELOOP {
 		return -1, errSymlink
 	}
-	return fd, err
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: abs, Err: err}
+	}
+	return fd, nil
 }
 
 func open(abs string, flags int) (int, error) {

@@ -15,30 +15,14 @@ import (
 // referenced blocks.
 func TestMigrationKeepsRefs(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "ib.db")
-	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for v, m := range migrations[:5] {
-		if _, err := old.ExecContext(ctx, m); err != nil {
-			t.Fatalf("migration %d: %v", v+1, err)
-		}
-	}
 	stmts := []string{
-		"PRAGMA user_version = 5",
 		"INSERT INTO backups (id, created_at, tagset, files, dirs, symlinks, bytes, blocks, entries) VALUES (1, 0, '{}', 0, 0, 0, 0, 2, 0)",
 	}
 	for i := 1; i <= 3; i++ {
 		stmts = append(stmts, fmt.Sprintf("INSERT INTO blocks (id, cid, size, wire_size, data, created_at, seen_at) VALUES (%d, x'0%d', 1, 1, x'00', 0, 0)", i, i))
 	}
 	stmts = append(stmts, "INSERT INTO refs (block_id, backup_id) VALUES (1, 1), (2, 1)")
-	for _, q := range stmts {
-		if _, err := old.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	old.Close()
+	path := oldDatabase(t, 5, stmts...)
 
 	db, err := Open(ctx, path)
 	if err != nil {
@@ -94,22 +78,7 @@ func openTemp(t *testing.T) *DB {
 // trigger and no per-row sizes (a commit fills it: indexNames).
 func TestMigrationKeepsNameIndex(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "ib.db")
-	old, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for v, m := range migrations[:13] {
-		if _, err := old.ExecContext(ctx, m); err != nil {
-			t.Fatalf("migration %d: %v", v+1, err)
-		}
-	}
-	for _, q := range []string{"PRAGMA user_version = 13", "INSERT INTO names (name) VALUES ('000123.sst'), ('MANIFEST-000007'), ('LOG')"} {
-		if _, err := old.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	old.Close()
+	path := oldDatabase(t, 13, "INSERT INTO names (name) VALUES ('000123.sst'), ('MANIFEST-000007'), ('LOG')")
 
 	db, err := Open(ctx, path)
 	if err != nil {
@@ -126,4 +95,28 @@ func TestMigrationKeepsNameIndex(t *testing.T) {
 	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE name IN ('names_ai', 'names_fts_docsize')").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the trigger or the size table is still there (%d, %v)", n, err)
 	}
+}
+
+// oldDatabase makes a database of the given schema version, runs stmts in
+// it and returns its path.
+func oldDatabase(t *testing.T, version int, stmts ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ib.db")
+	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	for v, m := range migrations[:version] {
+		if _, err := old.ExecContext(ctx, m); err != nil {
+			t.Fatalf("migration %d: %v", v+1, err)
+		}
+	}
+	for _, q := range append([]string{fmt.Sprintf("PRAGMA user_version = %d", version)}, stmts...) {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return path
 }
