@@ -5,7 +5,8 @@
 #
 # Usage: bench/net.sh [WORK_DIR]   (default /tmp/ib-bench; reuses core.sh's dataset)
 # Environment: SETTINGS="0ms:0 20ms:1Gbit 80ms:1Gbit 20ms:100Mbit 80ms:100Mbit" (RTT:RATE),
-#              LIMIT=20MiB (the --limit-upload check; LIMIT= skips it).
+#              LIMIT=20MiB (the --limit-upload check; LIMIT= skips it),
+#              BACKUP_FLAGS="--level fast" (more flags for the shaped backups; none by default).
 # For each setting, against a fresh server: initial backup, no-change backup, restore. Prints wall
 # seconds, wire MB (the server's ib_bandwidth_* counters), wire MB/s, the share of the link's
 # rate reached, and the HTTP requests of the step (from the server's metrics).
@@ -18,6 +19,7 @@ W=$(realpath -m "${1:-/tmp/ib-bench}")
 DS=$W/dataset
 SETTINGS=${SETTINGS:-0ms:0 20ms:1Gbit 80ms:1Gbit 20ms:100Mbit 80ms:100Mbit}
 LIMIT=${LIMIT-20MiB}
+read -r -a BACKUP_FLAGS <<<"${BACKUP_FLAGS:-}"
 mkdir -p "$W/logs"
 if [ ! -f "$W/dataset.done" ]; then
   rm -rf "$DS"; "$SHARED/gen-dataset.sh" "$DS" >&2; touch "$W/dataset.done"
@@ -80,8 +82,8 @@ r='$rate'; m={'Gbit':1e9,'Mbit':1e6,'kbit':1e3}
 print(next((int(float(r[:-len(k)])*x/8) for k,x in m.items() if r.endswith(k)), 0))")
   start_server; start_shape "$rtt" "$rate"
   warm
-  step "$s" backup_initial "$bps" "$IB" backup create -q --json --bench=net "$W/net-work"
-  step "$s" backup_nochange "$bps" "$IB" backup create -q --json --bench=net "$W/net-work"
+  step "$s" backup_initial "$bps" "$IB" backup create -q --json --bench=net "${BACKUP_FLAGS[@]}" "$W/net-work"
+  step "$s" backup_nochange "$bps" "$IB" backup create -q --json --bench=net "${BACKUP_FLAGS[@]}" "$W/net-work"
   rm -rf "$W/net-restore"; warm
   step "$s" restore "$bps" "$IB" backup restore -q latest --bench=net "$W/net-restore"
   diff -r -q --no-dereference --exclude=tmp "$W/net-work" "$W/net-restore" >/dev/null || echo "  restore DIFFERS from the source" | tee -a "$W/net-results.txt"
