@@ -47,10 +47,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	dsn := func(extra string) string {
 		q := url.Values{}
 		// temp_store(MEMORY): statement journals (a multi-row insert that
-		// may fail a constraint keeps the pages it changes until it
-		// ends) stay in memory instead of a
-		// temporary file written with two syscalls per page: 7 % of the
-		// server's CPU in a backup of 1,000,000 tiny files.
+		// may fail a constraint keeps the pages it changes until it ends)
+		// stay in memory instead of a temporary file written with two
+		// syscalls per page: 7 % of the server's CPU in a backup of
+		// 1,000,000 tiny files.
 		for _, p := range []string{"journal_mode(WAL)", "foreign_keys(1)", "busy_timeout(10000)", "synchronous(NORMAL)", "temp_store(MEMORY)"} {
 			q.Add("_pragma", p)
 		}
