@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +62,9 @@ type Options struct {
 	// Job is the server's activity job this backup reports to (0: none);
 	// its commit names it.
 	Job int64
-	// Prescan counts the files and bytes first (concurrently), for an ETA.
+	// Prescan gives the counters totals, for an ETA: estimated from the
+	// previous backup as the walk goes, or, for a backup without one,
+	// counted by a second walk (concurrently).
 	Prescan bool
 	// Encrypt, if set, seals the content of the files it wants as age
 	// files to its recipients.
@@ -295,7 +296,16 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 	defer os.Remove(spool.Name())
 	defer spool.Close()
 
-	if opts.Prescan && opts.Counters != nil {
+	var est *estimate
+	switch {
+	case !opts.Prescan || opts.Counters == nil:
+	case prev != nil:
+		est = newEstimate(opts.Counters, r.prevSummary)
+		prev.est = est
+	default:
+		if onPrescan != nil {
+			onPrescan()
+		}
 		pctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go r.prescan(pctx)
@@ -325,8 +335,9 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 		}
 		links := map[scan.FileID]*job{}
 		wo := scan.Options{Ignore: ign, Stats: &r.res.Skipped, OneFileSystem: opts.OneFileSystem}
-		return scan.Walk(gctx, root, wo, func(it *scan.Item) error {
+		err := scan.Walk(gctx, root, wo, func(it *scan.Item) error {
 			j := r.plan(it, prev, links)
+			est.walked(&j.entry)
 			select {
 			case order <- j:
 			case <-gctx.Done():
@@ -341,6 +352,10 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 			}
 			return nil
 		})
+		if err == nil {
+			est.end()
+		}
+		return err
 	})
 
 	var hashers errgroup.Group
@@ -376,7 +391,7 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 	var inodes []inodeRec // of the files written, for the next backup's renames
 	g.Go(func() error {   // collect in walk order
 		defer close(newBlocks)
-		enc := json.NewEncoder(out)
+		var buf []byte
 		n := 0
 		for j := range order {
 			select {
@@ -396,13 +411,18 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 				r.res.Vanished++
 				continue
 			}
+			buf = buf[:0]
 			if n > 0 {
-				out.Write([]byte{','})
+				buf = append(buf, ',')
 			}
 			if opts.Cache != nil {
-				inodes = appendInode(inodes, j, spoolPos.n)
+				inodes = appendInode(inodes, j, spoolPos.n+int64(len(buf)))
 			}
-			if err := enc.Encode(&j.entry); err != nil {
+			var err error
+			if buf, err = manifest.AppendJSON(buf, &j.entry); err != nil {
+				return fmt.Errorf("manifest spool: %w", err)
+			}
+			if _, err := out.Write(append(buf, '\n')); err != nil {
 				return fmt.Errorf("manifest spool: %w", err)
 			}
 			n++
@@ -602,20 +622,20 @@ func (r *run) changedCheck() error {
 	return fmt.Errorf("%w: %d file(s), first %s; nothing was committed", ErrChanged, r.res.ChangedCount, r.res.Changed[0])
 }
 
+// onPrescan, if set, is called when a prescan starts (tests).
+var onPrescan func()
+
+// prescan counts the folder's files and bytes into the counters: the
+// totals of a backup without a previous one.
 func (r *run) prescan(ctx context.Context) {
 	c := r.opts.Counters
 	var ign scan.Ignorer
 	if r.opts.NewIgnorer != nil {
 		ign = r.opts.NewIgnorer()
 	}
-	links := map[scan.FileID]bool{}
+	// Every name of a file counts, as the backup's own counts (and its
+	// summary's) do.
 	err := scan.Walk(ctx, r.root, scan.Options{Ignore: ign, OneFileSystem: r.opts.OneFileSystem}, func(it *scan.Item) error {
-		if id, ok := scan.LinkID(it.Info); ok && it.Type == manifest.TypeFile {
-			if links[id] {
-				return nil // read once, under its first name
-			}
-			links[id] = true
-		}
 		if it.Type == manifest.TypeFile {
 			c.TotalFiles.Add(1)
 			c.TotalBytes.Add(it.Info.Size())

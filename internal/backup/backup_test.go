@@ -20,6 +20,7 @@ import (
 	"ib/internal/block"
 	"ib/internal/ibtest"
 	"ib/internal/manifest"
+	"ib/internal/progress"
 )
 
 func client(t *testing.T, srv *ibtest.Server) *apiclient.Client {
@@ -353,4 +354,57 @@ func TestManifestCache(t *testing.T) {
 				api.n.Load()-before, res.ParentID, elsewhere.ID, res.ReusedFiles)
 		}
 	})
+}
+
+// TestProgressTotals: a first backup's totals, for its ETA, come from a
+// prescan that walks the folder a second time and counts every name of a
+// file, as the summary does. A later backup estimates them from the
+// previous one as it walks, without a prescan: the estimate is there
+// before the first file is read, and exact at the end.
+func TestProgressTotals(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	api := client(t, srv)
+	root := tree(t)
+	if err := os.Link(filepath.Join(root, "d", "b"), filepath.Join(root, "d", "b2")); err != nil {
+		t.Fatal(err)
+	}
+	var prescans atomic.Int64
+	backup.SetOnPrescan(func() { prescans.Add(1) })
+	t.Cleanup(func() { backup.SetOnPrescan(nil) })
+	var first, next progress.Counters
+	counters := &first
+	var atFirstRead atomic.Int64
+	backup.SetBeforeOpen(func(string) {
+		// The first read of the first backup waits for the prescan's
+		// totals, as a long backup's reads go on while its prescan runs.
+		for deadline := time.Now().Add(10 * time.Second); !counters.TotalsDone.Load() && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		atFirstRead.CompareAndSwap(0, counters.TotalFiles.Load())
+	})
+	t.Cleanup(func() { backup.SetBeforeOpen(nil) })
+	withTotals := func(c *progress.Counters) func(*backup.Options) {
+		return func(o *backup.Options) { o.Prescan, o.Counters = true, c }
+	}
+
+	run(t, api, root, manifest.Tags{"n": "v"}, withTotals(&first))
+	if prescans.Load() != 1 || !first.TotalsDone.Load() || first.TotalFiles.Load() != 5 || first.TotalBytes.Load() != 10+2*1000+70_000+300_000 {
+		t.Fatalf("first backup: %d prescans, totals %d files, %d bytes (done %v), want 1, 5 files, 372010 bytes",
+			prescans.Load(), first.TotalFiles.Load(), first.TotalBytes.Load(), first.TotalsDone.Load())
+	}
+
+	ibtest.WriteFile(t, filepath.Join(root, "d", "new"), ibtest.RandomBytes(5), 0o644, time.Unix(1700000001, 0))
+	if err := os.Remove(filepath.Join(root, "d", "a")); err != nil {
+		t.Fatal(err)
+	}
+	counters = &next
+	atFirstRead.Store(0)
+	res := run(t, api, root, manifest.Tags{"n": "v"}, withTotals(&next))
+	if prescans.Load() != 1 || res.ReusedFiles != 3 || atFirstRead.Load() < 4 {
+		t.Fatalf("next backup: %d prescans in all, %d files reused, totals at its first read %d files, want 1, 3, an estimate of 4 or more",
+			prescans.Load(), res.ReusedFiles, atFirstRead.Load())
+	}
+	if next.TotalFiles.Load() != 5 || next.TotalBytes.Load() != 5+2*1000+70_000+300_000 {
+		t.Fatalf("totals %d files, %d bytes at the end, want 5 files, 372005 bytes", next.TotalFiles.Load(), next.TotalBytes.Load())
+	}
 }

@@ -5,3 +5,6 @@ func SetAfterRead(f func(abs string)) { afterRead = f }
 
 // SetBeforeOpen sets the hook called before a file is opened to be read.
 func SetBeforeOpen(f func(abs string)) { beforeOpen = f }
+
+// SetOnPrescan sets the hook called when a prescan starts.
+func SetOnPrescan(f func()) { onPrescan = f }

@@ -19,12 +19,23 @@ type prevManifest struct {
 	c *manifest.Cursor
 	// inodes finds the files of a cached manifest by inode (renames).
 	inodes *inodeIndex
+	// est, if set, is told of every entry the cursor reads.
+	est *estimate
 }
 
 // newPrev reads the entries of r, trusting none past the first invalid
 // one (a damaged manifest: nothing more is reused).
 func newPrev(f *os.File, r *manifest.Reader) *prevManifest {
-	return &prevManifest{f: f, c: manifest.NewCursor(manifest.Checked(r))}
+	p := &prevManifest{f: f}
+	next := manifest.Checked(r)
+	p.c = manifest.NewCursor(func() (*manifest.Entry, error) {
+		e, err := next()
+		if err == nil {
+			p.est.read(e)
+		}
+		return e, err
+	})
+	return p
 }
 
 // previous fetches the newest manifest with the same tags, or nil.

@@ -8,6 +8,9 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
 )
 
 func TestHelloWorldCID(t *testing.T) {
@@ -139,8 +142,57 @@ func TestVerifyRejects(t *testing.T) {
 	}
 }
 
+// libraryParse is ParseCID without its fast path: what the library
+// decides.
+func libraryParse(s string) (cid.Cid, bool) {
+	c, err := cid.Decode(s)
+	if err != nil || !known(c.Prefix()) || c.String() != s {
+		return cid.Undef, false
+	}
+	return c, true
+}
+
+// TestParseSHA256AgreesWithLibrary: the fast path accepts exactly the
+// sha2-256 texts the library accepts, as the same CIDs, for real CIDs and
+// for every one-character change of one (the last character's spare bits,
+// other alphabets, upper case, another head).
+func TestParseSHA256AgreesWithLibrary(t *testing.T) {
+	var texts []string
+	for i := range 64 {
+		texts = append(texts, Sum([]byte{byte(i), byte(i >> 8)}).String())
+	}
+	good := texts[0]
+	for i := 1; i < len(good); i++ {
+		for _, c := range "abcdefghijklmnopqrstuvwxyz234567ABZ0189=_ \x00\xff" {
+			texts = append(texts, good[:i]+string(c)+good[i+1:])
+		}
+	}
+	texts = append(texts, Inline([]byte("hi")).String(), "b"+good[1:58], good+"a", "f"+good[1:])
+	accepted := 0
+	for _, s := range texts {
+		fast, fok := parseSHA256(s)
+		lib, lok := libraryParse(s)
+		if fok && !lok {
+			t.Fatalf("fast path accepts %q, the library does not", s)
+		}
+		if fok && !fast.Equals(lib) {
+			t.Fatalf("%q: fast path gives %s, library %s", s, fast, lib)
+		}
+		if lok && lib.Prefix().MhType == multihash.SHA2_256 && !fok {
+			t.Fatalf("fast path refuses %q, which the library accepts", s)
+		}
+		if fok {
+			accepted++
+		}
+	}
+	// The 64 sums, and one-character changes that keep the spare bits zero.
+	if accepted <= 64 {
+		t.Fatalf("fast path accepted %d texts: too few to have compared anything", accepted)
+	}
+}
+
 // FuzzParseCID: parsing never panics; an accepted CID renders back to
-// the same string.
+// the same string; the fast path and the library agree.
 func FuzzParseCID(f *testing.F) {
 	f.Add("bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e")
 	f.Add("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
@@ -149,6 +201,10 @@ func FuzzParseCID(f *testing.F) {
 		c, err := ParseCID(s)
 		if err == nil && c.String() != s {
 			t.Fatalf("ParseCID(%q) renders as %q", s, c)
+		}
+		lib, lok := libraryParse(s)
+		if (err == nil) != lok || lok && !lib.Equals(c) {
+			t.Fatalf("ParseCID(%q) = %s, %v; the library: %s, %v", s, c, err, lib, lok)
 		}
 	})
 }
@@ -163,6 +219,28 @@ func FuzzVerify(f *testing.F) {
 		n, _ := Verify(bytes.NewReader(wire), Sum([]byte("hello world")), 1<<16, nil)
 		if n > 1<<16+1 {
 			t.Fatalf("decoded %d bytes past the limit", n)
+		}
+	})
+}
+
+// BenchmarkParseCID: one sha2-256 CID as manifests carry them; the
+// library's path alone for comparison.
+//
+//	go test -run '^$' -bench BenchmarkParseCID ./internal/block/
+func BenchmarkParseCID(b *testing.B) {
+	s := Sum([]byte("bench")).String()
+	b.Run("ParseCID", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ParseCID(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("library", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := libraryParse(s); !ok {
+				b.Fatal(s)
+			}
 		}
 	})
 }

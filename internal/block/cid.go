@@ -64,6 +64,9 @@ var maxInlineText = len(Inline(make([]byte, InlineMax)).String())
 // multihash sha2-256 of 32 bytes or identity of 1 to InlineMax bytes,
 // rendered in base32 lower case.
 func ParseCID(s string) (cid.Cid, error) {
+	if c, ok := parseSHA256(s); ok {
+		return c, nil
+	}
 	if len(s) != 59 && !(IsInline(s) && len(s) <= maxInlineText) || s[0] != 'b' {
 		return cid.Undef, fmt.Errorf("%.80q: %w", s, ErrBadCID)
 	}
@@ -75,6 +78,55 @@ func ParseCID(s string) (cid.Cid, error) {
 		return cid.Undef, fmt.Errorf("%.80q: %w", s, ErrBadCID)
 	}
 	return c, nil
+}
+
+// sha256Head is the binary start of every sha2-256 CID ib gives: version
+// 1, codec raw, multihash sha2-256 of 32 bytes.
+var sha256Head = [4]byte{0x01, 0x55, 0x12, 0x20}
+
+// base32Value maps a byte of the base32 lower-case alphabet to its value,
+// and every other byte to 0xff.
+var base32Value = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "abcdefghijklmnopqrstuvwxyz234567" {
+		t[c] = byte(i)
+	}
+	return t
+}()
+
+// parseSHA256 is ParseCID's path for the CIDs of almost every block:
+// sha2-256 in base32. It decodes the 58 characters after the multibase
+// prefix itself (the library's decode and re-encode, to check that the text
+// is the canonical one, were most of the cost of reading a manifest) and
+// accepts exactly what the library path accepts for this form: every
+// character in the alphabet, the 2 bits past the 36th byte zero (else
+// another text would name the same bytes), and the CID's head. Anything
+// else (inline CIDs, errors) is left to the library.
+func parseSHA256(s string) (cid.Cid, bool) {
+	if len(s) != 59 || s[0] != 'b' {
+		return cid.Undef, false
+	}
+	var b [37]byte
+	var acc uint64
+	bits, n := 0, 0
+	for i := 1; i < len(s); i++ {
+		v := base32Value[s[i]]
+		if v == 0xff {
+			return cid.Undef, false
+		}
+		acc = acc<<5 | uint64(v)
+		if bits += 5; bits >= 8 {
+			bits -= 8
+			b[n] = byte(acc >> bits)
+			n++
+		}
+	}
+	if n != 36 || acc&(1<<bits-1) != 0 || [4]byte(b[:4]) != sha256Head {
+		return cid.Undef, false
+	}
+	return cid.NewCidV1(cid.Raw, b[2:36]), true
 }
 
 // known reports a prefix of the CIDs ib gives blocks.

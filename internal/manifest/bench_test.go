@@ -37,14 +37,27 @@ func BenchmarkManifestEncode(b *testing.B) {
 	mt := time.Unix(1700000000, 123456789).UTC()
 	e := manifest.Entry{Path: "d0001/f000001.json", Type: manifest.TypeFile, Mode: 0o644, MTime: mt, Size: 4000,
 		Blocks: []manifest.Block{{CID: "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e", Size: 4000}}}
-	enc := json.NewEncoder(io.Discard)
-	for b.Loop() {
-		for range 10_000 {
-			if err := enc.Encode(&e); err != nil {
-				b.Fatal(err)
+	b.Run("AppendJSON", func(b *testing.B) {
+		var buf []byte
+		for b.Loop() {
+			for range 10_000 {
+				var err error
+				if buf, err = manifest.AppendJSON(buf[:0], &e); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
-	}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		enc := json.NewEncoder(io.Discard)
+		for b.Loop() {
+			for range 10_000 {
+				if err := enc.Encode(&e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }
 
 // BenchmarkManifestReadValidate: streaming and validating 10,000 entries,

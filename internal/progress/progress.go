@@ -22,7 +22,7 @@ type Counters struct {
 
 	TotalFiles atomic.Int64
 	TotalBytes atomic.Int64
-	TotalsDone atomic.Bool // the totals are final
+	TotalsDone atomic.Bool // the totals can be shown: final, or an estimate that ends exact
 	Failed     atomic.Bool // the work failed: no last line
 
 	phase atomic.Value // string
