@@ -21,13 +21,15 @@ import (
 
 // DB is the metadata database.
 type DB struct {
-	w   *sql.DB // exactly one connection: SQLite has one writer
-	r   *sql.DB // readers
-	now func() time.Time
+	w    *sql.DB // exactly one connection: SQLite has one writer
+	r    *sql.DB // readers
+	ckpt *sql.DB // the checkpointer's one connection
+	now  func() time.Time
 
 	puts     chan putReq
 	closed   chan struct{}
 	putsDone chan struct{}
+	ckptDone chan struct{}
 
 	// names caches name → id of the names table (rows are never deleted,
 	// so entries never go stale). A transaction reads it while another,
@@ -56,11 +58,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		}
 		return "file:" + path + "?" + q.Encode() + extra
 	}
-	// The writer keeps 32 MiB of pages and checkpoints every 32 MiB of WAL
-	// (not 4 MiB): block rows land at random places in the CID index, and
-	// each checkpoint wrote the same hot pages again (a backup of 1,000,000
-	// tiny files: 69 -> 63 s).
-	w, err := sql.Open("sqlite", dsn("&_txlock=immediate&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(8192)"))
+	// The writer keeps 32 MiB of pages and leaves checkpoints to the
+	// checkpointer (checkpoint.go), but for a WAL of writerCheckpoint
+	// frames.
+	w, err := sql.Open("sqlite", dsn(fmt.Sprintf("&_txlock=immediate&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(%d)", writerCheckpoint)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
@@ -79,8 +80,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
 	db.r = r
-	db.puts, db.closed, db.putsDone = make(chan putReq, 512), make(chan struct{}), make(chan struct{})
+	if db.ckpt, err = openCheckpointer(dsn("")); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	db.puts, db.closed, db.putsDone, db.ckptDone = make(chan putReq, 512), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go db.putLoop()
+	go db.checkpointLoop(checkpointEvery)
 	return db, nil
 }
 
@@ -94,8 +101,9 @@ func (db *DB) Close() error {
 	default:
 		close(db.closed)
 		<-db.putsDone
+		<-db.ckptDone
 	}
-	return errors.Join(db.r.Close(), db.w.Close())
+	return errors.Join(db.ckpt.Close(), db.r.Close(), db.w.Close())
 }
 
 // Ping checks that the database answers.

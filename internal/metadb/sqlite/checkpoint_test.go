@@ -1,0 +1,74 @@
+package sqlite
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestCheckpointsInTheBackground: a commit does not copy the WAL back into
+// the database file (40 MiB here, past the 32 MiB at which the writer
+// used to, short of the 64 MiB at which it still does); the checkpointer
+// does, soon after, and the data reads back after a reopen.
+func TestCheckpointsInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ib.db")
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	old := checkpointEvery
+	checkpointEvery = time.Hour
+	db, err := Open(ctx, path)
+	checkpointEvery = old
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := size()
+	if _, err := db.w.ExecContext(ctx, `CREATE TABLE filler (b BLOB);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40)
+INSERT INTO filler SELECT zeroblob(1 << 20) FROM n`); err != nil {
+		t.Fatal(err)
+	}
+	if got := size(); got != before {
+		t.Fatalf("the commit of 40 MiB checkpointed: the database file went from %d to %d bytes", before, got)
+	}
+	// What the checkpointer does on its next tick.
+	if _, err := db.checkpointIfChanged(ctx, -1); err != nil {
+		t.Fatal(err)
+	}
+	if got := size(); got < before+40<<20 {
+		t.Fatalf("after the checkpoint the database file has %d bytes, want %d more than %d", got, 40<<20, before)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The loop itself, on a short tick: another 4 MiB reaches the file.
+	checkpointEvery = 10 * time.Millisecond
+	defer func() { checkpointEvery = old }()
+	db, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM filler").Scan(&n); err != nil || n != 40 {
+		t.Fatalf("after a reopen: %d rows, %v", n, err)
+	}
+	before = size()
+	if _, err := db.w.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4)
+INSERT INTO filler SELECT zeroblob(1 << 20) FROM n`); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); size() < before+4<<20; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the checkpointer did not copy 4 MiB in 10 s: %d -> %d bytes", before, size())
+		}
+	}
+}
