@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -8,8 +9,9 @@ import (
 	"time"
 )
 
-// checkpointEvery is how often the checkpointer looks for new commits.
-var checkpointEvery = time.Second
+// checkpointPoll is how often the checkpointer looks for new commits, and
+// checkpointLag the longest it lets commits that never pause wait.
+var checkpointPoll, checkpointLag = 100 * time.Millisecond, time.Second
 
 // writerCheckpoint is the WAL, in 4 KiB frames (64 MiB), at which the
 // writer checkpoints itself after a commit.
@@ -20,21 +22,22 @@ const writerCheckpoint = 16384
 // itself after the commit that took the WAL past 32 MiB: 100-200 ms that
 // fell on every second or third backup's commit (on the benchmark dataset,
 // the server's work after a no-change backup's last byte went from ~90 to
-// ~250 ms on those). The checkpointer runs at most once per
-// checkpointEvery, and only after commits: a PASSIVE checkpoint, which
-// never waits for the writer or a reader and copies what no reader still
-// needs. The WAL is written again from its start once all of it has been
-// copied back; under writes that never pause (a million tiny files), the
-// checkpointer may not get all of it, so the writer still checkpoints
-// itself at writerCheckpoint frames (the rest the checkpointer left).
+// ~250 ms on those). The checkpointer runs once the writer has been idle
+// for a poll after commits, or once commits have gone on for
+// checkpointLag: a PASSIVE checkpoint, which never waits for the writer or
+// a reader and copies what no reader still needs. The WAL is written again
+// from its start once all of it has been copied back; under writes that
+// never pause (a million tiny files) the checkpointer may not get all of
+// it, so the writer still checkpoints itself at writerCheckpoint frames
+// (the rest the checkpointer left).
 
-// checkpointLoop runs the checkpoints, every tick, until the database
-// closes.
-func (db *DB) checkpointLoop(every time.Duration) {
+// checkpointLoop runs the checkpoints until the database closes.
+func (db *DB) checkpointLoop(poll, lag time.Duration) {
 	defer close(db.ckptDone)
-	t := time.NewTicker(every)
+	t := time.NewTicker(poll)
 	defer t.Stop()
 	var seen int64 = -1
+	var dirty time.Time // the first commit not yet checkpointed, or zero
 	for {
 		select {
 		case <-db.closed:
@@ -42,31 +45,46 @@ func (db *DB) checkpointLoop(every time.Duration) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		v, err := db.checkpointIfChanged(ctx, seen)
+		err := func() error {
+			v, err := db.dataVersion(ctx)
+			if err != nil {
+				return err
+			}
+			if v != seen {
+				if seen, dirty = v, cmp.Or(dirty, time.Now()); time.Since(dirty) < lag {
+					return nil // commits go on: wait for a pause, or the lag
+				}
+			}
+			if dirty.IsZero() {
+				return nil
+			}
+			dirty = time.Time{}
+			return db.checkpoint(ctx)
+		}()
 		cancel()
 		if err != nil {
 			slog.Warn("sqlite: WAL checkpoint failed; the next one tries again", "err", err)
-			continue
 		}
-		seen = v
 	}
 }
 
-// checkpointIfChanged checkpoints the WAL if a commit happened since the
-// data version seen, and returns the version now.
-func (db *DB) checkpointIfChanged(ctx context.Context, seen int64) (int64, error) {
+// dataVersion is a number that changes whenever another connection
+// commits.
+func (db *DB) dataVersion(ctx context.Context) (int64, error) {
 	var v int64
 	if err := db.ckpt.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-		return seen, fmt.Errorf("sqlite: data version: %w", err)
-	}
-	if v == seen {
-		return v, nil
-	}
-	var busy, frames, copied int64
-	if err := db.ckpt.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
-		return seen, fmt.Errorf("sqlite: checkpoint: %w", err)
+		return 0, fmt.Errorf("sqlite: data version: %w", err)
 	}
 	return v, nil
+}
+
+// checkpoint copies what it can of the WAL back into the database file.
+func (db *DB) checkpoint(ctx context.Context) error {
+	var busy, frames, copied int64
+	if err := db.ckpt.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
+		return fmt.Errorf("sqlite: checkpoint: %w", err)
+	}
+	return nil
 }
 
 // openCheckpointer opens the checkpointer's connection.

@@ -22,10 +22,10 @@ func TestCheckpointsInTheBackground(t *testing.T) {
 		}
 		return fi.Size()
 	}
-	old := checkpointEvery
-	checkpointEvery = time.Hour
+	old := checkpointPoll
+	checkpointPoll = time.Hour
 	db, err := Open(ctx, path)
-	checkpointEvery = old
+	checkpointPoll = old
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ INSERT INTO filler SELECT zeroblob(1 << 20) FROM n`); err != nil {
 		t.Fatalf("the commit of 40 MiB checkpointed: the database file went from %d to %d bytes", before, got)
 	}
 	// What the checkpointer does on its next tick.
-	if _, err := db.checkpointIfChanged(ctx, -1); err != nil {
+	if err := db.checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := size(); got < before+40<<20 {
@@ -49,9 +49,10 @@ INSERT INTO filler SELECT zeroblob(1 << 20) FROM n`); err != nil {
 		t.Fatal(err)
 	}
 
-	// The loop itself, on a short tick: another 4 MiB reaches the file.
-	checkpointEvery = 10 * time.Millisecond
-	defer func() { checkpointEvery = old }()
+	// The loop itself, on a short poll: another 4 MiB reaches the file
+	// once the writer pauses.
+	checkpointPoll = 10 * time.Millisecond
+	defer func() { checkpointPoll = old }()
 	db, err = Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)

@@ -87,7 +87,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db.puts, db.closed, db.putsDone, db.ckptDone = make(chan putReq, 512), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go db.putLoop()
-	go db.checkpointLoop(checkpointEvery)
+	go db.checkpointLoop(checkpointPoll, checkpointLag)
 	return db, nil
 }
 
