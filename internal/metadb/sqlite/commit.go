@@ -12,10 +12,55 @@ import (
 	"ib/internal/metadb"
 )
 
-// BeginStage adds a staged backup's row (hidden) and its tags, and copies
-// the references of its parent, in one short transaction. If a backup
-// with h.Key exists, it returns that backup's id as existed and no stage.
+// BeginStage adds a staged backup's row (hidden) and its tags in one short
+// transaction, then copies the references of its parent (copyParentRefs).
+// If a backup with h.Key exists, it returns that backup's id as existed
+// and no stage.
 func (db *DB) BeginStage(ctx context.Context, h metadb.Head) (st metadb.Stage, existed int64, err error) {
+	if st, existed, err = db.addStage(ctx, h); err != nil || existed != 0 || st.Parent == 0 {
+		return st, existed, err
+	}
+	if st.Parent, err = db.copyParentRefs(ctx, st.ID, st.Parent); err != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		db.DropStage(dctx, st.ID) // else reaped once idle
+		return metadb.Stage{}, 0, err
+	}
+	return st, 0, nil
+}
+
+// copyParentRefs gives stage id the references of its parent and returns
+// the parent, or 0 if the parent was deleted before they could be copied
+// (the stage then has none: the match with a parent only ever saves work).
+// The copy is one statement in a transaction of its own: inside a larger
+// one SQLite keeps a statement journal of every page it changes (each
+// reference lands beside its block's older ones, so that is every leaf
+// page of the table), and freeing that journal cost more than the copy
+// (with 50 backups kept: 163 ms against 400-470 ms). Whether the parent is
+// live is checked in the same statement; a backup once deleted is never
+// live again, so a parent live after the copy was live during it.
+func (db *DB) copyParentRefs(ctx context.Context, id, parent int64) (int64, error) {
+	res, err := db.w.ExecContext(ctx, `INSERT INTO refs (block_id, backup_id) SELECT block_id, ? FROM refs
+WHERE backup_id = ? AND EXISTS (SELECT 1 FROM backups WHERE id = ? AND deleting = 0)`, id, parent, parent)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: stage refs: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return parent, nil
+	}
+	var live bool
+	err = db.w.QueryRowContext(ctx, "SELECT deleting = 0 FROM backups WHERE id = ?", parent).Scan(&live)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && !live {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: stage parent: %w", err)
+	}
+	return parent, nil // live, and without references (its blocks are all inline)
+}
+
+// addStage adds the staged backup's row and tags and picks its parent.
+func (db *DB) addStage(ctx context.Context, h metadb.Head) (st metadb.Stage, existed int64, err error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return st, 0, fmt.Errorf("sqlite: stage: %w", err)
@@ -47,12 +92,6 @@ AND NOT EXISTS (SELECT 1 FROM blocks WHERE corrupt = 1)
 ORDER BY created_at DESC, id DESC LIMIT 1`, h.Tags.Canonical()).Scan(&st.Parent)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return st, 0, fmt.Errorf("sqlite: stage parent: %w", err)
-	}
-	if st.Parent != 0 {
-		if _, err = tx.ExecContext(ctx, "INSERT INTO refs (block_id, backup_id) SELECT block_id, ? FROM refs WHERE backup_id = ?",
-			st.ID, st.Parent); err != nil {
-			return st, 0, fmt.Errorf("sqlite: stage refs: %w", err)
-		}
 	}
 	if err = tx.Commit(); err != nil {
 		return st, 0, fmt.Errorf("sqlite: stage: %w", err)
