@@ -62,9 +62,9 @@ type Options struct {
 	// Job is the server's activity job this backup reports to (0: none);
 	// its commit names it.
 	Job int64
-	// Prescan gives the counters totals, for an ETA: estimated from the
-	// previous backup as the walk goes, or, for a backup without one,
-	// counted by a second walk (concurrently).
+	// Prescan counts the totals of a backup without a previous one for
+	// its ETA, by a second walk (concurrently). A backup with a previous
+	// one estimates its totals from it as the walk goes, Prescan or not.
 	Prescan bool
 	// Encrypt, if set, seals the content of the files it wants as age
 	// files to its recipients.
@@ -298,11 +298,13 @@ func Run(ctx context.Context, api API, root string, opts Options) (Result, error
 
 	var est *estimate
 	switch {
-	case !opts.Prescan || opts.Counters == nil:
+	case opts.Counters == nil:
 	case prev != nil:
+		// Free (no second walk), so with Prescan off too: an agent's
+		// quiet backups report time left to the activity page.
 		est = newEstimate(opts.Counters, r.prevSummary)
 		prev.est = est
-	default:
+	case opts.Prescan:
 		if onPrescan != nil {
 			onPrescan()
 		}

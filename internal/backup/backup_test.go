@@ -407,4 +407,22 @@ func TestProgressTotals(t *testing.T) {
 	if next.TotalFiles.Load() != 5 || next.TotalBytes.Load() != 5+2*1000+70_000+300_000 {
 		t.Fatalf("totals %d files, %d bytes at the end, want 5 files, 372005 bytes", next.TotalFiles.Load(), next.TotalBytes.Load())
 	}
+
+	// A quiet backup (the agent's: no prescan asked for) has the estimate
+	// too, and a quiet first backup no totals.
+	var quiet, quietFirst progress.Counters
+	counters = &quiet
+	noPrescan := func(c *progress.Counters) func(*backup.Options) {
+		return func(o *backup.Options) { o.Counters = c }
+	}
+	run(t, api, root, manifest.Tags{"n": "v"}, noPrescan(&quiet))
+	if !quiet.TotalsDone.Load() || quiet.TotalFiles.Load() != 5 {
+		t.Fatalf("quiet backup: totals %d files (done %v), want 5", quiet.TotalFiles.Load(), quiet.TotalsDone.Load())
+	}
+	counters = &quietFirst
+	quietFirst.TotalsDone.Store(true) // the first read does not wait
+	run(t, api, root, manifest.Tags{"n": "quiet"}, noPrescan(&quietFirst))
+	if prescans.Load() != 1 || quietFirst.TotalFiles.Load() != 0 {
+		t.Fatalf("quiet first backup: %d prescans in all, totals %d files; want 1 and none", prescans.Load(), quietFirst.TotalFiles.Load())
+	}
 }
