@@ -3,7 +3,6 @@ package sqlite
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"time"
@@ -80,21 +79,9 @@ func (db *DB) dataVersion(ctx context.Context) (int64, error) {
 
 // checkpoint copies what it can of the WAL back into the database file.
 func (db *DB) checkpoint(ctx context.Context) error {
-	var busy, frames, copied int64
+	var busy, frames, copied int64 // the pragma's row, not needed here
 	if err := db.ckpt.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
 		return fmt.Errorf("sqlite: checkpoint: %w", err)
 	}
 	return nil
-}
-
-// openCheckpointer opens the checkpointer's connection.
-func openCheckpointer(dsn string) (*sql.DB, error) {
-	c, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, err
-	}
-	c.SetMaxOpenConns(1)
-	c.SetConnMaxLifetime(0)
-	c.SetConnMaxIdleTime(0)
-	return c, nil
 }

@@ -61,13 +61,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// The writer keeps 32 MiB of pages and leaves checkpoints to the
 	// checkpointer (checkpoint.go), but for a WAL of writerCheckpoint
 	// frames.
-	w, err := sql.Open("sqlite", dsn(fmt.Sprintf("&_txlock=immediate&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(%d)", writerCheckpoint)))
+	w, err := openOneConn(dsn(fmt.Sprintf("&_txlock=immediate&_pragma=cache_size(-32768)&_pragma=wal_autocheckpoint(%d)", writerCheckpoint)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
 	db := &DB{w: w, now: time.Now, names: map[string]int64{}}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
@@ -80,7 +77,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
 	db.r = r
-	if db.ckpt, err = openCheckpointer(dsn("")); err != nil {
+	if db.ckpt, err = openOneConn(dsn("")); err != nil {
 		r.Close()
 		w.Close()
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
@@ -89,6 +86,19 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	go db.putLoop()
 	go db.checkpointLoop(checkpointPoll, checkpointLag)
 	return db, nil
+}
+
+// openOneConn opens a pool of exactly one connection, kept open: the
+// writer's (SQLite has one writer) and the checkpointer's.
+func openOneConn(dsn string) (*sql.DB, error) {
+	c, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	c.SetMaxOpenConns(1)
+	c.SetConnMaxLifetime(0)
+	c.SetConnMaxIdleTime(0)
+	return c, nil
 }
 
 // SetClock replaces the clock (tests move time instead of sleeping).
