@@ -57,8 +57,11 @@ func (db *DB) checkpointLoop(poll, lag time.Duration) {
 			if dirty.IsZero() {
 				return nil
 			}
-			dirty = time.Time{}
-			return db.checkpoint(ctx)
+			done, err := db.checkpoint(ctx)
+			if done {
+				dirty = time.Time{}
+			}
+			return err
 		}()
 		cancel()
 		if err != nil {
@@ -77,11 +80,20 @@ func (db *DB) dataVersion(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
-// checkpoint copies what it can of the WAL back into the database file.
-func (db *DB) checkpoint(ctx context.Context) error {
-	var busy, frames, copied int64 // the pragma's row, not needed here
+// checkpoint copies what it can of the WAL back into the database file;
+// done is false when some of it is left (a reader still needs it, or
+// another checkpoint was running), and the loop tries again on its next
+// tick: a checkpoint copies only frames not yet copied, so a retry that
+// can do nothing costs a read of the WAL index.
+func (db *DB) checkpoint(ctx context.Context) (done bool, err error) {
+	var busy, frames, copied int64
 	if err := db.ckpt.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil {
-		return fmt.Errorf("sqlite: checkpoint: %w", err)
+		return false, fmt.Errorf("sqlite: checkpoint: %w", err)
 	}
-	return nil
+	db.lastCkpt.Store(&ckptResult{busy, frames, copied})
+	return busy == 0 && copied >= frames, nil
 }
+
+// ckptResult is the last checkpoint's row: whether it was blocked, the
+// WAL's frames, and how many of them are in the database file.
+type ckptResult struct{ busy, frames, copied int64 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ib/internal/metadb"
@@ -30,6 +31,7 @@ type DB struct {
 	closed   chan struct{}
 	putsDone chan struct{}
 	ckptDone chan struct{}
+	lastCkpt atomic.Pointer[ckptResult] // for tests' messages
 
 	// names caches name → id of the names table (rows are never deleted,
 	// so entries never go stale). A transaction reads it while another,
