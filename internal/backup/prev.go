@@ -21,21 +21,78 @@ type prevManifest struct {
 	inodes *inodeIndex
 	// est, if set, is told of every entry the cursor reads.
 	est *estimate
+	// stop ends the reader goroutine; done is closed when it has.
+	stop, done chan struct{}
 }
 
-// newPrev reads the entries of r, trusting none past the first invalid
-// one (a damaged manifest: nothing more is reused).
-func newPrev(f *os.File, r *manifest.Reader) *prevManifest {
-	p := &prevManifest{f: f}
-	next := manifest.Checked(r)
+// prevBatch is how many entries the reader goroutine decodes at a time.
+const prevBatch = 256
+
+// prevRead is a batch of decoded entries, and the error that ended the
+// manifest after them (io.EOF at its end), if any.
+type prevRead struct {
+	entries []*manifest.Entry
+	err     error
+}
+
+// newPrev reads the entries of r. A manifest from the server is checked,
+// and none of its entries past the first invalid one is trusted (a damaged
+// manifest: nothing more is reused); one from the cache was written by
+// this machine, checked by the server when committed, and its SHA-256 was
+// checked when opened, so it is only decoded. A goroutine does that ahead
+// of the walk (a fifth of a no-change backup's client CPU, which the walk
+// waited for).
+func newPrev(f *os.File, r *manifest.Reader, check bool) *prevManifest {
+	p := &prevManifest{f: f, stop: make(chan struct{}), done: make(chan struct{})}
+	reads := make(chan prevRead, 4)
+	next := r.Next
+	if check {
+		next = manifest.Checked(r)
+	}
+	go p.read(next, reads)
+	var cur prevRead
 	p.c = manifest.NewCursor(func() (*manifest.Entry, error) {
-		e, err := next()
-		if err == nil {
-			p.est.read(e)
+		for len(cur.entries) == 0 {
+			if cur.err != nil {
+				return nil, cur.err
+			}
+			var ok bool
+			if cur, ok = <-reads; !ok {
+				return nil, io.EOF
+			}
 		}
-		return e, err
+		e := cur.entries[0]
+		cur.entries = cur.entries[1:]
+		p.est.read(e)
+		return e, nil
 	})
 	return p
+}
+
+// read decodes the manifest into batches until it ends, fails, or close
+// stops it.
+func (p *prevManifest) read(next func() (*manifest.Entry, error), out chan<- prevRead) {
+	defer close(p.done)
+	defer close(out)
+	for {
+		b := prevRead{entries: make([]*manifest.Entry, 0, prevBatch)}
+		for len(b.entries) < prevBatch && b.err == nil {
+			e, err := next()
+			if err != nil {
+				b.err = err
+			} else {
+				b.entries = append(b.entries, e)
+			}
+		}
+		select {
+		case out <- b:
+		case <-p.stop:
+			return
+		}
+		if b.err != nil {
+			return
+		}
+	}
 }
 
 // previous fetches the newest manifest with the same tags, or nil.
@@ -54,7 +111,7 @@ func (r *run) previous(ctx context.Context) (*prevManifest, error) {
 	if f := r.opts.Cache.open(r.opts.Tags, s); f != nil {
 		r.res.ParentID = s.ID
 		body := io.MultiReader(strings.NewReader(`{"entries":[`), f, strings.NewReader(`]}`))
-		p := newPrev(f, manifest.NewReader(bufReader(body), nil))
+		p := newPrev(f, manifest.NewReader(bufReader(body), nil), false)
 		p.inodes = loadInodes(f)
 		return p, nil
 	}
@@ -68,7 +125,7 @@ func (r *run) previous(ctx context.Context) (*prevManifest, error) {
 		return nil, fmt.Errorf("previous backup %d: %w", s.ID, err)
 	}
 	r.res.ParentID = s.ID
-	return newPrev(f, manifest.NewReader(bufReader(f), nil)), nil
+	return newPrev(f, manifest.NewReader(bufReader(f), nil), true), nil
 }
 
 // find returns the previous entry for path, if any. Paths must be asked
@@ -81,7 +138,11 @@ func (p *prevManifest) find(path string) *manifest.Entry {
 	return e
 }
 
-func (p *prevManifest) close() { p.f.Close() }
+func (p *prevManifest) close() {
+	close(p.stop)
+	<-p.done
+	p.f.Close()
+}
 
 // renamed returns the blocks of a file of the previous backup with the
 // item's inode, size and mtime, when the manifest cache knows them.
