@@ -58,7 +58,9 @@ func (db *DB) checkpointLoop(poll, lag time.Duration) {
 				return nil
 			}
 			done, err := db.checkpoint(ctx)
-			if done {
+			if done || err != nil {
+				// A failure waits for the next commit (one warning per
+				// burst of commits, not one per tick).
 				dirty = time.Time{}
 			}
 			return err
