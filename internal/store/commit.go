@@ -31,7 +31,11 @@ const batchCIDs = 500
 // client) or looks up this many blocks, then commits. Larger ones would
 // hold the writer longer; smaller ones cost more than one big transaction
 // (each commit writes every page it touched, in the names' and entries'
-// indexes and the trigram index's new segment).
+// indexes and the trigram index's new segment). Entries whose names the
+// parent had (nothing to add to the names or their trigram index) are
+// written once a quarter of this many are gathered: a backup that changed
+// little then records most of itself while its manifest streams in, not
+// after its last byte (no change, 10 pairs: 0.613 -> 0.575 s).
 var stageTxRows = 16384 // a variable for tests
 
 // TestingSetStageRows sets the rows of a stage's transactions (tests that
@@ -90,6 +94,7 @@ type stager struct {
 	counts                 metadb.Counts
 	tree                   metadb.Tree
 	rows                   []metadb.EntryRow
+	unnamed                int // rows whose name is new to the parent
 	missing                []string
 }
 
@@ -205,8 +210,11 @@ func (s *stager) entries(ctx context.Context) error {
 				s.lastLookup = seq
 			}
 		}
+		if row.NameID == 0 {
+			s.unnamed++
+		}
 		s.rows = append(s.rows, row)
-		if len(s.rows) >= stageTxRows {
+		if len(s.rows) >= stageTxRows || s.unnamed == 0 && len(s.rows) >= stageTxRows/4 {
 			return s.writeRows(ctx)
 		}
 		return nil
@@ -245,7 +253,7 @@ func (s *stager) writeRows(ctx context.Context) error {
 		return err
 	}
 	s.txRows += len(s.rows)
-	s.rows = s.rows[:0]
+	s.rows, s.unnamed = s.rows[:0], 0
 	if s.feed.ended() && s.txRows < stageTxRows {
 		// The body has ended: the transaction goes on into the second
 		// pass, and a small backup is recorded in one (a transaction per
