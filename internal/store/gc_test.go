@@ -30,10 +30,16 @@ type fixture struct {
 }
 
 func newStore(t testing.TB) *fixture {
+	return newStoreOver(t, nil)
+}
+
+// newStoreOver is newStore with wrap, if not nil, between the store and
+// its database, then always SQLite (a test that watches the store's calls).
+func newStoreOver(t testing.TB, wrap func(*sqlite.DB) store.Meta) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	var db store.Meta
-	if os.Getenv("IB_BENCH_DB") == "postgres" {
+	if os.Getenv("IB_BENCH_DB") == "postgres" && wrap == nil {
 		// benchmarks on PostgreSQL: IB_BENCH_DB=postgres go test -bench …
 		pdb, err := postgres.Open(context.Background(), pgtest.Start(t).NewDatabase(t))
 		if err != nil {
@@ -48,6 +54,9 @@ func newStore(t testing.TB) *fixture {
 		}
 		t.Cleanup(func() { sdb.Close() })
 		db = sdb
+		if wrap != nil {
+			db = wrap(sdb)
+		}
 	}
 	local, err := blockstore.OpenLocal(filepath.Join(dir, "blocks"))
 	if err != nil {

@@ -1,17 +1,15 @@
-package store
+package store_test
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"ib/internal/blockstore"
 	"ib/internal/metadb"
 	"ib/internal/metadb/sqlite"
+	"ib/internal/store"
 )
 
 // txSizes wraps a real SQLite store and records the size of each batch of
@@ -59,24 +57,15 @@ func commitDoc(names []string) string {
 // than after its last byte. (The body here ends at once, so the batches
 // share transactions: what is checked is when the stage writes.)
 func TestStageTransactionSizes(t *testing.T) {
-	defer TestingSetStageRows(64)()
+	defer store.TestingSetStageRows(64)()
 	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "ib.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	local, err := blockstore.OpenLocal(filepath.Join(dir, "blocks"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta := &txSizes{DB: db}
-	st, err := New(ctx, meta, local, local.TempDir(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	var meta *txSizes
+	f := newStoreOver(t, func(db *sqlite.DB) store.Meta {
+		meta = &txSizes{DB: db}
+		return meta
+	})
+	st, db := f.st, meta.DB
+	defer st.Close() // its background passes end before the database closes
 	names := func(prefix string, n int) []string {
 		var out []string
 		for i := range n {

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 )
 
@@ -12,11 +11,7 @@ import (
 // references (all its blocks inline) stays the parent.
 func TestCopyParentRefs(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "ib.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTemp(t)
 	if _, err := db.w.ExecContext(ctx, `INSERT INTO backups (id, created_at, tagset, files, dirs, symlinks, bytes, blocks, entries, deleting)
 VALUES (1, 1, 't', 0, 0, 0, 0, 0, 0, 0), (2, 2, 't', 0, 0, 0, 0, 0, 0, 1), (3, 3, 'u', 0, 0, 0, 0, 0, 0, 0),
 (10, 10, 't', 0, 0, 0, 0, 0, 0, 1), (11, 11, 't', 0, 0, 0, 0, 0, 0, 1), (12, 12, 'u', 0, 0, 0, 0, 0, 0, 1);
