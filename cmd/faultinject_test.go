@@ -161,3 +161,32 @@ func TestServerErrorsForAWhile(t *testing.T) {
 		})
 	}
 }
+
+// A DELETE whose answer is lost after the server did it (a gateway's 502,
+// a server killed before it answered) is retried; the retry's 404 means
+// the work was done, not that the backup never was. Without a loss, a
+// 404 is still an error.
+func TestDeleteAnswerLost(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	src := faultTree(t)
+	direct := client(t, srv.URL, srv.Token, 10*time.Second)
+	for _, status := range []int{http.StatusBadGateway, http.StatusGatewayTimeout} {
+		res, err := doBackup(direct, src, "lost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		front := ibtest.StartLosingFront(t, srv.URL, 1, status)
+		if err := client(t, front.URL, srv.Token, 10*time.Second).Delete(context.Background(), res.ID); err != nil {
+			t.Fatalf("delete whose answer was lost (%d): %v", status, err)
+		}
+		if front.Failed.Load() != 1 {
+			t.Fatalf("%d answers lost, want 1", front.Failed.Load())
+		}
+		if _, err := direct.Backup(context.Background(), res.ID); !apiclient.IsNotFound(err) {
+			t.Fatalf("backup %d after its delete: %v, want not found", res.ID, err)
+		}
+		if err := direct.Delete(context.Background(), res.ID); !apiclient.IsNotFound(err) {
+			t.Fatalf("delete of a deleted backup with nothing lost: %v, want not found", err)
+		}
+	}
+}

@@ -169,6 +169,11 @@ type request struct {
 	ctype  string
 	header http.Header
 	ok     []int // statuses that are success (default 200)
+	// okAfterLoss are statuses that are success once an earlier attempt
+	// may have reached the server and its answer was lost (a broken
+	// connection, a gateway's 502 or 504): a retried DELETE answered 404
+	// found the work done.
+	okAfterLoss []int
 }
 
 // do sends r with retries and returns the successful response (the caller
@@ -180,11 +185,12 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	op := r.method + " " + u.String()
 	start := time.Now()
 	wait := c.Retry.Initial
+	lost := false // an earlier attempt may have done the work
 	for attempt := 1; ; attempt++ {
 		resp, err := c.once(ctx, r, u.String())
 		var retryable bool
 		if err == nil {
-			if isOK(resp.StatusCode, r.ok) {
+			if isOK(resp.StatusCode, r.ok) || (lost && isOK(resp.StatusCode, r.okAfterLoss)) {
 				return resp, nil
 			}
 			if resp.StatusCode == http.StatusUnauthorized && !r.write && c.token != "" && !c.readAuth.Load() {
@@ -200,6 +206,8 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 				return nil, apiErr
 			}
 			err, retryable = apiErr, true
+			// a gateway's error may hide a server that did the work
+			lost = lost || resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout
 		} else {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -212,6 +220,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 				return nil, fmt.Errorf("%s: the server's TLS certificate is not trusted (for a private CA pass --ca-cert): %w", op, err)
 			}
 			err, retryable = &unreachable{server: c.base.String(), err: fmt.Errorf("%s: %w", op, err)}, true
+			lost = true // the request may have reached the server
 		}
 		if !retryable || time.Since(start)+wait > c.Retry.MaxElapsed {
 			if u, ok := err.(*unreachable); ok {
@@ -508,7 +517,7 @@ func (c *Client) Manifest(ctx context.Context, id int64) (io.ReadCloser, error) 
 // Delete deletes a backup.
 func (c *Client) Delete(ctx context.Context, id int64) error {
 	resp, err := c.do(ctx, request{write: true, method: "DELETE", path: "/api/v1/backups/" + strconv.FormatInt(id, 10),
-		ok: []int{http.StatusNoContent, http.StatusOK}})
+		ok: []int{http.StatusNoContent, http.StatusOK}, okAfterLoss: []int{http.StatusNotFound}})
 	if err != nil {
 		return err
 	}

@@ -116,3 +116,29 @@ func StartFailingFront(t testing.TB, target string, fails int64, status int) *Fa
 	f.URL = srv.URL
 	return f
 }
+
+// StartLosingFront puts a front before the server at target URL that passes
+// the first loses requests on to the server but loses their answers,
+// replying status instead: a load balancer whose connection to a server
+// broke after the server had done the work.
+func StartLosingFront(t testing.TB, target string, loses int64, status int) *FailingFront {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &FailingFront{Fails: loses, Status: status}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.requests.Add(1) <= f.Fails {
+			rp.ServeHTTP(httptest.NewRecorder(), r)
+			f.Failed.Add(1)
+			http.Error(w, `{"error":"injected loss"}`, f.Status)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
