@@ -4,6 +4,7 @@ package cmd_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -188,5 +189,56 @@ func TestDeleteAnswerLost(t *testing.T) {
 		if err := direct.Delete(context.Background(), res.ID); !apiclient.IsNotFound(err) {
 			t.Fatalf("delete of a deleted backup with nothing lost: %v, want not found", err)
 		}
+	}
+}
+
+// A job start whose answer is lost is retried with its Idempotency-Key and
+// finds the job it started: one job, not a second one that would end as
+// lost ten minutes later. A key the server cannot take is refused.
+func TestJobStartAnswerLost(t *testing.T) {
+	srv := ibtest.StartServer(t)
+	front := ibtest.StartLosingFront(t, srv.URL, 1, http.StatusBadGateway)
+	id, err := client(t, front.URL, srv.Token, 10*time.Second).StartJob(context.Background(), "backup", manifest.Tags{"node": "lost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if front.Failed.Load() != 1 {
+		t.Fatalf("%d answers lost, want 1", front.Failed.Load())
+	}
+	var list struct {
+		Jobs []struct {
+			ID     int64  `json:"id"`
+			Status string `json:"status"`
+		} `json:"jobs"`
+	}
+	getJSON(t, srv.URL+"/api/v1/jobs", srv.Token, &list)
+	if jobs := list.Jobs; len(jobs) != 1 || jobs[0].ID != id || jobs[0].Status != "running" {
+		t.Fatalf("jobs after a start retried: %+v, want job %d alone and running", list.Jobs, id)
+	}
+	start := func(key string) (int, int64) {
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/jobs", strings.NewReader(`{"kind":"restore"}`))
+		req.Header.Set("Authorization", "Bearer "+srv.Token)
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var j struct {
+			ID int64 `json:"id"`
+		}
+		json.NewDecoder(resp.Body).Decode(&j)
+		return resp.StatusCode, j.ID
+	}
+	for _, bad := range []string{"../x", "a b", strings.Repeat("k", 65)} {
+		if code, _ := start(bad); code != http.StatusBadRequest {
+			t.Errorf("Idempotency-Key %q: %d, want 400", bad, code)
+		}
+	}
+	c1, a := start("same-key")
+	c2, b := start("same-key")
+	c3, other := start("")
+	if c1 != 201 || c2 != 201 || c3 != 201 || a != b || a == other || a == id {
+		t.Fatalf("starts: %d %d %d, ids %d %d %d: want 201s, one job for the key and another without", c1, c2, c3, a, b, other)
 	}
 }

@@ -114,8 +114,9 @@ type Notice struct {
 
 // Rows are the activity log's rows in the metadata store.
 type Rows interface {
-	// StartJob adds a running job and returns its id.
-	StartJob(ctx context.Context, j metadb.Job) (int64, error)
+	// StartJob adds a running job and returns its id; a job with j.Key
+	// (not empty) is not added again: its id comes back with existed.
+	StartJob(ctx context.Context, j metadb.Job) (id int64, existed bool, err error)
 	// FinishJob ends a running job (its finish time, status, counts, error).
 	FinishJob(ctx context.Context, j metadb.Job) error
 	AddJobEvent(ctx context.Context, id int64, e metadb.JobEvent) error
@@ -234,6 +235,13 @@ func fromRow(r metadb.Job) Job {
 
 // Start records a running job.
 func (l *Log) Start(ctx context.Context, kind string, tags manifest.Tags, client string, backupID int64) (Job, error) {
+	return l.StartKeyed(ctx, kind, tags, client, backupID, "")
+}
+
+// StartKeyed starts a job as Start does, once per key: a start retried
+// with the key of a job it already started (its answer was lost) returns
+// that job.
+func (l *Log) StartKeyed(ctx context.Context, kind string, tags manifest.Tags, client string, backupID int64, key string) (Job, error) {
 	if l == nil {
 		return Job{}, errNoLog
 	}
@@ -246,10 +254,13 @@ func (l *Log) Start(ctx context.Context, kind string, tags manifest.Tags, client
 	if n >= MaxRunning {
 		return Job{}, fmt.Errorf("%w: %d jobs running", ErrTooMany, n)
 	}
-	row := metadb.Job{Kind: kind, Tags: tags, Client: client, BackupID: backupID, Started: l.now().UTC()}
-	id, err := l.db.StartJob(ctx, row)
+	row := metadb.Job{Kind: kind, Tags: tags, Client: client, BackupID: backupID, Started: l.now().UTC(), Key: key}
+	id, existed, err := l.db.StartJob(ctx, row)
 	if err != nil {
 		return Job{}, err
+	}
+	if existed {
+		return l.started(ctx, id)
 	}
 	row.ID, row.Status = id, Running
 	j := fromRow(row)
@@ -258,6 +269,24 @@ func (l *Log) Start(ctx context.Context, kind string, tags manifest.Tags, client
 	l.mu.Unlock()
 	l.publish(Notice{Type: "start", Job: j})
 	return j, nil
+}
+
+// started returns a job started before, as the log holds it.
+func (l *Log) started(ctx context.Context, id int64) (Job, error) {
+	if err := l.adopt(ctx, id); err != nil && !errors.Is(err, ErrNotRunning) {
+		return Job{}, err
+	}
+	l.mu.Lock()
+	j, ok := l.live[id]
+	l.mu.Unlock()
+	if ok {
+		return *j, nil
+	}
+	row, _, err := l.db.Job(ctx, id)
+	if err != nil {
+		return Job{}, err
+	}
+	return fromRow(row), nil
 }
 
 // Update sets a running job's progress.
@@ -401,7 +430,7 @@ func (l *Log) Record(ctx context.Context, kind string, tags manifest.Tags, clien
 		started = l.now()
 	}
 	row := metadb.Job{Kind: kind, Tags: tags, Client: client, BackupID: e.BackupID, Started: started.UTC()}
-	id, err := l.db.StartJob(ctx, row)
+	id, _, err := l.db.StartJob(ctx, row)
 	if err == nil {
 		row.ID, row.Status = id, Running
 		j := fromRow(row)

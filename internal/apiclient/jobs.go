@@ -2,6 +2,7 @@ package apiclient
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net/http"
 
@@ -29,10 +30,12 @@ type JobEnd struct {
 }
 
 // StartJob opens a job of kind (backup, restore, verify) in the server's
-// activity log and returns its id. It needs a write token.
+// activity log and returns its id. It needs a write token. Its key makes a
+// retry after a lost answer find the job the first attempt started.
 func (c *Client) StartJob(ctx context.Context, kind string, tags manifest.Tags) (int64, error) {
 	resp, err := c.do(ctx, request{write: true, method: "POST", path: "/api/v1/jobs", ctype: "application/json",
-		body: jsonBody(map[string]any{"kind": kind, "tags": tags}), ok: []int{http.StatusCreated}})
+		header: http.Header{"Idempotency-Key": {rand.Text()}},
+		body:   jsonBody(map[string]any{"kind": kind, "tags": tags}), ok: []int{http.StatusCreated}})
 	if err != nil {
 		return 0, err
 	}

@@ -61,6 +61,13 @@ func (a *API) startJob(c *gin.Context) {
 		a.error(c, err)
 		return
 	}
+	// The key rides in a header (the Idempotency-Key of the IETF's
+	// draft), which servers that predate it ignore.
+	key := c.GetHeader("Idempotency-Key")
+	if !validJobKey(key) {
+		a.error(c, fmt.Errorf("%w: Idempotency-Key: want up to 64 letters, digits, - and _", store.ErrInvalid))
+		return
+	}
 	if !slices.Contains(activity.ClientKinds, req.Kind) {
 		a.error(c, fmt.Errorf("%w: kind %q: want one of %s", store.ErrInvalid, req.Kind, strings.Join(activity.ClientKinds, ", ")))
 		return
@@ -69,12 +76,27 @@ func (a *API) startJob(c *gin.Context) {
 		a.error(c, fmt.Errorf("%w: tags: %w", store.ErrInvalid, err))
 		return
 	}
-	j, err := a.activity.Start(c.Request.Context(), req.Kind, req.Tags, c.ClientIP(), 0)
+	// A start retried with its key gets the job it started, with the
+	// same status as the first answer (which was lost).
+	j, err := a.activity.StartKeyed(c.Request.Context(), req.Kind, req.Tags, c.ClientIP(), 0, key)
 	if err != nil {
 		a.error(c, activityError(err))
 		return
 	}
 	c.JSON(http.StatusCreated, j)
+}
+
+// validJobKey: empty (no key), or up to 64 letters, digits, '-' and '_'.
+func validJobKey(k string) bool {
+	if len(k) > 64 {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *API) jobID(c *gin.Context) (int64, bool) {

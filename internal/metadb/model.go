@@ -155,6 +155,7 @@ type Job struct {
 	Bytes    int64
 	Files    int64
 	Error    string
+	Key      string // its client's idempotency key ("": none)
 }
 
 // JobEvent is a line of a job's log.
@@ -228,7 +229,7 @@ var Tables = []Table{
 		"uid", Int, "gid", Int, "target", Text, "blocks", Bytes, "parent_seq", Int, "name_id", Int, "flags", Int, "plain_size", Int), false},
 	{"refs", cols("block_id", Int, "backup_id", Int), false},
 	{"jobs", cols("id", Int, "kind", Text, "tags", Text, "backup_id", Int, "client", Text, "started", Int, "finished", Int, "seen", Int,
-		"status", Text, "bytes", Int, "files", Int, "error", Text), true},
+		"status", Text, "bytes", Int, "files", Int, "error", Text, "key", Text), true},
 	{"job_events", cols("job_id", Int, "at", Int, "level", Text, "message", Text), false},
 	{"alerts", cols("key", Text, "kind", Text, "message", Text, "since", Int), false},
 }

@@ -377,11 +377,27 @@ func testJobsAndAlerts(t *testing.T, b Backend) {
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	ids := make([]int64, 3)
 	for i := range ids {
-		id, err := db.StartJob(ctx, metadb.Job{Kind: []string{"backup", "restore", "backup"}[i], Tags: manifest.Tags{"node": "n"}, Started: t0.Add(time.Duration(i) * time.Minute)})
-		if err != nil {
-			t.Fatal(err)
+		// the first two with keys, the third without
+		key := []string{"k-0", "k-1", ""}[i]
+		id, existed, err := db.StartJob(ctx, metadb.Job{Kind: []string{"backup", "restore", "backup"}[i], Tags: manifest.Tags{"node": "n"}, Started: t0.Add(time.Duration(i) * time.Minute), Key: key})
+		if err != nil || existed {
+			t.Fatalf("start job %d: %v (existed %v)", i, err, existed)
 		}
 		ids[i] = id
+	}
+	// A start retried with its key finds its job; one without a key or
+	// with a new key adds one.
+	if id, existed, err := db.StartJob(ctx, metadb.Job{Kind: "backup", Started: t0, Key: "k-1"}); err != nil || !existed || id != ids[1] {
+		t.Fatalf("start retried with key k-1: id %d existed %v err %v, want %d existed", id, existed, err, ids[1])
+	}
+	for _, key := range []string{"", "k-2"} {
+		id, existed, err := db.StartJob(ctx, metadb.Job{Kind: "verify", Started: t0.Add(-time.Hour), Key: key})
+		if err != nil || existed || slices.Contains(ids, id) {
+			t.Fatalf("start with key %q: id %d existed %v err %v, want a new job", key, id, existed, err)
+		}
+		if err := db.FinishJob(ctx, metadb.Job{ID: id, Finished: t0.Add(-time.Hour), Status: "ok"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := db.AddJobEvent(ctx, ids[0], metadb.JobEvent{At: t0, Level: "info", Message: "hello"}); err != nil {
 		t.Fatal(err)
@@ -401,7 +417,8 @@ func testJobsAndAlerts(t *testing.T, b Backend) {
 		t.Fatalf("backup jobs: %+v, %v", backups, err)
 	}
 	lost, deleted, err := db.ExpireJobs(ctx, t0.Add(2*time.Hour), func(j metadb.Job) bool { return j.ID == ids[1] }, t0.Add(30*time.Second))
-	if err != nil || !slices.Equal(lost, []int64{ids[1]}) || deleted != 1 {
+	// deleted: ids[0] and the two verify jobs, all started before keep
+	if err != nil || !slices.Equal(lost, []int64{ids[1]}) || deleted != 3 {
 		t.Fatalf("expire: lost %v, deleted %d, %v", lost, deleted, err)
 	}
 	if _, _, err := db.Job(ctx, ids[0]); !errors.Is(err, metadb.ErrNotFound) {

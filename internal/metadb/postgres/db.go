@@ -216,6 +216,12 @@ ALTER TABLE entries ADD COLUMN plain_size bigint;
 ALTER TABLE backups ADD COLUMN staged_at bigint;
 CREATE INDEX backups_staged ON backups(staged_at) WHERE staged_at IS NOT NULL;
 `,
+	// 4: a job's key (SQLite's 15): a client's start retried after its
+	// answer was lost finds the job it started instead of a second one.
+	`
+ALTER TABLE jobs ADD COLUMN key text;
+CREATE UNIQUE INDEX jobs_by_key ON jobs(key);
+`,
 }
 
 // migrate brings the schema to the newest version, one transaction per

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -18,15 +19,23 @@ func nullID(id int64) *int64 {
 	return &id
 }
 
-// StartJob adds a running job and returns its id.
-func (db *DB) StartJob(ctx context.Context, j metadb.Job) (int64, error) {
-	var id int64
-	err := db.pool.QueryRow(ctx, `INSERT INTO jobs (kind, tags, backup_id, client, started, status) VALUES ($1, $2, $3, $4, $5, 'running') RETURNING id`,
-		j.Kind, metadb.TagsJSON(j.Tags), nullID(j.BackupID), j.Client, j.Started.UnixNano()).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("start job: %w", err)
+// StartJob adds a running job and returns its id. A job with j.Key
+// (when not empty) is not added again: its id comes back with existed.
+func (db *DB) StartJob(ctx context.Context, j metadb.Job) (id int64, existed bool, err error) {
+	var key *string
+	if j.Key != "" {
+		key = &j.Key
 	}
-	return id, nil
+	err = db.pool.QueryRow(ctx, `INSERT INTO jobs (kind, tags, backup_id, client, started, status, key) VALUES ($1, $2, $3, $4, $5, 'running', $6)
+ON CONFLICT (key) DO NOTHING RETURNING id`,
+		j.Kind, metadb.TagsJSON(j.Tags), nullID(j.BackupID), j.Client, j.Started.UnixNano(), key).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err, existed = db.pool.QueryRow(ctx, "SELECT id FROM jobs WHERE key = $1", j.Key).Scan(&id), true
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("start job: %w", err)
+	}
+	return id, existed, nil
 }
 
 // FinishJob ends a running job; metadb.ErrNotFound if it is not running.

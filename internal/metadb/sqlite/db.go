@@ -316,6 +316,13 @@ DROP TABLE names_fts;
 CREATE VIRTUAL TABLE names_fts USING fts5(name, content='names', content_rowid='id', tokenize='trigram', columnsize=0);
 INSERT INTO names_fts (names_fts) VALUES ('rebuild');
 `,
+	// 15: a job's key, from its client: a start retried after its answer
+	// was lost finds the job it started instead of adding a second one
+	// (which would end as lost ten minutes later). NULLs do not collide.
+	`
+ALTER TABLE jobs ADD COLUMN key TEXT;
+CREATE UNIQUE INDEX jobs_by_key ON jobs(key);
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -11,14 +11,30 @@ import (
 	"ib/internal/metadb"
 )
 
-// StartJob adds a running job and returns its id.
-func (db *DB) StartJob(ctx context.Context, j metadb.Job) (int64, error) {
-	res, err := db.w.ExecContext(ctx, `INSERT INTO jobs (kind, tags, backup_id, client, started, status) VALUES (?, ?, ?, ?, ?, 'running')`,
-		j.Kind, metadb.TagsJSON(j.Tags), nullID(j.BackupID), j.Client, j.Started.UnixNano())
+// StartJob adds a running job and returns its id. A job with j.Key
+// (when not empty) is not added again: its id comes back with existed.
+func (db *DB) StartJob(ctx context.Context, j metadb.Job) (id int64, existed bool, err error) {
+	res, err := db.w.ExecContext(ctx, `INSERT INTO jobs (kind, tags, backup_id, client, started, status, key) VALUES (?, ?, ?, ?, ?, 'running', ?)
+		ON CONFLICT (key) DO NOTHING`,
+		j.Kind, metadb.TagsJSON(j.Tags), nullID(j.BackupID), j.Client, j.Started.UnixNano(), nullText(j.Key))
 	if err != nil {
-		return 0, fmt.Errorf("start job: %w", err)
+		return 0, false, fmt.Errorf("start job: %w", err)
 	}
-	return res.LastInsertId()
+	if n, _ := res.RowsAffected(); n == 1 {
+		id, err = res.LastInsertId()
+		return id, false, err
+	}
+	if err := db.w.QueryRowContext(ctx, "SELECT id FROM jobs WHERE key = ?", j.Key).Scan(&id); err != nil {
+		return 0, false, fmt.Errorf("start job %q: %w", j.Key, err)
+	}
+	return id, true, nil
+}
+
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func nullID(id int64) any {
