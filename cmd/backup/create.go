@@ -101,10 +101,6 @@ func newCreate(o *common) *cobra.Command {
 			if sealing != nil {
 				lp.encryptSecrets()
 			}
-			inline, err := checkToken(c.Context(), api)
-			if err != nil {
-				return err
-			}
 			lockPath, err := config.LockPath(api.URL(), tags.Canonical())
 			if err != nil {
 				return err
@@ -115,6 +111,11 @@ func newCreate(o *common) *cobra.Command {
 					return fmt.Errorf("another backup of %s to %s is running (two at once need --parallel): %w", tags, api.URL(), err)
 				}
 				defer held.Release()
+			}
+			counters := &progress.Counters{}
+			op, err := open(c.Context(), o, api, tags, counters, lp.pre.Command == "")
+			if err != nil {
+				return err
 			}
 			if jobs == 0 {
 				jobs = settings.Jobs
@@ -131,13 +132,13 @@ func newCreate(o *common) *cobra.Command {
 				BlockSize: bs, Level: lv, Jobs: jobs, Full: full,
 				Prescan: !o.quiet, Log: o.log(), IsNotFound: apiclient.IsNotFound,
 				Cache: cache, AllowShrink: shrink, Parallel: parallel, Encrypt: sealing,
-				NoInline: !inline,
+				NoInline: !op.inline,
 			}
 			lp.options(&opts)
 			if lp.pre.Command == "" {
 				opts.OnLiveDB = liveDBWarner(o.env.Stderr)
 			}
-			res, err := runHooked(c.Context(), o, api, lp, args[0], tags, opts)
+			res, err := runHooked(c.Context(), o, api, lp, op, counters, args[0], tags, opts)
 			if res.ID == 0 {
 				return err
 			}
@@ -298,11 +299,12 @@ func checkToken(ctx context.Context, api *apiclient.Client) (inline bool, err er
 	return id.InlineCIDs, nil
 }
 
-// warnNewTagSet says when no backup has these tags yet: every file will be
+// warnNewTagSet says when no backup has these tags yet (latestErr, the
+// answer to the question for the newest, is not found): every file will be
 // read and the backup starts a new set. A mistyped tag (--nod=…) looks just
 // like this, so the sets that differ from it in one tag are named.
-func warnNewTagSet(ctx context.Context, w io.Writer, api *apiclient.Client, tags manifest.Tags) {
-	if _, err := api.Latest(ctx, tags); !apiclient.IsNotFound(err) {
+func warnNewTagSet(ctx context.Context, w io.Writer, api *apiclient.Client, tags manifest.Tags, latestErr error) {
+	if !apiclient.IsNotFound(latestErr) {
 		return
 	}
 	near := map[string]manifest.Tags{}
@@ -338,9 +340,9 @@ func warnNewTagSet(ctx context.Context, w io.Writer, api *apiclient.Client, tags
 // runHooked runs the pre hook, the backup it prepared and the post hook,
 // which runs whenever the pre hook ran (or none is set): after success,
 // failure or an interrupt.
-func runHooked(ctx context.Context, o *common, api *apiclient.Client, lp *livePlan, path string, tags manifest.Tags, opts backup.Options) (res backup.Result, err error) {
-	counters := &progress.Counters{}
-	job := startServerJob(ctx, o, api, "backup", tags, counters)
+func runHooked(ctx context.Context, o *common, api *apiclient.Client, lp *livePlan, op opening, counters *progress.Counters,
+	path string, tags manifest.Tags, opts backup.Options) (res backup.Result, err error) {
+	job := op.job
 	defer func() {
 		if herr := lp.finish(ctx, path, tags, res.ID, err); herr != nil {
 			err = errors.Join(err, herr)
@@ -351,7 +353,9 @@ func runHooked(ctx context.Context, o *common, api *apiclient.Client, lp *livePl
 	if path, tags, err = lp.prepare(ctx, path, tags); err != nil {
 		return backup.Result{}, err
 	}
-	warnNewTagSet(ctx, o.env.Stderr, api, tags)
+	latest, latestErr := op.latestFor(ctx, api, tags)
+	warnNewTagSet(ctx, o.env.Stderr, api, tags, latestErr)
+	opts.Latest = func(context.Context) (manifest.Summary, error) { return latest, latestErr }
 	opts.Tags, opts.Labels = tags, lp.labels
 	opts.NewIgnorer = func() scan.Ignorer { return ignore.New(lp.excludes...) }
 	opts.Counters, opts.Job = counters, job.ID()

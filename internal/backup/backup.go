@@ -52,6 +52,10 @@ type Options struct {
 	Jobs      int         // upload workers, default 16
 	HashJobs  int         // hash workers, default GOMAXPROCS
 	Full      bool        // ignore the previous backup
+	// Latest answers the question for the newest backup of Tags (its
+	// summary, or an error for which IsNotFound holds when there is none)
+	// for a caller that asked already; nil asks the API.
+	Latest func(ctx context.Context) (manifest.Summary, error)
 	// NoInline names files of at most block.InlineMax bytes by their
 	// sha2-256 CID and uploads them, for a server that does not take
 	// identity CIDs (one older than them).

@@ -97,7 +97,13 @@ func (p *prevManifest) read(next func() (*manifest.Entry, error), out chan<- pre
 
 // previous fetches the newest manifest with the same tags, or nil.
 func (r *run) previous(ctx context.Context) (*prevManifest, error) {
-	s, err := r.api.Latest(ctx, r.opts.Tags)
+	var s manifest.Summary
+	var err error
+	if r.opts.Latest != nil {
+		s, err = r.opts.Latest(ctx)
+	} else {
+		s, err = r.api.Latest(ctx, r.opts.Tags)
+	}
 	if r.opts.IsNotFound(err) {
 		return nil, nil
 	}

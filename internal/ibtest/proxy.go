@@ -7,9 +7,11 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // CuttingProxy forwards TCP connections to a server and cuts some of them
@@ -141,4 +143,57 @@ func StartLosingFront(t testing.TB, target string, loses int64, status int) *Fai
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
 	return f
+}
+
+// Call is one request a RecordingFront passed on: when it came in and when
+// its answer went back.
+type Call struct {
+	Method, Path string
+	Start, End   time.Time
+}
+
+// RecordingFront passes every request on to the server after Delay, as a
+// link with that round trip would, and records each one.
+type RecordingFront struct {
+	URL   string
+	mu    sync.Mutex
+	calls []Call
+}
+
+// StartRecordingFront puts a recording front before the server at target.
+func StartRecordingFront(t testing.TB, target string, delay time.Duration) *RecordingFront {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &RecordingFront{}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := Call{Method: r.Method, Path: r.URL.Path, Start: time.Now()}
+		time.Sleep(delay)
+		rp.ServeHTTP(w, r)
+		c.End = time.Now()
+		f.mu.Lock()
+		f.calls = append(f.calls, c)
+		f.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
+
+// Calls returns the calls recorded since the last Reset, in the order
+// their answers went back.
+func (f *RecordingFront) Calls() []Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// Reset forgets the calls recorded so far.
+func (f *RecordingFront) Reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = nil
 }
