@@ -98,25 +98,7 @@ type FailingFront struct {
 // StartFailingFront puts a failing front before the server at target URL.
 func StartFailingFront(t testing.TB, target string, fails int64, status int) *FailingFront {
 	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &FailingFront{Fails: fails, Status: status}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f.requests.Add(1) <= f.Fails {
-			f.Failed.Add(1)
-			io.Copy(io.Discard, r.Body)
-			w.Header().Set("Retry-After", "0")
-			http.Error(w, `{"error":"injected failure"}`, f.Status)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	f.URL = srv.URL
-	return f
+	return startFront(t, target, fails, status, false)
 }
 
 // StartLosingFront puts a front before the server at target URL that passes
@@ -125,17 +107,29 @@ func StartFailingFront(t testing.TB, target string, fails int64, status int) *Fa
 // broke after the server had done the work.
 func StartLosingFront(t testing.TB, target string, loses int64, status int) *FailingFront {
 	t.Helper()
+	return startFront(t, target, loses, status, true)
+}
+
+// startFront answers the first n requests with status, after passing them
+// on to the server if pass; then it passes every request on.
+func startFront(t testing.TB, target string, n int64, status int, pass bool) *FailingFront {
+	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &FailingFront{Fails: loses, Status: status}
+	f := &FailingFront{Fails: n, Status: status}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.requests.Add(1) <= f.Fails {
-			rp.ServeHTTP(httptest.NewRecorder(), r)
+			if pass {
+				rp.ServeHTTP(httptest.NewRecorder(), r)
+			} else {
+				io.Copy(io.Discard, r.Body)
+			}
 			f.Failed.Add(1)
-			http.Error(w, `{"error":"injected loss"}`, f.Status)
+			w.Header().Set("Retry-After", "0")
+			http.Error(w, `{"error":"injected failure"}`, f.Status)
 			return
 		}
 		rp.ServeHTTP(w, r)
