@@ -69,11 +69,34 @@ func TestS3OffloadEndToEnd(t *testing.T) {
 	ibtest.TreesEqual(t, src, dst, nil)
 
 	// delete, GC: the bucket is empty
+	prunes := func() (n, running int) {
+		var list struct {
+			Jobs []struct {
+				Status string `json:"status"`
+			} `json:"jobs"`
+		}
+		getJSON(t, srv.URL+"/api/v1/jobs?kind=prune", "", &list)
+		for _, j := range list.Jobs {
+			if j.Status == "running" {
+				running++
+			}
+		}
+		return len(list.Jobs), running
+	}
+	before, _ := prunes()
 	mustIB(t, conf, "backup", "delete", "1", "--yes")
 	deadline := time.Now().Add(10 * time.Second)
 	for len(bucketKeys(t, bucket)) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("bucket not emptied by GC: %v", bucketKeys(t, bucket))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The prune the delete started lists the bucket for orphans after its
+	// GC: wait for its end, or it may sweep the orphan put below.
+	for n, running := prunes(); n <= before || running > 0; n, running = prunes() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the prune after the delete did not end: %d prune jobs (%d before), %d running", n, before, running)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
