@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ib/internal/activity"
 	"ib/internal/ibtest"
 )
 
@@ -114,23 +115,14 @@ func TestActivityOfABackup(t *testing.T) {
 
 	mustIB(t, conf, "backup", "verify", "1")
 	mustIB(t, conf, "backup", "delete", "--yes", "1")
-	var list struct {
-		Jobs []struct {
-			Kind, Status, Client string
-			BackupID             int64 `json:"backup_id"`
-		} `json:"jobs"`
+	if jobs := jobsOf(t, srv, "node=act", ""); len(jobs) != 2 || jobs[0].Kind != "delete" || jobs[1].Kind != "backup" || jobs[1].BackupID != 1 || jobs[1].Client != "" {
+		t.Fatalf("jobs of node=act: %+v", jobs)
 	}
-	getJSON(t, srv.URL+"/api/v1/jobs?node=act", "", &list)
-	if len(list.Jobs) != 2 || list.Jobs[0].Kind != "delete" || list.Jobs[1].Kind != "backup" || list.Jobs[1].BackupID != 1 || list.Jobs[1].Client != "" {
-		t.Fatalf("jobs of node=act: %+v", list.Jobs)
+	if jobs := jobsOf(t, srv, "kind=verify", ""); len(jobs) != 1 || jobs[0].Status != "ok" || jobs[0].BackupID != 1 {
+		t.Fatalf("jobs: %+v", jobs)
 	}
-	getJSON(t, srv.URL+"/api/v1/jobs?kind=verify", "", &list)
-	if len(list.Jobs) != 1 || list.Jobs[0].Status != "ok" || list.Jobs[0].BackupID != 1 {
-		t.Fatalf("jobs: %+v", list.Jobs)
-	}
-	getJSON(t, srv.URL+"/api/v1/jobs?kind=backup", srv.Token, &list)
-	if len(list.Jobs) != 1 || list.Jobs[0].Client != "127.0.0.1" {
-		t.Errorf("jobs with a token: %+v (want the client address)", list.Jobs)
+	if jobs := jobsOf(t, srv, "kind=backup", srv.Token); len(jobs) != 1 || jobs[0].Client != "127.0.0.1" {
+		t.Errorf("jobs with a token: %+v (want the client address)", jobs)
 	}
 	var one struct {
 		Events []struct{ Message string } `json:"events"`
@@ -139,6 +131,16 @@ func TestActivityOfABackup(t *testing.T) {
 	if len(one.Events) != 1 || one.Events[0].Message != "committed backup 1" {
 		t.Errorf("job 1 events: %+v", one.Events)
 	}
+}
+
+// jobsOf lists the server's jobs (GET /jobs?query), newest first.
+func jobsOf(t *testing.T, srv *ibtest.Server, query, token string) []activity.Job {
+	t.Helper()
+	var list struct {
+		Jobs []activity.Job `json:"jobs"`
+	}
+	getJSON(t, srv.URL+"/api/v1/jobs?"+query, token, &list)
+	return list.Jobs
 }
 
 func getJSON(t *testing.T, url, token string, v any) {

@@ -205,15 +205,8 @@ func TestJobStartAnswerLost(t *testing.T) {
 	if front.Failed.Load() != 1 {
 		t.Fatalf("%d answers lost, want 1", front.Failed.Load())
 	}
-	var list struct {
-		Jobs []struct {
-			ID     int64  `json:"id"`
-			Status string `json:"status"`
-		} `json:"jobs"`
-	}
-	getJSON(t, srv.URL+"/api/v1/jobs", srv.Token, &list)
-	if jobs := list.Jobs; len(jobs) != 1 || jobs[0].ID != id || jobs[0].Status != "running" {
-		t.Fatalf("jobs after a start retried: %+v, want job %d alone and running", list.Jobs, id)
+	if jobs := jobsOf(t, srv, "", srv.Token); len(jobs) != 1 || jobs[0].ID != id || jobs[0].Status != "running" {
+		t.Fatalf("jobs after a start retried: %+v, want job %d alone and running", jobs, id)
 	}
 	start := func(key string) (int, int64) {
 		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/jobs", strings.NewReader(`{"kind":"restore"}`))

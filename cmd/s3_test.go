@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"ib/internal/activity"
 	"ib/internal/apiclient"
 	"ib/internal/backup"
 	"ib/internal/block"
@@ -70,18 +71,13 @@ func TestS3OffloadEndToEnd(t *testing.T) {
 
 	// delete, GC: the bucket is empty
 	prunes := func() (n, running int) {
-		var list struct {
-			Jobs []struct {
-				Status string `json:"status"`
-			} `json:"jobs"`
-		}
-		getJSON(t, srv.URL+"/api/v1/jobs?kind=prune", "", &list)
-		for _, j := range list.Jobs {
-			if j.Status == "running" {
+		jobs := jobsOf(t, srv, "kind=prune", "")
+		for _, j := range jobs {
+			if j.Status == activity.Running {
 				running++
 			}
 		}
-		return len(list.Jobs), running
+		return len(jobs), running
 	}
 	before, _ := prunes()
 	mustIB(t, conf, "backup", "delete", "1", "--yes")

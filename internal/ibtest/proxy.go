@@ -114,13 +114,8 @@ func StartLosingFront(t testing.TB, target string, loses int64, status int) *Fai
 // on to the server if pass; then it passes every request on.
 func startFront(t testing.TB, target string, n int64, status int, pass bool) *FailingFront {
 	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &FailingFront{Fails: n, Status: status}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.URL = serveFront(t, target, func(rp http.Handler, w http.ResponseWriter, r *http.Request) {
 		if f.requests.Add(1) <= f.Fails {
 			if pass {
 				rp.ServeHTTP(httptest.NewRecorder(), r)
@@ -133,10 +128,22 @@ func startFront(t testing.TB, target string, n int64, status int, pass bool) *Fa
 			return
 		}
 		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	f.URL = srv.URL
+	})
 	return f
+}
+
+// serveFront serves handle on a loopback URL until the test ends, with rp
+// the reverse proxy to the server at target URL.
+func serveFront(t testing.TB, target string, handle func(rp http.Handler, w http.ResponseWriter, r *http.Request)) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(rp, w, r) }))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // Call is one request a RecordingFront passed on: when it came in and when
@@ -157,13 +164,8 @@ type RecordingFront struct {
 // StartRecordingFront puts a recording front before the server at target.
 func StartRecordingFront(t testing.TB, target string, delay time.Duration) *RecordingFront {
 	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &RecordingFront{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.URL = serveFront(t, target, func(rp http.Handler, w http.ResponseWriter, r *http.Request) {
 		c := Call{Method: r.Method, Path: r.URL.Path, Start: time.Now()}
 		time.Sleep(delay)
 		rp.ServeHTTP(w, r)
@@ -171,9 +173,7 @@ func StartRecordingFront(t testing.TB, target string, delay time.Duration) *Reco
 		f.mu.Lock()
 		f.calls = append(f.calls, c)
 		f.mu.Unlock()
-	}))
-	t.Cleanup(srv.Close)
-	f.URL = srv.URL
+	})
 	return f
 }
 
